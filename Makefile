@@ -1,0 +1,88 @@
+# e2b-ci: the in-sandbox code-interpreter daemon.
+#
+#   make run     install what is missing, build, start the daemon on :49999
+#   make test    install what is missing, run every test tier
+#   make asan    unit + end-to-end tiers under AddressSanitizer + UBSan
+#   make check   clang-format, cppcheck, clang-tidy
+#   make install PREFIX=/usr/local DESTDIR=
+
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libmicrohttpd jansson libzmq uuid libsystemd libcrypto
+PY       := /usr/bin/python3
+
+WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Werror
+CFLAGS   ?= -O2 -g
+ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -Iserver \
+             -DE2BCI_KERNELS_DIR='"$(KERNELS_DIR)"' \
+             $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+# Kernelspecs we ship: the build tree's copy, or the installed one.
+KERNELS_DIR ?= $(abspath kernels)
+
+SRCS     := $(wildcard server/*.c)
+LIBSRCS  := $(filter-out server/main.c,$(SRCS))
+OBJS     := $(LIBSRCS:server/%.c=$(BUILD)/obj/%.o)
+UNITSRCS := $(wildcard tests/unit/test_*.c)
+UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps run test unit e2e sdk asan check install clean
+
+all: $(BUILD)/e2b-ci $(UNITBINS)
+
+deps:
+	@template/install-deps.sh
+
+$(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/libe2bci.a: $(OBJS)
+	rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/e2b-ci: $(BUILD)/obj/main.o $(BUILD)/libe2bci.a
+	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libe2bci.a tests/unit/testhelp.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libe2bci.a $(LIBS)
+
+run: deps
+	@$(MAKE) --no-print-directory $(BUILD)/e2b-ci
+	exec $(BUILD)/e2b-ci
+
+unit: $(UNITBINS)
+	@set -e; for t in $(UNITBINS); do echo "== $$t"; $$t; done
+
+e2e: $(BUILD)/e2b-ci
+	E2BCI_BIN=$(abspath $(BUILD)/e2b-ci) $(PY) -m pytest -q tests/e2e
+
+sdk: $(BUILD)/e2b-ci
+	tests/sdk/run.sh $(abspath $(BUILD)/e2b-ci)
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory sdk
+
+ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=undefined
+asan: deps
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' \
+		LDFLAGS='$(ASAN_FLAGS)' all
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' unit
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' e2e
+
+check:
+	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c
+	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
+		--inline-suppr -D__GNUC__ server
+	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)
+
+clean:
+	rm -rf build build-asan

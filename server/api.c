@@ -1,0 +1,395 @@
+/*
+ * api: the routes of the HTTP contract (http-contract.md) as a table, and
+ * their handlers.
+ *
+ * Routes are data: method, path pattern ("{id}" matches one segment) and a
+ * handler. A path that matches no pattern is 404; a path that matches with
+ * another method is 405 with an Allow header. Handlers validate with req_,
+ * act through ctx_ and answer through http_; requests that wait for a kernel
+ * (new context, restart, a default context made on first use) are deferred
+ * through a ctx_waiter that lives in a small struct pending. Streams connect
+ * an exec to its HTTP request through struct api_stream. Loop thread only.
+ */
+#include "api.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "ctx.h"
+#include "exec.h"
+#include "http.h"
+#include "log.h"
+#include "req.h"
+#include "server.h"
+
+#define API_MAX_ID 64
+
+typedef void (*api_fn)(struct server *s, struct http_req *r, const char *id);
+
+struct api_route {
+	const char *method;
+	const char *pattern;
+	api_fn fn;
+};
+
+/* An execution's stream: the glue between exec and http_req. */
+struct api_stream {
+	struct exec *e;
+	struct http_req *r;
+};
+
+/* A request waiting for a context to become ready. */
+enum api_pending_kind { PENDING_CREATE, PENDING_RESTART, PENDING_EXECUTE };
+
+struct api_pending {
+	enum api_pending_kind kind;
+	struct server *srv;
+	struct http_req *r;
+	struct ctx *c;
+	struct ctx_waiter w;
+	struct exec *e; /* PENDING_EXECUTE only */
+};
+
+static void api_json(struct http_req *r, unsigned status, json_t *j)
+{
+	char *text = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII |
+					   JSON_ENCODE_ANY);
+
+	if (!text) {
+		http_req_text(r, 500, "out of memory");
+		return;
+	}
+	http_req_respond(r, status, "application/json", text, strlen(text));
+	free(text);
+}
+
+static void api_null(struct http_req *r)
+{
+	http_req_respond(r, 200, "application/json", "null", 4);
+}
+
+/* Streams */
+
+static ssize_t api_stream_read(void *arg, char *buf, size_t max)
+{
+	struct api_stream *st = arg;
+
+	return exec_read(st->e, buf, max);
+}
+
+static void api_stream_closed(void *arg, bool completed)
+{
+	struct api_stream *st = arg;
+	struct exec *e = st->e;
+
+	exec_set_sink(e, NULL, NULL);
+	if (!completed && e->ctx)
+		ctx_cancel(e->ctx, e);
+	exec_unref(e);
+	free(st);
+}
+
+static void api_stream_wake(void *sink)
+{
+	struct api_stream *st = sink;
+
+	http_req_wake(st->r);
+}
+
+/* Attaches e (reference stolen) to r as an NDJSON stream and queues it. */
+static void api_start_stream(struct http_req *r, struct ctx *c, struct exec *e)
+{
+	struct api_stream *st = calloc(1, sizeof(*st));
+	struct http_source src = {api_stream_read, api_stream_closed, st};
+
+	if (!st) {
+		exec_unref(e);
+		http_req_text(r, 500, "out of memory");
+		return;
+	}
+	st->e = e;
+	st->r = r;
+	exec_set_sink(e, api_stream_wake, st);
+	http_req_stream(r, "application/x-ndjson", &src);
+	ctx_submit(c, e);
+}
+
+/* Deferred requests */
+
+static void api_pending_free(struct api_pending *p)
+{
+	exec_unref(p->e);
+	free(p);
+}
+
+static void api_pending_ready(void *arg, struct ctx *c, int err,
+			      const char *reason)
+{
+	struct api_pending *p = arg;
+	json_t *j;
+
+	if (err) {
+		if (err == -ENOENT)
+			http_req_text(p->r, 404, "Context %s not found", c->id);
+		else
+			http_req_text(p->r, 500, "%s", reason);
+		api_pending_free(p);
+		return;
+	}
+	switch (p->kind) {
+	case PENDING_CREATE:
+		j = ctx_to_json(c);
+		api_json(p->r, 200, j);
+		json_decref(j);
+		break;
+	case PENDING_RESTART:
+		api_null(p->r);
+		break;
+	case PENDING_EXECUTE:
+		api_start_stream(p->r, c, p->e);
+		p->e = NULL;
+		break;
+	}
+	api_pending_free(p);
+}
+
+static void api_pending_gone(void *arg)
+{
+	struct api_pending *p = arg;
+
+	ctx_unwait(p->c, &p->w);
+	api_pending_free(p);
+}
+
+static void api_defer(struct server *s, struct http_req *r, struct ctx *c,
+		      enum api_pending_kind kind, struct exec *e)
+{
+	struct api_pending *p = calloc(1, sizeof(*p));
+
+	if (!p) {
+		exec_unref(e);
+		http_req_text(r, 500, "out of memory");
+		return;
+	}
+	p->kind = kind;
+	p->srv = s;
+	p->r = r;
+	p->c = c;
+	p->e = e;
+	p->w.fn = api_pending_ready;
+	p->w.arg = p;
+	http_req_defer(r, api_pending_gone, p);
+	ctx_wait(c, &p->w);
+}
+
+/* Handlers */
+
+static void api_health(struct server *s, struct http_req *r, const char *id)
+{
+	(void)id;
+	if (s->ready && !s->stopping)
+		http_req_respond(r, 200, "application/json", "\"OK\"", 4);
+	else
+		http_req_text(r, 503, "%s",
+			      s->stopping ? "Shutting down"
+					  : "Starting: the default contexts "
+					    "are not ready yet");
+}
+
+/* Finds or makes the context an execute request names. Answers the request
+ * itself (and returns NULL) on failure. */
+static struct ctx *api_exec_ctx(struct server *s, struct http_req *r,
+				const struct req_execute *q)
+{
+	const char *lang = q->language ? q->language : "python";
+	struct ctx *c;
+	char err[256];
+	int status = 500;
+
+	if (q->context_id) {
+		c = ctx_find(s, q->context_id);
+		if (!c)
+			http_req_text(r, 404, "Context %.64s not found",
+				      q->context_id);
+		return c;
+	}
+	c = ctx_default(s, lang);
+	if (c)
+		return c;
+	c = ctx_new(s, lang, s->cfg.cwd, true, &status, err, sizeof(err));
+	if (!c)
+		http_req_text(r, (unsigned)status, "%s", err);
+	return c;
+}
+
+static void api_execute(struct server *s, struct http_req *r, const char *id)
+{
+	struct req_execute q = {0};
+	struct exec *e;
+	struct ctx *c;
+	const char *body;
+	char err[256];
+	size_t len;
+	int status;
+
+	(void)id;
+	body = http_req_body(r, &len);
+	status = req_parse_execute(body, len, &q, err, sizeof(err));
+	if (status) {
+		http_req_text(r, (unsigned)status, "%s", err);
+		return;
+	}
+	c = api_exec_ctx(s, r, &q);
+	if (!c)
+		goto out;
+	e = exec_new(s->loop, q.code, q.code_len, q.env_vars,
+		     http_req_header(r, "X-Access-Token"), s->cfg.keepalive_ms,
+		     (size_t)s->cfg.max_backlog);
+	if (!e) {
+		http_req_text(r, 500, "out of memory");
+		goto out;
+	}
+	/* A context still making its first kernel answers 500 if that fails,
+	 * so hold the answer until it is ready. */
+	if (!c->ever_ready)
+		api_defer(s, r, c, PENDING_EXECUTE, e);
+	else
+		api_start_stream(r, c, e);
+out:
+	req_execute_cleanup(&q);
+}
+
+static void api_contexts_create(struct server *s, struct http_req *r,
+				const char *id)
+{
+	struct req_context q = {0};
+	const char *body, *cwd;
+	struct stat st;
+	struct ctx *c;
+	char err[256];
+	size_t len;
+	int status;
+
+	(void)id;
+	body = http_req_body(r, &len);
+	status = req_parse_context(body, len, &q, err, sizeof(err));
+	if (status) {
+		http_req_text(r, (unsigned)status, "%s", err);
+		return;
+	}
+	cwd = q.cwd ? q.cwd : s->cfg.cwd;
+	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		http_req_text(r, 400, "cwd '%.200s' is not an existing directory",
+			      cwd);
+		goto out;
+	}
+	c = ctx_new(s, q.language, cwd, false, &status, err, sizeof(err));
+	if (!c)
+		http_req_text(r, (unsigned)status, "%s", err);
+	else
+		api_defer(s, r, c, PENDING_CREATE, NULL);
+out:
+	req_context_cleanup(&q);
+}
+
+static void api_contexts_list(struct server *s, struct http_req *r,
+			      const char *id)
+{
+	json_t *arr = json_array();
+
+	(void)id;
+	for (struct ctx *c = s->contexts; c; c = c->next)
+		json_array_append_new(arr, ctx_to_json(c));
+	api_json(r, 200, arr);
+	json_decref(arr);
+}
+
+static void api_contexts_restart(struct server *s, struct http_req *r,
+				 const char *id)
+{
+	struct ctx *c = ctx_find(s, id);
+
+	if (!c) {
+		http_req_text(r, 404, "Context %s not found", id);
+		return;
+	}
+	ctx_restart(c, "requested by a client");
+	api_defer(s, r, c, PENDING_RESTART, NULL);
+}
+
+static void api_contexts_delete(struct server *s, struct http_req *r,
+				const char *id)
+{
+	struct ctx *c = ctx_find(s, id);
+
+	if (!c) {
+		http_req_text(r, 404, "Context %s not found", id);
+		return;
+	}
+	ctx_delete(c);
+	api_null(r);
+}
+
+static const struct api_route api_routes[] = {
+	{"GET", "/health", api_health},
+	{"POST", "/execute", api_execute},
+	{"GET", "/contexts", api_contexts_list},
+	{"POST", "/contexts", api_contexts_create},
+	{"POST", "/contexts/{id}/restart", api_contexts_restart},
+	{"DELETE", "/contexts/{id}", api_contexts_delete},
+};
+
+/* Matches path against pattern; a "{id}" segment is copied into id. */
+static bool api_match(const char *pattern, const char *path, char *id,
+		      size_t idlen)
+{
+	while (*pattern && *path) {
+		if (strncmp(pattern, "{id}", 4) == 0) {
+			size_t n = strcspn(path, "/");
+			if (n == 0 || n >= idlen)
+				return false;
+			memcpy(id, path, n);
+			id[n] = '\0';
+			path += n;
+			pattern += 4;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return false;
+	}
+	/* One trailing slash is forgiven. */
+	if (*path == '/' && path[1] == '\0')
+		path++;
+	return *pattern == '\0' && *path == '\0';
+}
+
+void api_handle(void *arg, struct http_req *r)
+{
+	struct server *s = arg;
+	const char *method = http_req_method(r), *path = http_req_path(r);
+	char id[API_MAX_ID + 1] = "", allow[64] = "";
+	size_t n = sizeof(api_routes) / sizeof(*api_routes);
+
+	for (size_t i = 0; i < n; i++) {
+		if (!api_match(api_routes[i].pattern, path, id, sizeof(id)))
+			continue;
+		if (strcmp(api_routes[i].method, method) == 0) {
+			api_routes[i].fn(s, r, id);
+			return;
+		}
+		if (!strstr(allow, api_routes[i].method))
+			snprintf(allow + strlen(allow),
+				 sizeof(allow) - strlen(allow), "%s%s",
+				 *allow ? ", " : "", api_routes[i].method);
+	}
+	if (*allow) {
+		http_req_add_header(r, "Allow", allow);
+		http_req_text(r, 405, "Method %.16s not allowed on %.100s",
+			      method, path);
+		return;
+	}
+	http_req_text(r, 404, "Not found: %.100s", path);
+}

@@ -1,0 +1,457 @@
+/*
+ * cfg: the one option table.
+ *
+ * Owns cfg_options[], the single description of every setting: long flag,
+ * environment variable, type, place in struct cfg, default, bounds, an
+ * optional validator and the help line. Defaults, environment parsing, flag
+ * parsing, the --help text and the --check dump are all loops over that
+ * table (redis src/config.c static_configs[]), so adding an option is one
+ * line here plus one field in struct cfg.
+ *
+ * Invariants: after a successful cfg_load() every string field is a
+ * malloc'd copy (never NULL) and every number lies within its bounds; after
+ * a failed one the struct is zeroed again. Precedence is flag > environment
+ * > default; for a repeated flag the last one wins.
+ *
+ * Threads: startup only, on the loop thread, before anything else runs.
+ * It does not act on the values (bind, mkdir, resolve the runtime dir,
+ * apply the log level): main does that, and --check's deeper checks too.
+ */
+#include "cfg.h"
+
+#include "log.h"
+
+#include <ctype.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#ifndef E2BCI_KERNELS_DIR
+#define E2BCI_KERNELS_DIR "/usr/local/share/e2b-ci/kernels"
+#endif
+#ifndef E2BCI_VERSION
+#define E2BCI_VERSION "0.1.0"
+#endif
+
+enum cfg_type { CFG_STR, CFG_LONG };
+
+#define CFG_SIZE 0x1 /* a byte count: accepts k, M and G suffixes */
+
+struct cfg_opt {
+	const char *name;
+	const char *env;
+	size_t off; /* of the field in struct cfg */
+	const char *sdef;
+	long ldef;
+	long long min, max;
+	int (*check)(const char *v); /* strings only: 0 when acceptable */
+	const char *expect;	     /* what check accepts, for errors */
+	const char *help;
+	enum cfg_type type;
+	unsigned flags;
+};
+
+static int cfg_check_nonempty(const char *v)
+{
+	return v[0] != '\0' ? 0 : -1;
+}
+
+static int cfg_check_abs(const char *v)
+{
+	return v[0] == '/' ? 0 : -1;
+}
+
+static int cfg_check_abs_or_empty(const char *v)
+{
+	return v[0] == '\0' || v[0] == '/' ? 0 : -1;
+}
+
+static int cfg_check_url(const char *v)
+{
+	return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0
+		   ? 0
+		   : -1;
+}
+
+static int cfg_check_level(const char *v)
+{
+	return log_parse_level(v, NULL);
+}
+
+/* One line per option; the layout of this table is kept by hand. */
+/* clang-format off */
+#define STR(n, e, field, def, chk, exp, h)                                     \
+	{.name = n, .env = e, .type = CFG_STR,                                 \
+	 .off = offsetof(struct cfg, field), .sdef = def, .check = chk,        \
+	 .expect = exp, .help = h}
+#define NUM(n, e, field, def, lo, hi, fl, h)                                   \
+	{.name = n, .env = e, .type = CFG_LONG,                                \
+	 .off = offsetof(struct cfg, field), .ldef = def, .min = lo,           \
+	 .max = hi, .flags = fl, .help = h}
+
+static const struct cfg_opt cfg_options[] = {
+	STR("listen", "E2B_CI_LISTEN", listen, "::", cfg_check_nonempty,
+	    "an address", "address to bind; \"::\" means all IPv4 and IPv6 "
+	    "addresses"),
+	NUM("port", "E2B_CI_PORT", port, 49999, 0, 65535, 0,
+	    "TCP port; 0 picks a free one and logs it"),
+	STR("cwd", "E2B_CI_CWD", cwd, "/home/user", cfg_check_abs,
+	    "an absolute path", "working directory of new contexts"),
+	STR("envd-url", "E2B_CI_ENVD_URL", envd_url, "http://localhost:49983",
+	    cfg_check_url, "an http:// or https:// URL",
+	    "envd base URL, for the sandbox's environment variables"),
+	STR("log-level", "E2B_CI_LOG_LEVEL", log_level, "info",
+	    cfg_check_level, "one of error, warn, info, debug",
+	    "error, warn, info or debug"),
+	STR("kernel-path", "E2B_CI_KERNEL_PATH", kernel_path,
+	    E2BCI_KERNELS_DIR, NULL, NULL,
+	    "kernelspec dirs searched before the Jupyter ones, ':'-separated"),
+	STR("runtime-dir", "E2B_CI_RUNTIME_DIR", runtime_dir, "",
+	    cfg_check_abs_or_empty, "an absolute path or empty",
+	    "connection files and ipc sockets; empty: $RUNTIME_DIRECTORY, "
+	    "else /run/e2b-ci as root, else $XDG_RUNTIME_DIR/e2b-ci, else "
+	    "/tmp/e2b-ci-UID"),
+	STR("default-languages", "E2B_CI_DEFAULT_LANGUAGES", default_languages,
+	    "python,javascript", NULL, NULL,
+	    "languages with a warm kernel at startup, ','-separated"),
+	NUM("max-body", "E2B_CI_MAX_BODY", max_body, 10485760, 1024,
+	    1073741824, CFG_SIZE, "largest request body, bytes"),
+	NUM("keepalive-ms", "E2B_CI_KEEPALIVE_MS", keepalive_ms, 5000, 50,
+	    600000, 0, "keepalive line interval on idle streams"),
+	NUM("kernel-start-timeout-ms", "E2B_CI_KERNEL_START_TIMEOUT_MS",
+	    kernel_start_timeout_ms, 60000, 1000, 600000, 0,
+	    "how long a kernel may take to answer kernel_info"),
+	NUM("interrupt-timeout-ms", "E2B_CI_INTERRUPT_TIMEOUT_MS",
+	    interrupt_timeout_ms, 5000, 100, 600000, 0,
+	    "how long an interrupt may take before the kernel is restarted"),
+	NUM("envd-timeout-ms", "E2B_CI_ENVD_TIMEOUT_MS", envd_timeout_ms, 2000,
+	    50, 60000, 0, "timeout of requests to envd"),
+	NUM("max-contexts", "E2B_CI_MAX_CONTEXTS", max_contexts, 64, 1, 4096,
+	    0, "most contexts alive at once"),
+	NUM("max-connections", "E2B_CI_MAX_CONNECTIONS", max_connections, 2048,
+	    16, 65536, 0, "most HTTP connections at once"),
+	NUM("max-backlog", "E2B_CI_MAX_BACKLOG", max_backlog, 67108864, 65536,
+	    4294967296LL, CFG_SIZE,
+	    "output kept per execution for slow readers, bytes"),
+};
+
+/* clang-format on */
+
+#define CFG_NOPTS (sizeof(cfg_options) / sizeof(cfg_options[0]))
+
+static char **cfg_str(struct cfg *c, const struct cfg_opt *o)
+{
+	return (char **)(void *)((char *)c + o->off);
+}
+
+static long *cfg_long(struct cfg *c, const struct cfg_opt *o)
+{
+	return (long *)(void *)((char *)c + o->off);
+}
+
+static const char *cfg_str_get(const struct cfg *c, const struct cfg_opt *o)
+{
+	return *(char *const *)(const void *)((const char *)c + o->off);
+}
+
+static long cfg_long_get(const struct cfg *c, const struct cfg_opt *o)
+{
+	return *(const long *)(const void *)((const char *)c + o->off);
+}
+
+static void cfg_seterr(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void cfg_seterr(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (err != NULL && errlen > 0)
+		vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* Parses a decimal integer, with a k/M/G suffix for byte counts, within
+ * the option's bounds. Signs, spaces, hex and overflow are all rejected. */
+static int cfg_parse_long(const struct cfg_opt *o, const char *s, long *out)
+{
+	unsigned long long v = 0, mult = 1;
+	const char *p = s;
+
+	if (!isdigit((unsigned char)*p))
+		return -1;
+	for (; isdigit((unsigned char)*p); p++) {
+		if (v > (ULLONG_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (unsigned long long)(*p - '0');
+	}
+	if ((o->flags & CFG_SIZE) && *p != '\0' && p[1] == '\0') {
+		mult = *p == 'k' || *p == 'K'	? 1ULL << 10
+		       : *p == 'm' || *p == 'M' ? 1ULL << 20
+		       : *p == 'g' || *p == 'G' ? 1ULL << 30
+						: 0;
+		if (mult == 0)
+			return -1;
+		p++;
+	}
+	if (*p != '\0' || v > ULLONG_MAX / mult)
+		return -1;
+	v *= mult;
+	if (v < (unsigned long long)o->min || v > (unsigned long long)o->max ||
+	    v > LONG_MAX)
+		return -1;
+	*out = (long)v;
+	return 0;
+}
+
+/* Sets one option from text; src names where the text came from. */
+static int cfg_set(struct cfg *c, const struct cfg_opt *o, const char *v,
+		   const char *src, char *err, size_t errlen)
+{
+	char **sp;
+	char *dup;
+	long n;
+
+	if (o->type == CFG_LONG) {
+		if (cfg_parse_long(o, v, &n) == 0) {
+			*cfg_long(c, o) = n;
+			return 0;
+		}
+		cfg_seterr(err, errlen,
+			   "%s: invalid value '%s' (expected an "
+			   "integer from %lld to %lld%s)",
+			   src, v, o->min, o->max,
+			   (o->flags & CFG_SIZE)
+			       ? ", optionally with a k, M or G suffix"
+			       : "");
+		return -1;
+	}
+	if (o->check != NULL && o->check(v) != 0) {
+		cfg_seterr(err, errlen, "%s: invalid value '%s' (expected %s)",
+			   src, v, o->expect);
+		return -1;
+	}
+	if ((dup = strdup(v)) == NULL) {
+		cfg_seterr(err, errlen, "%s: out of memory", src);
+		return -1;
+	}
+	sp = cfg_str(c, o);
+	free(*sp);
+	*sp = dup;
+	return 0;
+}
+
+static int cfg_defaults(struct cfg *c, char *err, size_t errlen)
+{
+	const struct cfg_opt *o;
+	size_t i;
+
+	for (i = 0; i < CFG_NOPTS; i++) {
+		o = &cfg_options[i];
+		if (o->type == CFG_LONG) {
+			*cfg_long(c, o) = o->ldef;
+		} else if ((*cfg_str(c, o) = strdup(o->sdef)) == NULL) {
+			cfg_seterr(err, errlen, "out of memory");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int cfg_env(struct cfg *c, char *err, size_t errlen)
+{
+	const struct cfg_opt *o;
+	const char *v;
+	char src[80];
+	size_t i;
+
+	for (i = 0; i < CFG_NOPTS; i++) {
+		o = &cfg_options[i];
+		if ((v = getenv(o->env)) == NULL)
+			continue;
+		snprintf(src, sizeof(src), "environment %s", o->env);
+		if (cfg_set(c, o, v, src, err, errlen) != 0)
+			return -1;
+	}
+	return 0;
+}
+
+static const struct cfg_opt *cfg_lookup(const char *name, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < CFG_NOPTS; i++) {
+		if (strlen(cfg_options[i].name) == len &&
+		    strncmp(cfg_options[i].name, name, len) == 0)
+			return &cfg_options[i];
+	}
+	return NULL;
+}
+
+/* Handles -h/--help and --version before anything else, so that they work
+ * even when the environment holds a bad value. Returns 1 if handled. */
+static int cfg_early(int argc, char **argv, FILE *out)
+{
+	const char *prog = argc > 0 && argv[0] != NULL ? argv[0] : "e2b-ci";
+	int i;
+
+	for (i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-h") == 0 ||
+		    strcmp(argv[i], "--help") == 0) {
+			cfg_usage(out, prog);
+			return 1;
+		}
+		if (strcmp(argv[i], "--version") == 0) {
+			fprintf(out, "e2b-ci %s\n", E2BCI_VERSION);
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Parses the flag at argv[*i] (which starts with "--" and is not "--"),
+ * advancing *i past its value. Returns 0, 2 for --check, or -1. */
+static int cfg_flag(struct cfg *c, int argc, char **argv, int *i, char *err,
+		    size_t errlen)
+{
+	const char *a = argv[*i] + 2, *eq = strchr(a, '='), *v = NULL;
+	size_t len = eq != NULL ? (size_t)(eq - a) : strlen(a);
+	const struct cfg_opt *o = cfg_lookup(a, len);
+	char src[80];
+
+	if (len == 5 && strncmp(a, "check", 5) == 0) {
+		if (eq == NULL)
+			return 2;
+		cfg_seterr(err, errlen, "option --check takes no value");
+		return -1;
+	}
+	if (o == NULL) {
+		cfg_seterr(err, errlen, "unknown option --%.*s (see --help)",
+			   (int)(len > 64 ? 64 : len), a);
+		return -1;
+	}
+	snprintf(src, sizeof(src), "option --%s", o->name);
+	/* A following flag is never taken as a value: "--cwd --port 1" is a
+	 * forgotten value, not a directory called "--port". */
+	if (eq != NULL)
+		v = eq + 1;
+	else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
+		v = argv[++*i];
+	if (v == NULL) {
+		cfg_seterr(err, errlen, "%s: missing value", src);
+		return -1;
+	}
+	return cfg_set(c, o, v, src, err, errlen);
+}
+
+/* Parses the flags. Returns 0, 2 for --check, or -1 with err set. */
+static int cfg_args(struct cfg *c, int argc, char **argv, char *err,
+		    size_t errlen)
+{
+	const char *a;
+	int i, r, check = 0;
+
+	for (i = 1; i < argc; i++) {
+		a = argv[i];
+		if (strcmp(a, "--") == 0) {
+			if (i + 1 == argc)
+				break;
+			a = argv[i + 1];
+		} else if (strncmp(a, "--", 2) == 0) {
+			if ((r = cfg_flag(c, argc, argv, &i, err, errlen)) < 0)
+				return -1;
+			check |= r == 2;
+			continue;
+		} else if (a[0] == '-' && a[1] != '\0') {
+			cfg_seterr(err, errlen,
+				   "unknown option %s (see --help)", a);
+			return -1;
+		}
+		/* The daemon takes no operands. */
+		cfg_seterr(err, errlen, "unexpected argument '%s' (see --help)",
+			   a);
+		return -1;
+	}
+	return check ? 2 : 0;
+}
+
+int cfg_load(struct cfg *c, int argc, char **argv, FILE *out, char *err,
+	     size_t errlen)
+{
+	int r;
+
+	memset(c, 0, sizeof(*c));
+	cfg_seterr(err, errlen, "%s", "");
+	if (cfg_early(argc, argv, out != NULL ? out : stdout))
+		return 1;
+	r = cfg_defaults(c, err, errlen);
+	if (r == 0)
+		r = cfg_env(c, err, errlen);
+	if (r == 0)
+		r = cfg_args(c, argc, argv, err, errlen);
+	if (r < 0)
+		cfg_cleanup(c);
+	return r;
+}
+
+void cfg_cleanup(struct cfg *c)
+{
+	size_t i;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < CFG_NOPTS; i++) {
+		if (cfg_options[i].type == CFG_STR)
+			free(*cfg_str(c, &cfg_options[i]));
+	}
+	memset(c, 0, sizeof(*c));
+}
+
+void cfg_usage(FILE *out, const char *prog)
+{
+	const struct cfg_opt *o;
+	char flag[64];
+	size_t i;
+
+	fprintf(out,
+		"Usage: %s [OPTION]...\n"
+		"Serves E2B's code-interpreter API, running code in "
+		"Jupyter kernels.\n\n"
+		"Options (flags beat environment variables, which beat "
+		"defaults):\n",
+		prog);
+	for (i = 0; i < CFG_NOPTS; i++) {
+		o = &cfg_options[i];
+		snprintf(flag, sizeof(flag), "--%s VALUE", o->name);
+		fprintf(out, "  %-32s %s (env %s, default ", flag, o->help,
+			o->env);
+		if (o->type == CFG_LONG)
+			fprintf(out, "%ld)\n", o->ldef);
+		else
+			fprintf(out, "%s)\n", o->sdef[0] ? o->sdef : "\"\"");
+	}
+	fprintf(out, "  %-32s %s\n  %-32s %s\n  %-32s %s\n", "--check",
+		"validate the configuration, print it and exit", "--version",
+		"print the version and exit", "-h, --help",
+		"print this help and exit");
+}
+
+void cfg_print(const struct cfg *c, FILE *out)
+{
+	const struct cfg_opt *o;
+	const char *s;
+	size_t i;
+
+	for (i = 0; i < CFG_NOPTS; i++) {
+		o = &cfg_options[i];
+		if (o->type == CFG_LONG) {
+			fprintf(out, "%s = %ld\n", o->name, cfg_long_get(c, o));
+			continue;
+		}
+		s = cfg_str_get(c, o);
+		fprintf(out, "%s = %s\n", o->name,
+			s == NULL || s[0] == '\0' ? "\"\"" : s);
+	}
+}

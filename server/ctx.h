@@ -1,0 +1,105 @@
+/*
+ * ctx: the context registry and each context's life.
+ *
+ * A context is an id, a language, a cwd, one kernel at a time and a FIFO of
+ * executions that run one by one in arrival order; contexts run in
+ * parallel. It restarts its kernel (same id, cwd) when the kernel dies or on
+ * request, fetches the sandbox-wide env vars from envd before its first
+ * execution and after every restart, applies per-execution env_vars through
+ * silent helper cells and restores them afterwards, and interrupts the
+ * running cell when its client goes away (escalating to a restart when the
+ * cell does not end within interrupt_timeout_ms). Waiters (HTTP requests
+ * that wait for a context to become ready: create, restart, a lazily created
+ * default context) are told of success or failure. Loop thread only.
+ */
+#ifndef E2BCI_CTX_H
+#define E2BCI_CTX_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "loop.h"
+
+struct server;
+struct kernel;
+struct kspec;
+struct exec;
+struct envd_req;
+struct ctx;
+
+enum ctx_state {
+	CTX_STARTING, /* kernel spawned, handshake running */
+	CTX_READY,
+	CTX_FAILED,   /* the kernel could not be started; see fail_reason */
+};
+
+/* Told once: err 0 and reason NULL when the context is ready, else a
+ * negative errno and a plain-text reason. */
+struct ctx_waiter {
+	void (*fn)(void *arg, struct ctx *c, int err, const char *reason);
+	void *arg;
+	struct ctx_waiter *next;
+};
+
+struct ctx {
+	char id[37];
+	char *language;
+	char *cwd;
+	bool is_default;
+	struct server *srv;
+	const struct kspec *spec; /* borrowed from the server's cache */
+	struct kernel *kernel;
+	enum ctx_state state;
+	bool ever_ready;
+	int quick_failures;
+	char fail_reason[256];
+
+	json_t *global_env; /* from envd, owned; NULL until fetched */
+	bool need_global_env;
+	struct envd_req *envd;
+
+	struct exec *head, *tail; /* queued, in arrival order */
+	struct exec *running;
+	bool restoring;           /* waiting for the env restore cell */
+	char restore_id[37];
+	struct ctx_waiter *waiters;
+	struct loop_timer interrupt_timer;
+	struct loop_timer retry_timer;
+	struct ctx *next;
+};
+
+/* Creates a context and starts its kernel. Returns it (registered with the
+ * server, state STARTING) or NULL with a reason in err: unknown language
+ * (*status 400), too many contexts (429), spawn failure (500). */
+struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
+		    bool is_default, int *status, char *err, size_t errlen);
+/* Borrowed lookups; NULL when absent. */
+struct ctx *ctx_find(struct server *s, const char *id);
+struct ctx *ctx_default(struct server *s, const char *language);
+
+/* Queues e (takes a reference) and runs it when its turn comes. */
+void ctx_submit(struct ctx *c, struct exec *e);
+/* The client of e went away: drop it from the queue, or interrupt it when it
+ * is running. */
+void ctx_cancel(struct ctx *c, struct exec *e);
+
+/* Adds/removes a waiter (the struct is the caller's and must stay valid
+ * until called or removed). A ready context calls it at once. */
+void ctx_wait(struct ctx *c, struct ctx_waiter *w);
+void ctx_unwait(struct ctx *c, struct ctx_waiter *w);
+
+/* Restarts the kernel: the running execution ends with ContextRestarting,
+ * queued ones wait for the new kernel. */
+void ctx_restart(struct ctx *c, const char *why);
+/* Removes the context: every execution ends with an error line, the kernel
+ * is stopped, waiters fail. c is freed. */
+void ctx_delete(struct ctx *c);
+
+/* {"id","language","cwd"}: a new reference. */
+json_t *ctx_to_json(const struct ctx *c);
+
+/* Stops every kernel (also those still exiting) and frees all contexts;
+ * used at shutdown. Blocks for at most grace_ms. */
+void ctx_shutdown_all(struct server *s, long grace_ms);
+
+#endif

@@ -1,0 +1,594 @@
+/*
+ * enc: kernel events -> the NDJSON lines of the HTTP contract.
+ *
+ * Owns the mapping from Jupyter MIME bundles, stream text and error contents
+ * to the line types of docs/http-contract.md, and the one way those lines are
+ * serialized: compact JSON, ASCII only (jansson's JSON_ENSURE_ASCII escapes
+ * everything else, astral characters as surrogate pairs), "type" first,
+ * exactly one "\n" at the end and none inside.
+ *
+ * Invariants: every line this module returns is valid strict JSON. Whatever
+ * the caller hands in is copied through a cleaning walk first, because
+ * jansson will happily serialize a non-finite real as "nan.0" and refuses to
+ * serialize a string that is not UTF-8 (which would turn a kernel quirk into
+ * a spurious out-of-memory): non-finite reals become null, invalid UTF-8
+ * becomes U+FFFD, nesting deeper than ENC_MAX_DEPTH becomes null. Strings
+ * are handled with their lengths so U+0000 survives as \u0000.
+ *
+ * Threads: pure functions with no global state; any thread may call them.
+ * It does not decide which events produce lines, when an execution ends or
+ * how many errors an execution reports: that is exec_'s business.
+ */
+#include "enc.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define ENC_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
+/* Values nested deeper are replaced by null. Real bundles nest a handful of
+ * levels; the bound keeps every line parseable by the SDKs (Python's json
+ * module gives up near its recursion limit of 1000, jansson at 2048). */
+#define ENC_MAX_DEPTH 256
+
+/* A growing output buffer for json_dump_callback. */
+struct enc_buf {
+	char *p;
+	size_t len;
+	size_t cap;
+};
+
+static int enc_buf_add(const char *data, size_t size, void *arg)
+{
+	struct enc_buf *b = arg;
+	size_t cap = b->cap ? b->cap : 256;
+	char *p;
+
+	/* Two spare bytes are kept for the final "\n" and NUL. */
+	if (size > SIZE_MAX / 2 - b->len - 2)
+		return -1;
+	while (b->len + size + 2 > cap)
+		cap *= 2;
+	if (cap != b->cap) {
+		p = realloc(b->p, cap);
+		if (!p)
+			return -1;
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, data, size);
+	b->len += size;
+	return 0;
+}
+
+/* Serializes obj as one line and drops the reference (steals obj; NULL is
+ * accepted and yields NULL so callers can chain allocations). */
+static char *enc_line(json_t *obj)
+{
+	struct enc_buf b = {NULL, 0, 0};
+
+	if (!obj)
+		return NULL;
+	if (json_dump_callback(obj, enc_buf_add, &b, ENC_DUMP_FLAGS) != 0) {
+		free(b.p);
+		b.p = NULL;
+		goto out;
+	}
+	b.p[b.len++] = '\n';
+	b.p[b.len] = '\0';
+out:
+	json_decref(obj);
+	return b.p;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 when
+ * the bytes there are not one (overlongs, surrogates and code points above
+ * U+10FFFF included). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xBF;
+	size_t len, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xC2 && s[0] <= 0xDF)
+		len = 2;
+	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
+		len = 3;
+	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xE0)
+		lo = 0xA0;
+	else if (s[0] == 0xED)
+		hi = 0x9F;
+	else if (s[0] == 0xF0)
+		lo = 0x90;
+	else if (s[0] == 0xF4)
+		hi = 0x8F;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return len;
+}
+
+static int utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, n;
+
+	while (i < len) {
+		n = utf8_seq(p + i, len - i);
+		if (!n)
+			return 0;
+		i += n;
+	}
+	return 1;
+}
+
+/* A JSON string from len bytes; each byte that does not start a valid UTF-8
+ * sequence becomes U+FFFD. Returns a new reference or NULL (ENOMEM). */
+static json_t *str_new(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	json_t *j;
+	char *fixed;
+	size_t i = 0, o = 0, n;
+
+	if (!s)
+		return json_string_nocheck("");
+	if (utf8_valid(s, len))
+		return json_stringn_nocheck(s, len);
+	if (len > SIZE_MAX / 3)
+		return NULL;
+	fixed = malloc(len * 3 + 1);
+	if (!fixed)
+		return NULL;
+	while (i < len) {
+		n = utf8_seq(p + i, len - i);
+		if (n) {
+			memcpy(fixed + o, s + i, n);
+			o += n;
+			i += n;
+		} else {
+			memcpy(fixed + o, "\xEF\xBF\xBD", 3);
+			o += 3;
+			i++;
+		}
+	}
+	j = json_stringn_nocheck(fixed, o);
+	free(fixed);
+	return j;
+}
+
+static json_t *str_of(const char *s)
+{
+	return str_new(s, s ? strlen(s) : 0);
+}
+
+static json_t *clean(json_t *v, int depth);
+
+static json_t *clean_object(json_t *v, int depth)
+{
+	json_t *o = json_object(), *k;
+	void *it;
+	int rc;
+
+	if (!o)
+		return NULL;
+	for (it = json_object_iter(v); it; it = json_object_iter_next(v, it)) {
+		k = str_new(json_object_iter_key(it),
+			    json_object_iter_key_len(it));
+		if (!k)
+			goto fail;
+		/* The _new setter steals the cleaned value even when it fails.
+		 */
+		rc = json_object_setn_new_nocheck(
+		    o, json_string_value(k), json_string_length(k),
+		    clean(json_object_iter_value(it), depth + 1));
+		json_decref(k);
+		if (rc)
+			goto fail;
+	}
+	return o;
+fail:
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *clean_array(json_t *v, int depth)
+{
+	json_t *a = json_array();
+	size_t i;
+
+	for (i = 0; a && i < json_array_size(v); i++) {
+		if (json_array_append_new(
+			a, clean(json_array_get(v, i), depth + 1))) {
+			json_decref(a);
+			a = NULL;
+		}
+	}
+	return a;
+}
+
+/* A copy of v that serializes as strict JSON: see the file comment. Strings
+ * and scalars are shared, containers are rebuilt. Returns a new reference or
+ * NULL (ENOMEM). */
+static json_t *clean(json_t *v, int depth)
+{
+	if (!v || depth > ENC_MAX_DEPTH)
+		return json_null();
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		return clean_object(v, depth);
+	case JSON_ARRAY:
+		return clean_array(v, depth);
+	case JSON_STRING:
+		if (utf8_valid(json_string_value(v), json_string_length(v)))
+			return json_incref(v);
+		return str_new(json_string_value(v), json_string_length(v));
+	case JSON_REAL:
+		if (!isfinite(json_real_value(v)))
+			return json_null();
+		return json_incref(v);
+	default:
+		return json_incref(v);
+	}
+}
+
+/* Joins the strings of array a with sep into a new JSON string in *out.
+ * strict: any non-string element makes the array unfit (returns 1);
+ * otherwise such elements are skipped. Returns 0, 1 or -ENOMEM. */
+static int join(json_t *a, const char *sep, int strict, json_t **out)
+{
+	size_t i, total = 0, seplen = strlen(sep), o = 0, l;
+	int first = 1;
+	json_t *e;
+	char *buf;
+
+	*out = NULL;
+	for (i = 0; i < json_array_size(a); i++) {
+		e = json_array_get(a, i);
+		if (!json_is_string(e)) {
+			if (strict)
+				return 1;
+			continue;
+		}
+		l = json_string_length(e);
+		if (l > SIZE_MAX - 1 - seplen - total)
+			return -ENOMEM;
+		total += l + seplen;
+	}
+	buf = malloc(total + 1);
+	if (!buf)
+		return -ENOMEM;
+	for (i = 0; i < json_array_size(a); i++) {
+		e = json_array_get(a, i);
+		if (!json_is_string(e))
+			continue;
+		if (!first) {
+			memcpy(buf + o, sep, seplen);
+			o += seplen;
+		}
+		first = 0;
+		l = json_string_length(e);
+		memcpy(buf + o, json_string_value(e), l);
+		o += l;
+	}
+	*out = str_new(buf, o);
+	free(buf);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Strips one pair of matching surrounding ' or " from the string v.
+ * Returns a new reference or NULL (ENOMEM). */
+static json_t *strip_json(json_t *v)
+{
+	const char *s = json_string_value(v);
+	size_t len = json_string_length(v);
+
+	if (len >= 2 && (s[0] == '\'' || s[0] == '"') && s[len - 1] == s[0])
+		return json_stringn_nocheck(s + 1, len - 2);
+	return json_incref(v);
+}
+
+/* How a known MIME type's value becomes its field. */
+enum enc_kind {
+	ENC_PLAIN, /* text, with one pair of surrounding quotes stripped */
+	ENC_TEXT,  /* a string, or an array of strings joined with "" */
+	ENC_JSON,  /* an object or array; a string holding one is parsed */
+};
+
+/* The known MIME types, in the order their fields appear in a line. */
+static const struct enc_mime {
+	const char *mime;
+	const char *field;
+	enum enc_kind kind;
+} enc_mimes[] = {
+    {"text/plain", "text", ENC_PLAIN},
+    {"text/html", "html", ENC_TEXT},
+    {"text/markdown", "markdown", ENC_TEXT},
+    {"image/svg+xml", "svg", ENC_TEXT},
+    {"image/png", "png", ENC_TEXT},
+    {"image/jpeg", "jpeg", ENC_TEXT},
+    {"application/pdf", "pdf", ENC_TEXT},
+    {"text/latex", "latex", ENC_TEXT},
+    {"application/json", "json", ENC_JSON},
+    {"application/javascript", "javascript", ENC_TEXT},
+    {"e2b/data", "data", ENC_JSON},
+    {"e2b/chart", "chart", ENC_JSON},
+};
+
+#define ENC_NMIMES (sizeof(enc_mimes) / sizeof(enc_mimes[0]))
+
+static const struct enc_mime *mime_find(const char *key, size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < ENC_NMIMES; i++)
+		if (strlen(enc_mimes[i].mime) == len &&
+		    memcmp(enc_mimes[i].mime, key, len) == 0)
+			return &enc_mimes[i];
+	return NULL;
+}
+
+/* The field value of a JSON-kind MIME type: see enc_field. */
+static int json_field(json_t *v, json_t **out)
+{
+	json_t *parsed;
+
+	if (!json_is_object(v) && !json_is_array(v) && !json_is_string(v))
+		return 1;
+	parsed = NULL;
+	/* Without JSON_DECODE_ANY only an object or array parses, so a string
+	 * such as "12" stays the string it was. */
+	if (json_is_string(v))
+		parsed = json_loadb(json_string_value(v), json_string_length(v),
+				    JSON_ALLOW_NUL, NULL);
+	*out = clean(parsed ? parsed : v, 0);
+	json_decref(parsed);
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Converts the value v of the known MIME type m into its field. Returns 0
+ * with a new reference in *out; 1 when v does not fit the field (a number
+ * where text belongs, say), so the caller keeps it in "extra" instead of
+ * handing the SDKs a field of the wrong type; or -ENOMEM. */
+static int enc_field(const struct enc_mime *m, json_t *v, json_t **out)
+{
+	json_t *s = NULL;
+	int rc;
+
+	*out = NULL;
+	if (m->kind == ENC_JSON)
+		return json_field(v, out);
+	if (json_is_string(v)) {
+		s = clean(v, 0);
+	} else if (json_is_array(v)) {
+		rc = join(v, "", 1, &s);
+		if (rc)
+			return rc;
+	} else {
+		return 1;
+	}
+	if (!s)
+		return -ENOMEM;
+	if (m->kind == ENC_PLAIN) {
+		*out = strip_json(s);
+		json_decref(s);
+	} else {
+		*out = s;
+	}
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Adds a cleaned copy of v to obj under the key (len bytes). */
+static int set_clean(json_t *obj, const char *key, size_t len, json_t *v)
+{
+	json_t *k = str_new(key, len);
+	int rc;
+
+	if (!k)
+		return -ENOMEM;
+	rc = json_object_setn_new_nocheck(obj, json_string_value(k),
+					  json_string_length(k), clean(v, 0));
+	json_decref(k);
+	return rc ? -ENOMEM : 0;
+}
+
+/* Sorts the bundle's entries into the known fields (slot, indexed like
+ * enc_mimes, new references) and extra. A known MIME type whose value is
+ * null is treated as absent. Returns 0 or -ENOMEM. */
+static int split_bundle(json_t *bundle, json_t **slot, json_t *extra)
+{
+	const struct enc_mime *m;
+	const char *key;
+	size_t len;
+	void *it;
+	json_t *v;
+	int rc;
+
+	for (it = json_object_iter(bundle); it;
+	     it = json_object_iter_next(bundle, it)) {
+		key = json_object_iter_key(it);
+		len = json_object_iter_key_len(it);
+		v = json_object_iter_value(it);
+		m = mime_find(key, len);
+		if (m && json_is_null(v))
+			continue;
+		rc = m ? enc_field(m, v, &slot[m - enc_mimes]) : 1;
+		if (rc == 1)
+			rc = set_clean(extra, key, len, v);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+char *enc_result(json_t *bundle, bool is_main_result)
+{
+	json_t *slot[ENC_NMIMES] = {NULL};
+	json_t *out = json_object(), *extra = json_object();
+	char *line = NULL;
+	size_t i;
+	int rc;
+
+	if (!out || !extra)
+		goto out;
+	if (json_is_object(bundle) && split_bundle(bundle, slot, extra))
+		goto out;
+	if (json_object_set_new(out, "type", json_string("result")))
+		goto out;
+	for (i = 0; i < ENC_NMIMES; i++) {
+		if (!slot[i])
+			continue;
+		rc = json_object_set_new(out, enc_mimes[i].field, slot[i]);
+		slot[i] = NULL;
+		if (rc)
+			goto out;
+	}
+	if (json_object_set(out, "extra", extra) ||
+	    json_object_set_new(out, "is_main_result",
+				json_boolean(is_main_result)))
+		goto out;
+	line = enc_line(out);
+	out = NULL;
+out:
+	for (i = 0; i < ENC_NMIMES; i++)
+		json_decref(slot[i]);
+	json_decref(extra);
+	json_decref(out);
+	return line;
+}
+
+/* {"type":type} as a new object, or NULL (ENOMEM). */
+static json_t *typed(const char *type)
+{
+	json_t *o = json_object();
+
+	if (o && json_object_set_new(o, "type", str_of(type))) {
+		json_decref(o);
+		o = NULL;
+	}
+	return o;
+}
+
+char *enc_count(long long execution_count)
+{
+	json_t *o = typed("number_of_executions");
+
+	if (o && json_object_set_new(o, "execution_count",
+				     json_integer(execution_count))) {
+		json_decref(o);
+		o = NULL;
+	}
+	return enc_line(o);
+}
+
+/* The current UTC time as 2024-05-01T10:00:00.123456Z. */
+static void now_iso(char *buf, size_t size)
+{
+	struct timespec ts;
+	struct tm tm;
+	size_t n;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	gmtime_r(&ts.tv_sec, &tm);
+	n = strftime(buf, size, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(buf + n, size - n, ".%06ldZ", (long)(ts.tv_nsec / 1000));
+}
+
+char *enc_stream(const char *stream, const char *text, const char *timestamp)
+{
+	char now[64];
+	json_t *o = typed(stream ? stream : "stdout");
+
+	if (!timestamp) {
+		now_iso(now, sizeof(now));
+		timestamp = now;
+	}
+	if (o && (json_object_set_new(o, "text", str_of(text)) ||
+		  json_object_set_new(o, "timestamp", str_of(timestamp)))) {
+		json_decref(o);
+		o = NULL;
+	}
+	return enc_line(o);
+}
+
+/* The error line from three strings (stolen; NULL means out of memory). */
+static char *error_line(json_t *name, json_t *value, json_t *traceback)
+{
+	json_t *o = typed("error");
+	char *line = NULL;
+
+	/* json_object_set takes its own references, so one release at the end
+	 * covers success and every failure alike. */
+	if (o && !json_object_set(o, "name", name) &&
+	    !json_object_set(o, "value", value) &&
+	    !json_object_set(o, "traceback", traceback)) {
+		line = enc_line(o);
+		o = NULL;
+	}
+	json_decref(o);
+	json_decref(name);
+	json_decref(value);
+	json_decref(traceback);
+	return line;
+}
+
+char *enc_error(const char *name, const char *value, const char *traceback)
+{
+	return error_line(str_of(name), str_of(value), str_of(traceback));
+}
+
+/* A string member of content as a clean JSON string; "" when it is missing
+ * or not a string. New reference or NULL (ENOMEM). */
+static json_t *member_str(json_t *content, const char *key)
+{
+	json_t *v = json_object_get(content, key);
+
+	return json_is_string(v) ? clean(v, 0) : str_of("");
+}
+
+char *enc_error_content(json_t *content)
+{
+	json_t *tb = json_object_get(content, "traceback"), *joined = NULL;
+
+	if (json_is_array(tb)) {
+		if (join(tb, "\n", 0, &joined))
+			joined = NULL;
+	} else {
+		joined = member_str(content, "traceback");
+	}
+	return error_line(member_str(content, "ename"),
+			  member_str(content, "evalue"), joined);
+}
+
+char *enc_simple(const char *type)
+{
+	return enc_line(typed(type));
+}
+
+char *enc_strip_quotes(const char *s)
+{
+	size_t len = s ? strlen(s) : 0;
+	char *r;
+
+	if (len >= 2 && (s[0] == '\'' || s[0] == '"') && s[len - 1] == s[0]) {
+		s++;
+		len -= 2;
+	}
+	r = malloc(len + 1);
+	if (!r)
+		return NULL;
+	if (len)
+		memcpy(r, s, len);
+	r[len] = '\0';
+	return r;
+}

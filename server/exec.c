@@ -1,0 +1,253 @@
+/*
+ * exec: one execution's stream.
+ *
+ * Owns the pending NDJSON bytes of one POST /execute and the rules of the
+ * stream (see exec.h). It never talks to a kernel or a socket: the context
+ * feeds it kernel messages and the HTTP layer pulls its bytes. Invariants:
+ * end_of_execution is appended exactly once and nothing after it; at most
+ * one error line; the keepalive timer is armed only while a reader is
+ * attached and the stream has not ended. Loop thread only.
+ */
+#include "exec.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "enc.h"
+#include "log.h"
+#include "wire.h"
+
+static void exec_keepalive_fire(void *arg, short revents);
+
+struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
+		      json_t *env_vars, const char *token, long keepalive_ms,
+		      size_t max_backlog)
+{
+	struct exec *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->refs = 1;
+	e->loop = l;
+	e->keepalive_ms = keepalive_ms;
+	e->max_backlog = max_backlog;
+	e->started_ms = loop_now_ms();
+	e->code = malloc(code_len + 1);
+	if (!e->code)
+		goto fail;
+	memcpy(e->code, code, code_len);
+	e->code[code_len] = '\0';
+	e->code_len = code_len;
+	if (env_vars && json_object_size(env_vars) > 0)
+		e->env_vars = json_incref(env_vars);
+	if (token && !(e->token = strdup(token)))
+		goto fail;
+	return e;
+fail:
+	exec_unref(e);
+	return NULL;
+}
+
+void exec_ref(struct exec *e)
+{
+	e->refs++;
+}
+
+void exec_unref(struct exec *e)
+{
+	if (!e || --e->refs > 0)
+		return;
+	loop_timer_disarm(e->loop, &e->keepalive);
+	free(e->code);
+	json_decref(e->env_vars);
+	free(e->token);
+	free(e->buf);
+	free(e);
+}
+
+static void exec_arm_keepalive(struct exec *e)
+{
+	if (e->wake && e->state != EXEC_DONE)
+		loop_timer_arm(e->loop, &e->keepalive, (uint64_t)e->keepalive_ms,
+			       exec_keepalive_fire, e);
+	else
+		loop_timer_disarm(e->loop, &e->keepalive);
+}
+
+void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink)
+{
+	e->wake = wake;
+	e->sink = sink;
+	if (!wake)
+		e->client_gone = true;
+	exec_arm_keepalive(e);
+}
+
+/* Appends one line (steals it). Droppable lines (output) are dropped when
+ * the backlog is over its bound, with one notice line in their place. */
+static void exec_append(struct exec *e, char *line, bool droppable)
+{
+	size_t n;
+
+	if (!line) {
+		log_errx("exec: out of memory encoding a line");
+		return;
+	}
+	n = strlen(line);
+	if (e->state == EXEC_DONE || e->client_gone) {
+		free(line);
+		return;
+	}
+	if (droppable && e->len - e->off + n > e->max_backlog) {
+		if (e->dropped++ == 0) {
+			char *note = enc_stream("stderr",
+				"[e2b-ci: output truncated: the client reads "
+				"slower than the kernel writes]\n", NULL);
+			free(line);
+			line = note;
+			n = line ? strlen(line) : 0;
+		} else {
+			free(line);
+			return;
+		}
+	}
+	if (e->off > 0 && e->off == e->len)
+		e->off = e->len = 0;
+	if (e->len + n > e->cap) {
+		size_t cap = e->cap ? e->cap : 4096;
+		while (cap < e->len + n)
+			cap *= 2;
+		char *nb = realloc(e->buf, cap);
+		if (!nb) {
+			free(line);
+			return;
+		}
+		e->buf = nb;
+		e->cap = cap;
+	}
+	memcpy(e->buf + e->len, line, n);
+	e->len += n;
+	free(line);
+	exec_arm_keepalive(e);
+	if (e->wake)
+		e->wake(e->sink);
+}
+
+static void exec_keepalive_fire(void *arg, short revents)
+{
+	struct exec *e = arg;
+
+	(void)revents;
+	if (e->state != EXEC_DONE && e->wake)
+		exec_append(e, enc_simple("keepalive"), false);
+}
+
+ssize_t exec_read(struct exec *e, char *buf, size_t max)
+{
+	size_t n = e->len - e->off;
+
+	if (n == 0)
+		return e->state == EXEC_DONE ? -1 : 0;
+	if (n > max)
+		n = max;
+	memcpy(buf, e->buf + e->off, n);
+	e->off += n;
+	return (ssize_t)n;
+}
+
+static void exec_count(struct exec *e, json_t *count)
+{
+	if (e->sent_count || !json_is_integer(count))
+		return;
+	e->sent_count = true;
+	exec_append(e, enc_count(json_integer_value(count)), false);
+}
+
+static void exec_on_reply(struct exec *e, struct wire_msg *m)
+{
+	const char *st = json_string_value(json_object_get(m->content,
+							   "status"));
+
+	e->got_reply = true;
+	exec_count(e, json_object_get(m->content, "execution_count"));
+	if (e->had_error || !st)
+		return;
+	if (strcmp(st, "error") == 0) {
+		e->had_error = true;
+		exec_append(e, enc_error_content(m->content), false);
+	} else if (strcmp(st, "abort") == 0 || strcmp(st, "aborted") == 0) {
+		e->had_error = true;
+		exec_append(e, enc_error("ExecutionAborted",
+					 "The kernel aborted the execution", ""),
+			    false);
+	}
+}
+
+static void exec_on_iopub(struct exec *e, struct wire_msg *m)
+{
+	const char *t = m->msg_type;
+	json_t *c = m->content;
+
+	if (strcmp(t, "status") == 0) {
+		const char *st = json_string_value(
+			json_object_get(c, "execution_state"));
+		if (st && strcmp(st, "idle") == 0)
+			e->got_idle = true;
+	} else if (strcmp(t, "execute_input") == 0) {
+		exec_count(e, json_object_get(c, "execution_count"));
+	} else if (strcmp(t, "stream") == 0) {
+		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *text = json_string_value(json_object_get(c, "text"));
+		const char *date = json_string_value(
+			json_object_get(m->header, "date"));
+		if (text && name && strcmp(name, "stderr") == 0)
+			exec_append(e, enc_stream("stderr", text, date), true);
+		else if (text)
+			exec_append(e, enc_stream("stdout", text, date), true);
+	} else if (strcmp(t, "execute_result") == 0) {
+		exec_append(e, enc_result(json_object_get(c, "data"), true),
+			    true);
+	} else if (strcmp(t, "display_data") == 0 ||
+		   strcmp(t, "update_display_data") == 0) {
+		exec_append(e, enc_result(json_object_get(c, "data"), false),
+			    true);
+	} else if (strcmp(t, "error") == 0 && !e->had_error) {
+		e->had_error = true;
+		exec_append(e, enc_error_content(c), false);
+	}
+}
+
+bool exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
+{
+	if (e->state == EXEC_DONE)
+		return false;
+	if (shell) {
+		if (strcmp(m->msg_type, "execute_reply") == 0)
+			exec_on_reply(e, m);
+	} else {
+		exec_on_iopub(e, m);
+	}
+	return e->got_reply && e->got_idle;
+}
+
+void exec_finish(struct exec *e)
+{
+	if (e->state == EXEC_DONE)
+		return;
+	exec_append(e, enc_simple("end_of_execution"), false);
+	e->state = EXEC_DONE;
+	loop_timer_disarm(e->loop, &e->keepalive);
+	if (e->wake)
+		e->wake(e->sink);
+}
+
+void exec_fail(struct exec *e, const char *name, const char *value)
+{
+	if (e->state == EXEC_DONE)
+		return;
+	if (!e->had_error) {
+		e->had_error = true;
+		exec_append(e, enc_error(name, value, ""), false);
+	}
+	exec_finish(e);
+}

@@ -1,0 +1,91 @@
+/*
+ * exec: one execution, from its POST /execute to its end_of_execution line.
+ *
+ * Holds the request (code, env_vars, access token), the msg_id of its
+ * execute_request, and the NDJSON bytes not yet read by the client. Turns the
+ * kernel messages that belong to it (by parent msg_id) into lines through
+ * enc_, and applies the stream rules: number_of_executions first, at most one
+ * error line, a keepalive after every keepalive_ms of silence (also while
+ * queued), end_of_execution always last and exactly once. The backlog is
+ * bounded: past max_backlog, output lines are dropped and one truncation
+ * notice says so; error and end lines are always kept.
+ *
+ * Two owners share it through a reference count: the context (while queued
+ * or running) and the HTTP stream (while the client is connected). Loop
+ * thread only.
+ */
+#ifndef E2BCI_EXEC_H
+#define E2BCI_EXEC_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "loop.h"
+
+struct ctx;
+struct wire_msg;
+
+enum exec_state {
+	EXEC_QUEUED,  /* waiting for its context */
+	EXEC_PREPARE, /* global env fetch / env helper cells in flight */
+	EXEC_RUNNING, /* execute_request sent */
+	EXEC_DONE,    /* end_of_execution appended */
+};
+
+struct exec {
+	int refs;
+	enum exec_state state;
+	struct ctx *ctx; /* borrowed, NULL once the context let go */
+	char *code;
+	size_t code_len;
+	json_t *env_vars; /* owned object or NULL */
+	char *token;      /* X-Access-Token of the request, or NULL */
+	char msg_id[37];  /* of the execute_request, "" before it is sent */
+	bool got_reply, got_idle, had_error, sent_count;
+
+	/* Pending NDJSON bytes: buf[off..len). */
+	char *buf;
+	size_t off, len, cap, max_backlog, dropped;
+
+	/* The reader: wake() is called when bytes or the end arrive. */
+	void (*wake)(void *sink);
+	void *sink;
+	bool client_gone;
+
+	struct loop *loop;
+	struct loop_timer keepalive;
+	long keepalive_ms;
+	uint64_t started_ms;
+	struct exec *next; /* the context's queue */
+};
+
+/* A new execution with one reference (the caller's). Steals nothing: code is
+ * copied, env_vars is incref'd. Returns NULL on ENOMEM. */
+struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
+		      json_t *env_vars, const char *token, long keepalive_ms,
+		      size_t max_backlog);
+void exec_ref(struct exec *e);
+/* Drops one reference; frees on the last. Accepts NULL. */
+void exec_unref(struct exec *e);
+
+/* Attaches/detaches the reader. Attaching arms the keepalive timer. */
+void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink);
+
+/* Copies up to max pending bytes into buf. Returns the count, 0 when nothing
+ * is pending yet, -1 when the stream has ended and everything was read. */
+ssize_t exec_read(struct exec *e, char *buf, size_t max);
+
+/* Feeds a kernel message whose parent is e->msg_id (borrowed). Returns true
+ * when this message completed the execution (reply and idle both seen). */
+bool exec_on_msg(struct exec *e, bool shell, struct wire_msg *m);
+
+/* Ends the stream early: an error line (name, value, empty traceback) unless
+ * one was already sent, then end_of_execution. Idempotent. */
+void exec_fail(struct exec *e, const char *name, const char *value);
+
+/* Ends the stream normally (end_of_execution). Idempotent. */
+void exec_finish(struct exec *e);
+
+#endif

@@ -1,0 +1,799 @@
+/*
+ * kernel: one Jupyter kernel process and the client end of its channels.
+ *
+ * Lifecycle: kernel_start() writes the connection file, forks and execs the
+ * kernelspec argv (new session, cwd, stdin from /dev/null, stdout/stderr to
+ * pipes, signals reset, fds closed, PR_SET_PDEATHSIG so no kernel outlives a
+ * crashed daemon), opens a pidfd and connects the sockets. The handshake
+ * resends kernel_info_request every 500 ms until both a reply and any iopub
+ * message arrived (the SUB slow-joiner race), then on_ready runs. The pidfd
+ * turning readable is the one authoritative "kernel died" event: the process
+ * is reaped there and on_exit runs exactly once.
+ *
+ * Invariants: every socket belongs to the loop thread; a message is handed to
+ * the owner only after its HMAC was verified; the connection file and ipc
+ * socket files exist exactly as long as the struct. Deliberately absent:
+ * heartbeats (process exit is the death signal here, and ipykernel answers
+ * heartbeats from a thread even while wedged) and the stdin channel (the
+ * daemon always sends allow_stdin: false).
+ */
+#include "kernel.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <openssl/rand.h>
+#include <unistd.h>
+#include <uuid/uuid.h>
+#include <zmq.h>
+
+#include "kspec.h"
+#include "log.h"
+#include "wire.h"
+
+#define KERNEL_HANDSHAKE_MS 500
+#define KERNEL_MAX_FRAMES 64
+#define KERNEL_BATCH 256
+#define KERNEL_PIPE_LINE 2048
+
+extern char **environ;
+
+struct kernel_pipe {
+	int fd;
+	struct loop_watch *w;
+	struct kernel *k;
+	const char *name;
+	char line[KERNEL_PIPE_LINE];
+	size_t len;
+};
+
+struct kernel {
+	char id[37];
+	char session[37];
+	char key[65];
+	enum kernel_state state;
+	const struct kspec *spec;
+	struct kernel_env env;
+	const struct kernel_ops *ops;
+	void *arg;
+
+	pid_t pid;
+	int pidfd;
+	struct loop_watch *pidw;
+	struct kernel_pipe out, err;
+
+	char *conn_file;
+	char *ipc_prefix; /* NULL for tcp */
+	void *sock[KERNEL_NCHAN];
+	struct loop_watch *sockw[KERNEL_NCHAN];
+	struct kernel_sockref {
+		struct kernel *k;
+		enum kernel_chan ch;
+	} ref[KERNEL_NCHAN];
+
+	bool got_info, got_iopub;
+	json_t *info;
+	struct loop_timer hs_timer;   /* handshake resend */
+	struct loop_timer dead_timer; /* start deadline, then SIGKILL escalation */
+	uint64_t started_ms;
+	bool exited;
+};
+
+static const char *const chan_name[KERNEL_NCHAN] = {"shell", "control",
+						     "iopub"};
+
+void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,
+		      void *arg)
+{
+	k->ops = ops;
+	k->arg = arg;
+}
+
+enum kernel_state kernel_state(const struct kernel *k)
+{
+	return k->state;
+}
+
+pid_t kernel_pid(const struct kernel *k)
+{
+	return k->pid;
+}
+
+const char *kernel_id(const struct kernel *k)
+{
+	return k->id;
+}
+
+json_t *kernel_info(const struct kernel *k)
+{
+	return k->info;
+}
+
+/* Kernels known to accept "transport": "ipc" (see kernels-on-debian.md):
+ * ipykernel-based ones and IRkernel. Everything else gets tcp. */
+static bool kernel_supports_ipc(const struct kspec *spec)
+{
+	for (size_t i = 0; i < spec->argc; i++) {
+		if (strstr(spec->argv[i], "ipykernel") ||
+		    strstr(spec->argv[i], "IRkernel"))
+			return true;
+	}
+	return false;
+}
+
+/* Picks five free loopback ports. Racy by nature (the kernel re-binds them);
+ * a kernel that dies at start is retried by the owner. */
+static int kernel_pick_ports(int ports[5])
+{
+	int fds[5], rc = 0, n = 0;
+
+	for (n = 0; n < 5; n++) {
+		struct sockaddr_in a = {.sin_family = AF_INET};
+		socklen_t alen = sizeof(a);
+
+		a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		fds[n] = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fds[n] < 0 ||
+		    bind(fds[n], (struct sockaddr *)&a, sizeof(a)) < 0 ||
+		    getsockname(fds[n], (struct sockaddr *)&a, &alen) < 0) {
+			rc = -errno;
+			if (fds[n] >= 0)
+				close(fds[n]);
+			break;
+		}
+		ports[n] = ntohs(a.sin_port);
+	}
+	while (n-- > 0)
+		close(fds[n]);
+	return rc;
+}
+
+static int kernel_write_conn_file(struct kernel *k, int ports[5])
+{
+	json_t *o = json_object();
+	char *text = NULL;
+	int fd = -1, rc = -ENOMEM;
+
+	if (!o)
+		return -ENOMEM;
+	json_object_set_new(o, "transport",
+			    json_string(k->ipc_prefix ? "ipc" : "tcp"));
+	json_object_set_new(o, "ip", json_string(k->ipc_prefix ? k->ipc_prefix
+							       : "127.0.0.1"));
+	json_object_set_new(o, "shell_port", json_integer(ports[0]));
+	json_object_set_new(o, "iopub_port", json_integer(ports[1]));
+	json_object_set_new(o, "stdin_port", json_integer(ports[2]));
+	json_object_set_new(o, "control_port", json_integer(ports[3]));
+	json_object_set_new(o, "hb_port", json_integer(ports[4]));
+	json_object_set_new(o, "signature_scheme", json_string("hmac-sha256"));
+	json_object_set_new(o, "key", json_string(k->key));
+	json_object_set_new(o, "kernel_name", json_string(k->spec->name));
+	text = json_dumps(o, JSON_COMPACT);
+	if (!text)
+		goto out;
+	fd = open(k->conn_file, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out;
+	}
+	size_t len = strlen(text);
+	rc = write(fd, text, len) == (ssize_t)len ? 0 : -EIO;
+out:
+	if (fd >= 0)
+		close(fd);
+	free(text);
+	json_decref(o);
+	return rc;
+}
+
+static void kernel_endpoint(const struct kernel *k, int port, char *buf,
+			    size_t len)
+{
+	if (k->ipc_prefix)
+		snprintf(buf, len, "ipc://%s-%d", k->ipc_prefix, port);
+	else
+		snprintf(buf, len, "tcp://127.0.0.1:%d", port);
+}
+
+static void kernel_unlink_files(struct kernel *k)
+{
+	char path[512];
+
+	if (k->conn_file)
+		unlink(k->conn_file);
+	if (!k->ipc_prefix)
+		return;
+	for (int p = 1; p <= 5; p++) {
+		snprintf(path, sizeof(path), "%s-%d", k->ipc_prefix, p);
+		unlink(path);
+	}
+}
+
+/* Builds the child's environment: ours minus systemd's per-service
+ * variables, plus the kernelspec's env and a few kernel-friendly settings. */
+static char **kernel_build_env(const struct kspec *spec)
+{
+	static const char *const drop[] = {"NOTIFY_SOCKET=", "WATCHDOG_PID=",
+					   "WATCHDOG_USEC=", "LISTEN_FDS=",
+					   "LISTEN_PID=", "LISTEN_FDNAMES=",
+					   "JPY_PARENT_PID=", NULL};
+	size_t n = 0, i, j = 0;
+	char **envp;
+	static char parent[64];
+
+	while (environ[n])
+		n++;
+	envp = calloc(n + spec->nenv + 4, sizeof(*envp));
+	if (!envp)
+		return NULL;
+	for (i = 0; i < n; i++) {
+		bool skip = false;
+		for (const char *const *d = drop; *d; d++)
+			skip |= strncmp(environ[i], *d, strlen(*d)) == 0;
+		/* The kernelspec's env overrides ours. */
+		for (size_t e = 0; e < spec->nenv && !skip; e++) {
+			const char *eq = strchr(spec->env[e], '=');
+			size_t kl = eq ? (size_t)(eq - spec->env[e]) : 0;
+			skip = kl && strncmp(environ[i], spec->env[e], kl + 1) == 0;
+		}
+		if (!skip)
+			envp[j++] = environ[i];
+	}
+	for (i = 0; i < spec->nenv; i++)
+		envp[j++] = spec->env[i];
+	/* ipykernel exits when this parent goes away; debugpy stays quiet. */
+	snprintf(parent, sizeof(parent), "JPY_PARENT_PID=%d", (int)getpid());
+	envp[j++] = parent;
+	if (!getenv("PYDEVD_DISABLE_FILE_VALIDATION"))
+		envp[j++] = "PYDEVD_DISABLE_FILE_VALIDATION=1";
+	envp[j] = NULL;
+	return envp;
+}
+
+/* The child between fork and exec: only async-signal-safe calls. Any
+ * failure is reported as an errno through errfd. */
+static void kernel_child(const char *cwd, char **argv, char **envp, int outfd,
+			 int errfd_pipe, int errfd)
+{
+	sigset_t all;
+	int e, devnull;
+
+	sigemptyset(&all);
+	sigprocmask(SIG_SETMASK, &all, NULL);
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	setsid();
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	devnull = open("/dev/null", O_RDONLY);
+	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
+	    dup2(errfd_pipe, 2) < 0)
+		goto fail;
+	if (chdir(cwd) < 0)
+		goto fail;
+	/* errfd is O_CLOEXEC: a successful exec closes it, telling the parent
+	 * all went well. Everything else above stderr is closed here. */
+	if (errfd > 3)
+		close_range(3, errfd - 1, 0);
+	close_range(errfd + 1, ~0U, 0);
+	execvpe(argv[0], argv, envp);
+fail:
+	e = errno;
+	if (write(errfd, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static void kernel_pipe_flush_line(struct kernel_pipe *p)
+{
+	if (p->len == 0)
+		return;
+	p->line[p->len] = '\0';
+	log_debug("kernel %.8s %s: %s", p->k->id, p->name, p->line);
+	p->len = 0;
+}
+
+static void kernel_on_pipe(void *arg, short revents)
+{
+	struct kernel_pipe *p = arg;
+	char buf[4096];
+	ssize_t n;
+
+	(void)revents;
+	n = read(p->fd, buf, sizeof(buf));
+	if (n <= 0) {
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return;
+		kernel_pipe_flush_line(p);
+		loop_del(p->k->env.loop, p->w);
+		p->w = NULL;
+		close(p->fd);
+		p->fd = -1;
+		return;
+	}
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || p->len == KERNEL_PIPE_LINE - 1)
+			kernel_pipe_flush_line(p);
+		if (buf[i] != '\n')
+			p->line[p->len++] = buf[i];
+	}
+}
+
+static void kernel_close_io(struct kernel *k)
+{
+	struct kernel_pipe *pipes[] = {&k->out, &k->err};
+
+	for (int c = 0; c < KERNEL_NCHAN; c++) {
+		loop_del(k->env.loop, k->sockw[c]);
+		k->sockw[c] = NULL;
+		if (k->sock[c])
+			zmq_close(k->sock[c]);
+		k->sock[c] = NULL;
+	}
+	for (int i = 0; i < 2; i++) {
+		loop_del(k->env.loop, pipes[i]->w);
+		pipes[i]->w = NULL;
+		if (pipes[i]->fd >= 0) {
+			kernel_pipe_flush_line(pipes[i]);
+			close(pipes[i]->fd);
+		}
+		pipes[i]->fd = -1;
+	}
+	loop_timer_disarm(k->env.loop, &k->hs_timer);
+	loop_timer_disarm(k->env.loop, &k->dead_timer);
+}
+
+/* Reaps the process and reports the exit once. */
+static void kernel_reaped(struct kernel *k, int status)
+{
+	bool was_ready = k->state == KERNEL_READY;
+
+	k->exited = true;
+	k->state = KERNEL_EXITED;
+	loop_del(k->env.loop, k->pidw);
+	k->pidw = NULL;
+	kernel_close_io(k);
+	kernel_unlink_files(k);
+	if (WIFSIGNALED(status))
+		log_info("kernel %.8s (pid %d) killed by signal %d", k->id,
+			 (int)k->pid, WTERMSIG(status));
+	else
+		log_info("kernel %.8s (pid %d) exited with status %d", k->id,
+			 (int)k->pid, WEXITSTATUS(status));
+	k->ops->on_exit(k->arg, k, status, was_ready);
+}
+
+static void kernel_on_pidfd(void *arg, short revents)
+{
+	struct kernel *k = arg;
+	int status = 0;
+	pid_t r;
+
+	(void)revents;
+	r = waitpid(k->pid, &status, WNOHANG);
+	if (r == 0)
+		return;
+	if (r < 0 && errno != ECHILD)
+		return;
+	kernel_reaped(k, status);
+}
+
+static int kernel_open_sockets(struct kernel *k, int ports[5])
+{
+	static const int types[KERNEL_NCHAN] = {ZMQ_DEALER, ZMQ_DEALER,
+						ZMQ_SUB};
+	static const int portidx[KERNEL_NCHAN] = {0, 3, 1};
+	char ep[600];
+	int zero = 0;
+
+	for (int c = 0; c < KERNEL_NCHAN; c++) {
+		void *s = zmq_socket(k->env.zmq, types[c]);
+		if (!s)
+			return -errno;
+		k->sock[c] = s;
+		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+		/* Never let libzmq drop iopub messages behind our back: the
+		 * loop drains them at once and bounds output downstream. */
+		zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+		if (types[c] == ZMQ_DEALER)
+			zmq_setsockopt(s, ZMQ_ROUTING_ID, k->session,
+				       strlen(k->session));
+		else
+			zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
+		kernel_endpoint(k, ports[portidx[c]], ep, sizeof(ep));
+		if (zmq_connect(s, ep) < 0)
+			return -errno;
+	}
+	return 0;
+}
+
+static void kernel_on_sock(void *arg, short revents);
+
+static int kernel_watch_all(struct kernel *k)
+{
+	struct loop *l = k->env.loop;
+
+	for (int c = 0; c < KERNEL_NCHAN; c++) {
+		k->ref[c].k = k;
+		k->ref[c].ch = (enum kernel_chan)c;
+		k->sockw[c] = loop_add_zmq(l, k->sock[c], ZMQ_POLLIN,
+					   kernel_on_sock, &k->ref[c]);
+		if (!k->sockw[c])
+			return -ENOMEM;
+	}
+	k->out.w = loop_add_fd(l, k->out.fd, ZMQ_POLLIN, kernel_on_pipe, &k->out);
+	k->err.w = loop_add_fd(l, k->err.fd, ZMQ_POLLIN, kernel_on_pipe, &k->err);
+	k->pidw = loop_add_fd(l, k->pidfd, ZMQ_POLLIN, kernel_on_pidfd, k);
+	return k->out.w && k->err.w && k->pidw ? 0 : -ENOMEM;
+}
+
+static void kernel_handshake_tick(void *arg, short revents);
+static void kernel_deadline(void *arg, short revents);
+
+static int kernel_spawn(struct kernel *k, const char *cwd, char *err,
+			size_t errlen)
+{
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, ep[2] = {-1, -1};
+	char **argv = NULL, **envp = NULL;
+	int rc = -1, child_errno = 0;
+
+	argv = kspec_argv(k->spec, k->conn_file);
+	envp = kernel_build_env(k->spec);
+	if (!argv || !envp) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
+	    pipe2(ep, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto out;
+	}
+	k->pid = fork();
+	if (k->pid < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (k->pid == 0)
+		kernel_child(cwd, argv, envp, outp[1], errp[1], ep[1]);
+	close(ep[1]);
+	ep[1] = -1;
+	if (read(ep[0], &child_errno, sizeof(child_errno)) ==
+	    (ssize_t)sizeof(child_errno)) {
+		waitpid(k->pid, NULL, 0);
+		k->pid = 0;
+		snprintf(err, errlen, "cannot start kernel '%s' (%s in %s): %s",
+			 k->spec->name, argv[0], cwd, strerror(child_errno));
+		goto out;
+	}
+	k->out.fd = outp[0];
+	k->err.fd = errp[0];
+	outp[0] = errp[0] = -1;
+	fcntl(k->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(k->err.fd, F_SETFL, O_NONBLOCK);
+	k->pidfd = pidfd_open(k->pid, 0);
+	if (k->pidfd < 0) {
+		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
+		goto out;
+	}
+	rc = 0;
+out:
+	for (int i = 0; i < 2; i++) {
+		if (outp[i] >= 0)
+			close(outp[i]);
+		if (errp[i] >= 0)
+			close(errp[i]);
+		if (ep[i] >= 0)
+			close(ep[i]);
+	}
+	kspec_strv_free(argv);
+	free(envp);
+	return rc;
+}
+
+static int kernel_prepare(struct kernel *k, int ports[5], char *err,
+			  size_t errlen)
+{
+	unsigned char rnd[32];
+	uuid_t u;
+	char path[512];
+
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, k->id);
+	uuid_generate_random(u);
+	uuid_unparse_lower(u, k->session);
+	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+		snprintf(err, errlen, "no randomness for the HMAC key");
+		return -1;
+	}
+	for (size_t i = 0; i < sizeof(rnd); i++)
+		snprintf(k->key + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(path, sizeof(path), "%s/kernel-%.8s.json", k->env.runtime_dir,
+		 k->id);
+	k->conn_file = strdup(path);
+	if (kernel_supports_ipc(k->spec)) {
+		snprintf(path, sizeof(path), "%s/k%.8s", k->env.runtime_dir,
+			 k->id);
+		k->ipc_prefix = strdup(path);
+		for (int i = 0; i < 5; i++)
+			ports[i] = i + 1;
+		if (!k->ipc_prefix)
+			return -1;
+	} else if (kernel_pick_ports(ports) < 0) {
+		snprintf(err, errlen, "no free loopback ports: %s",
+			 strerror(errno));
+		return -1;
+	}
+	if (!k->conn_file || kernel_write_conn_file(k, ports) < 0) {
+		snprintf(err, errlen, "cannot write connection file in %s: %s",
+			 k->env.runtime_dir, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+struct kernel *kernel_start(const struct kernel_env *env,
+			    const struct kspec *spec, const char *cwd,
+			    const struct kernel_ops *ops, void *arg, char *err,
+			    size_t errlen)
+{
+	struct kernel *k = calloc(1, sizeof(*k));
+	int ports[5];
+
+	if (!k) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	k->env = *env;
+	k->spec = spec;
+	k->ops = ops;
+	k->arg = arg;
+	k->pidfd = k->out.fd = k->err.fd = -1;
+	k->out.k = k->err.k = k;
+	k->out.name = "stdout";
+	k->err.name = "stderr";
+	k->state = KERNEL_STARTING;
+	k->started_ms = loop_now_ms();
+	if (kernel_prepare(k, ports, err, errlen) < 0 ||
+	    kernel_spawn(k, cwd, err, errlen) < 0)
+		goto fail;
+	if (kernel_open_sockets(k, ports) < 0 || kernel_watch_all(k) < 0) {
+		snprintf(err, errlen, "cannot connect to kernel: %s",
+			 zmq_strerror(errno));
+		goto fail;
+	}
+	log_info("kernel %.8s (%s, pid %d) starting in %s over %s", k->id,
+		 spec->name, (int)k->pid, cwd, k->ipc_prefix ? "ipc" : "tcp");
+	kernel_handshake_tick(k, 0);
+	loop_timer_arm(env->loop, &k->dead_timer, env->start_timeout_ms,
+		       kernel_deadline, k);
+	return k;
+fail:
+	kernel_free(k);
+	return NULL;
+}
+
+static void kernel_handshake_tick(void *arg, short revents)
+{
+	struct kernel *k = arg;
+
+	(void)revents;
+	if (k->state != KERNEL_STARTING)
+		return;
+	json_t *c = json_object();
+	kernel_send(k, KERNEL_SHELL, "kernel_info_request", c, NULL);
+	json_decref(c);
+	loop_timer_arm(k->env.loop, &k->hs_timer, KERNEL_HANDSHAKE_MS,
+		       kernel_handshake_tick, k);
+}
+
+static void kernel_kill_group(struct kernel *k, int sig)
+{
+	if (k->pid <= 0 || k->exited)
+		return;
+	if (killpg(k->pid, sig) < 0)
+		kill(k->pid, sig);
+}
+
+/* The start deadline passed, or a stop's grace ran out: kill for good. The
+ * pidfd then reports the exit as usual. */
+static void kernel_deadline(void *arg, short revents)
+{
+	struct kernel *k = arg;
+
+	(void)revents;
+	if (k->state == KERNEL_STARTING)
+		log_warnx("kernel %.8s (%s) did not answer within %ld ms; "
+			  "killing it", k->id, k->spec->name,
+			  k->env.start_timeout_ms);
+	kernel_kill_group(k, SIGKILL);
+}
+
+static void kernel_check_ready(struct kernel *k)
+{
+	if (k->state != KERNEL_STARTING || !k->got_info || !k->got_iopub)
+		return;
+	k->state = KERNEL_READY;
+	loop_timer_disarm(k->env.loop, &k->hs_timer);
+	loop_timer_disarm(k->env.loop, &k->dead_timer);
+	log_info("kernel %.8s (%s) ready in %llu ms", k->id, k->spec->name,
+		 (unsigned long long)(loop_now_ms() - k->started_ms));
+	k->ops->on_ready(k->arg, k);
+}
+
+static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
+			    struct wire_msg *m)
+{
+	if (k->state == KERNEL_STARTING) {
+		if (ch == KERNEL_IOPUB)
+			k->got_iopub = true;
+		if (ch == KERNEL_SHELL &&
+		    strcmp(m->msg_type, "kernel_info_reply") == 0) {
+			k->got_info = true;
+			json_decref(k->info);
+			k->info = json_incref(m->content);
+		}
+		kernel_check_ready(k);
+		return;
+	}
+	if (k->state == KERNEL_READY)
+		k->ops->on_msg(k->arg, k, ch, m);
+}
+
+/* Receives one multipart message into parts (at most KERNEL_MAX_FRAMES are
+ * kept; a longer message is read to its end and dropped). Returns the frame
+ * count, 0 when the socket is drained, -1 on error or overflow. */
+static int kernel_recv_frames(void *s, zmq_msg_t *parts)
+{
+	int n = 0, more = 1;
+
+	while (more) {
+		zmq_msg_t *p = &parts[n < KERNEL_MAX_FRAMES ? n : 0];
+		if (n >= KERNEL_MAX_FRAMES)
+			zmq_msg_close(p);
+		zmq_msg_init(p);
+		if (zmq_msg_recv(p, s, n ? 0 : ZMQ_DONTWAIT) < 0) {
+			zmq_msg_close(p);
+			if (n > KERNEL_MAX_FRAMES)
+				n = KERNEL_MAX_FRAMES;
+			for (int i = 1; i < n; i++)
+				zmq_msg_close(&parts[i]);
+			return errno == EAGAIN && n == 0 ? 0 : -1;
+		}
+		more = zmq_msg_more(p);
+		n++;
+	}
+	if (n > KERNEL_MAX_FRAMES) {
+		for (int i = 0; i < KERNEL_MAX_FRAMES; i++)
+			zmq_msg_close(&parts[i]);
+		return -1;
+	}
+	return n;
+}
+
+/* Handles one message; returns 1 when one was handled, 0 when the socket is
+ * drained, -1 on error. */
+static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
+{
+	zmq_msg_t parts[KERNEL_MAX_FRAMES];
+	struct wire_buf bufs[KERNEL_MAX_FRAMES];
+	struct wire_msg m;
+	int n = kernel_recv_frames(k->sock[ch], parts), d;
+
+	if (n <= 0) {
+		if (n < 0)
+			log_warnx("kernel %.8s: %s receive failed or message "
+				  "too long", k->id, chan_name[ch]);
+		return n < 0 ? 1 : 0;
+	}
+	for (int i = 0; i < n; i++) {
+		bufs[i].data = zmq_msg_data(&parts[i]);
+		bufs[i].len = zmq_msg_size(&parts[i]);
+	}
+	d = wire_decode(k->key, strlen(k->key), bufs, (size_t)n, &m);
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&parts[i]);
+	if (d < 0) {
+		log_warnx("kernel %.8s: dropped a %s message (%s)", k->id,
+			  chan_name[ch],
+			  d == -EPERM ? "bad signature" : "malformed");
+		return 1;
+	}
+	kernel_dispatch(k, ch, &m);
+	wire_msg_cleanup(&m);
+	return 1;
+}
+
+static void kernel_on_sock(void *arg, short revents)
+{
+	struct kernel_sockref *ref = arg;
+	struct kernel *k = ref->k;
+
+	(void)revents;
+	/* A callback may stop the kernel and close its sockets: re-check. */
+	for (int i = 0; i < KERNEL_BATCH && k->sock[ref->ch]; i++) {
+		if (kernel_recv_one(k, ref->ch) <= 0)
+			break;
+	}
+}
+
+int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
+		json_t *content, char *msg_id_out)
+{
+	struct wire_out out;
+	json_t *hdr;
+	int rc;
+
+	if (!k->sock[ch] || ch == KERNEL_IOPUB)
+		return -ENOTCONN;
+	hdr = wire_header_new(msg_type, k->session, msg_id_out);
+	if (!hdr)
+		return -ENOMEM;
+	rc = wire_encode(k->key, strlen(k->key), hdr, NULL, NULL, content, &out);
+	json_decref(hdr);
+	if (rc < 0)
+		return rc;
+	if (zmq_send(k->sock[ch], WIRE_DELIM, WIRE_DELIM_LEN, ZMQ_SNDMORE) < 0 ||
+	    zmq_send(k->sock[ch], out.sig, strlen(out.sig), ZMQ_SNDMORE) < 0)
+		rc = -errno;
+	for (int i = 0; i < 4 && rc == 0; i++) {
+		if (zmq_send(k->sock[ch], out.part[i], out.len[i],
+			     i < 3 ? ZMQ_SNDMORE : 0) < 0)
+			rc = -errno;
+	}
+	wire_out_cleanup(&out);
+	return rc;
+}
+
+int kernel_interrupt(struct kernel *k)
+{
+	if (k->exited)
+		return -ESRCH;
+	if (k->spec->interrupt_message) {
+		json_t *c = json_object();
+		int rc = kernel_send(k, KERNEL_CONTROL, "interrupt_request", c,
+				     NULL);
+		json_decref(c);
+		return rc;
+	}
+	kernel_kill_group(k, SIGINT);
+	return 0;
+}
+
+void kernel_stop(struct kernel *k, long grace_ms)
+{
+	if (k->exited || k->state == KERNEL_STOPPING)
+		return;
+	k->state = KERNEL_STOPPING;
+	loop_timer_disarm(k->env.loop, &k->hs_timer);
+	kernel_kill_group(k, SIGTERM);
+	loop_timer_arm(k->env.loop, &k->dead_timer, (uint64_t)grace_ms,
+		       kernel_deadline, k);
+}
+
+void kernel_free(struct kernel *k)
+{
+	if (!k)
+		return;
+	if (k->pid > 0 && !k->exited) {
+		kernel_kill_group(k, SIGKILL);
+		waitpid(k->pid, NULL, 0);
+	}
+	loop_del(k->env.loop, k->pidw);
+	kernel_close_io(k);
+	if (k->pidfd >= 0)
+		close(k->pidfd);
+	kernel_unlink_files(k);
+	json_decref(k->info);
+	free(k->conn_file);
+	free(k->ipc_prefix);
+	free(k);
+}

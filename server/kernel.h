@@ -1,0 +1,93 @@
+/*
+ * kernel: one Jupyter kernel process and the client end of its channels.
+ *
+ * Spawns the kernelspec's argv in its own session (so the process group can
+ * be interrupted or killed as a whole), in a given cwd, with a connection file
+ * it writes (0600, private runtime dir, ipc transport where the kernel is
+ * known to support it, else tcp on loopback). Owns the DEALER (shell,
+ * control) and SUB (iopub) sockets, the stdout/stderr pipes (drained into the
+ * log) and a pidfd that reports the process exit. Runs the readiness
+ * handshake (kernel_info_request every 500 ms until a reply and some iopub
+ * traffic) and then hands every verified message to its owner. Loop thread
+ * only. It knows nothing of contexts or executions.
+ */
+#ifndef E2BCI_KERNEL_H
+#define E2BCI_KERNEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <sys/types.h>
+
+#include "loop.h"
+
+struct kspec;
+struct kernel;
+struct wire_msg;
+
+enum kernel_chan { KERNEL_SHELL, KERNEL_CONTROL, KERNEL_IOPUB, KERNEL_NCHAN };
+
+enum kernel_state {
+	KERNEL_STARTING, /* spawned, handshake running */
+	KERNEL_READY,    /* handshake done: requests may be sent */
+	KERNEL_STOPPING, /* kernel_stop() called, waiting for exit */
+	KERNEL_EXITED,   /* process reaped; the object only awaits kernel_free */
+};
+
+/* Callbacks into the owner; each may call kernel_free() on k only from
+ * on_exit. */
+struct kernel_ops {
+	/* The handshake succeeded. */
+	void (*on_ready)(void *arg, struct kernel *k);
+	/* A verified message that is not part of the handshake (borrowed). */
+	void (*on_msg)(void *arg, struct kernel *k, enum kernel_chan ch,
+		       struct wire_msg *m);
+	/* The process exited (status as from waitpid) or the handshake timed
+	 * out (then the process group was killed first and reaped). */
+	void (*on_exit)(void *arg, struct kernel *k, int status, bool was_ready);
+};
+
+struct kernel_env {
+	const char *runtime_dir;  /* private 0700 dir for connection files */
+	void *zmq;                /* the daemon's ZeroMQ context */
+	struct loop *loop;
+	long start_timeout_ms;
+};
+
+/* Spawns a kernel for spec in cwd. Borrowed args; spec must outlive k.
+ * Returns the kernel (state STARTING) or NULL with a reason in err (fork,
+ * exec, connection file or socket failure). */
+struct kernel *kernel_start(const struct kernel_env *env,
+			    const struct kspec *spec, const char *cwd,
+			    const struct kernel_ops *ops, void *arg, char *err,
+			    size_t errlen);
+
+/* Sends a request on shell or control; content is borrowed. The new msg_id
+ * goes to msg_id_out (37 bytes) when not NULL. Returns 0 or -errno. */
+int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
+		json_t *content, char *msg_id_out);
+
+/* Interrupts the running cell: SIGINT to the process group, or an
+ * interrupt_request on control for interrupt_mode "message". */
+int kernel_interrupt(struct kernel *k);
+
+/* Starts an asynchronous stop: SIGTERM to the process group now, SIGKILL
+ * after grace_ms. on_exit still runs when the process is reaped. */
+void kernel_stop(struct kernel *k, long grace_ms);
+
+/* Kills the process group (SIGKILL), reaps it, closes everything and removes
+ * the connection file and ipc sockets. Blocking for at most a few ms; used on
+ * shutdown and by free. Accepts NULL. */
+void kernel_free(struct kernel *k);
+
+/* Hands the kernel's callbacks to a new owner (e.g. a graveyard entry that
+ * only waits for the exit). */
+void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,
+		      void *arg);
+
+enum kernel_state kernel_state(const struct kernel *k);
+pid_t kernel_pid(const struct kernel *k);
+const char *kernel_id(const struct kernel *k);
+/* The kernel_info_reply content (borrowed), NULL before ready. */
+json_t *kernel_info(const struct kernel *k);
+
+#endif

@@ -1,0 +1,59 @@
+/*
+ * kspec: finding and reading Jupyter kernelspecs (kernel.json).
+ *
+ * A kernelspec is a directory named after the kernel holding kernel.json.
+ * The search path, first hit wins: the daemon's own extra dirs (option
+ * --kernel-path, colon-separated, each a directory of kernelspec dirs), then
+ * each $JUPYTER_PATH entry + "/kernels", $JUPYTER_DATA_DIR/kernels (default
+ * ~/.local/share/jupyter/kernels), /usr/local/share/jupyter/kernels,
+ * /usr/share/jupyter/kernels. Lookup by language: a kernelspec whose name
+ * equals the language (case-insensitive; "python" is an alias of "python3"),
+ * else the first (in search order, then name order) whose "language" field
+ * equals it case-insensitively. Pure file reading; any thread.
+ */
+#ifndef E2BCI_KSPEC_H
+#define E2BCI_KSPEC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct kspec {
+	char *name;         /* directory name */
+	char *dir;          /* absolute path of the kernelspec directory */
+	char **argv;        /* NULL-terminated, unsubstituted */
+	size_t argc;
+	char *display_name; /* "" when absent */
+	char *language;     /* "" when absent */
+	bool interrupt_message; /* interrupt_mode == "message" */
+	char **env;         /* NULL-terminated "KEY=VALUE" after ${VAR} expansion */
+	size_t nenv;
+};
+
+/* Reads dir/kernel.json; name is the kernelspec name. Returns a new kspec or
+ * NULL, with a reason in err (argv missing/empty/not strings, bad JSON,
+ * unreadable file). */
+struct kspec *kspec_load(const char *dir, const char *name, char *err,
+			 size_t errlen);
+void kspec_free(struct kspec *k);
+
+/* Builds the search path list described above. extra may be NULL or a
+ * colon-separated list. Returns a NULL-terminated array of malloc'd strings
+ * (free with kspec_strv_free) or NULL on ENOMEM. */
+char **kspec_search_path(const char *extra);
+void kspec_strv_free(char **v);
+
+/* Finds the kernelspec for lang (already normalized) on path. Returns a new
+ * kspec or NULL when none matches or none of the candidates parses. */
+struct kspec *kspec_find(char *const *path, const char *lang);
+
+/* Lists every kernelspec on path (first hit per name), for logs and --check.
+ * Returns a NULL-terminated array of new kspecs (free each and the array)
+ * or NULL on ENOMEM. */
+struct kspec **kspec_list(char *const *path);
+
+/* argv with {connection_file}, {resource_dir} (k->dir) and {prefix} ("/usr")
+ * substituted in every element. Returns a NULL-terminated malloc'd vector
+ * (kspec_strv_free) or NULL. */
+char **kspec_argv(const struct kspec *k, const char *connection_file);
+
+#endif

@@ -1,0 +1,319 @@
+/*
+ * loop: the daemon's one event loop, a thin layer over zmq_poll().
+ *
+ * Owns the list of watches (a plain fd or a ZeroMQ socket, the events wanted
+ * and a callback) and a list of armed timers sorted by due time. Timers live
+ * inside their owners' structs; the loop links them but never frees them.
+ *
+ * Each turn rebuilds a zmq_pollitem_t array from the watches whose events are
+ * not 0, waits until the earliest timer is due (or max_ms), calls the
+ * callbacks of the ready watches, then fires the due timers. The invariants
+ * that make callbacks free to add and delete anything:
+ *  - A watch deleted while the ready watches are being dispatched is only
+ *    marked; it is skipped for the rest of that round and freed after it.
+ *  - A watch added during dispatch is not in this turn's poll array, so it is
+ *    first dispatched next turn.
+ *  - A timer is disarmed before its callback runs, so the callback may re-arm
+ *    it. A timer armed while timers fire is due one millisecond after this
+ *    turn's clock reading at the earliest, so a callback re-arming itself
+ *    with 0 ms cannot keep one turn from ending.
+ *
+ * Loop thread only; there are no locks. Each turn is O(watches + timers),
+ * which is fine for the few dozen entries a sandbox has. It does not own the
+ * fds and sockets it watches (never closes them), does not support calling
+ * loop_run_once() from inside a callback, and does not retry on EINTR: the
+ * caller's main loop simply turns again.
+ */
+#include "loop.h"
+
+#include <assert.h>
+#include <errno.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <time.h>
+#include <zmq.h>
+
+struct loop_watch {
+	int fd;           /* Used when sock is NULL. */
+	void *sock;       /* A ZeroMQ socket, or NULL for a plain fd. */
+	short events;     /* ZMQ_POLLIN|ZMQ_POLLOUT; 0 means paused. */
+	loop_fn fn;
+	void *arg;
+	bool deleted;     /* Set by loop_del() during dispatch. */
+	struct loop_watch *next;
+};
+
+struct loop {
+	struct loop_watch *watches; /* In insertion order. */
+	struct loop_timer *timers;  /* Armed timers, earliest first. */
+	bool dispatching;           /* Inside the watch callbacks of a turn. */
+	bool firing;                /* Inside the timer callbacks of a turn. */
+	uint64_t fire_now;          /* The clock reading timers fire against. */
+	size_t ndeleted;            /* Watches marked deleted this round. */
+	zmq_pollitem_t *items;      /* The poll array, reused across turns. */
+	struct loop_watch **owners; /* owners[i] is the watch behind items[i]. */
+	size_t cap;                 /* Capacity of items and owners. */
+};
+
+uint64_t loop_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+struct loop *loop_new(void)
+{
+	return calloc(1, sizeof(struct loop));
+}
+
+void loop_free(struct loop *l)
+{
+	struct loop_watch *w, *next;
+
+	if (!l)
+		return;
+	assert(!l->dispatching && !l->firing);
+	for (w = l->watches; w; w = next) {
+		next = w->next;
+		free(w);
+	}
+	/* Timers belong to their owners, who may already be gone: unlinked,
+	 * never touched. */
+	free(l->items);
+	free(l->owners);
+	free(l);
+}
+
+static struct loop_watch *watch_add(struct loop *l, int fd, void *sock,
+				    short events, loop_fn fn, void *arg)
+{
+	struct loop_watch *w, **tail;
+
+	w = calloc(1, sizeof(*w));
+	if (!w)
+		return NULL;
+	w->fd = fd;
+	w->sock = sock;
+	w->events = events;
+	w->fn = fn;
+	w->arg = arg;
+	for (tail = &l->watches; *tail; tail = &(*tail)->next)
+		;
+	*tail = w;
+	return w;
+}
+
+struct loop_watch *loop_add_fd(struct loop *l, int fd, short events, loop_fn fn,
+			       void *arg)
+{
+	return watch_add(l, fd, NULL, events, fn, arg);
+}
+
+struct loop_watch *loop_add_zmq(struct loop *l, void *sock, short events,
+				loop_fn fn, void *arg)
+{
+	return watch_add(l, -1, sock, events, fn, arg);
+}
+
+void loop_set_events(struct loop_watch *w, short events)
+{
+	w->events = events;
+}
+
+void loop_del(struct loop *l, struct loop_watch *w)
+{
+	struct loop_watch **pp;
+
+	if (!w || w->deleted)
+		return;
+	if (l->dispatching) {
+		/* The poll array may still point at w: free it after the round. */
+		w->deleted = true;
+		w->events = 0;
+		l->ndeleted++;
+		return;
+	}
+	for (pp = &l->watches; *pp; pp = &(*pp)->next) {
+		if (*pp == w) {
+			*pp = w->next;
+			free(w);
+			return;
+		}
+	}
+	assert(!"loop_del: watch not registered with this loop");
+}
+
+/* Frees the watches marked deleted during the round that just ended. */
+static void sweep_deleted(struct loop *l)
+{
+	struct loop_watch **pp = &l->watches, *w;
+
+	while (l->ndeleted && *pp) {
+		w = *pp;
+		if (w->deleted) {
+			*pp = w->next;
+			free(w);
+			l->ndeleted--;
+		} else {
+			pp = &w->next;
+		}
+	}
+	assert(l->ndeleted == 0);
+}
+
+void loop_timer_disarm(struct loop *l, struct loop_timer *t)
+{
+	struct loop_timer **pp;
+
+	if (!t->armed)
+		return;
+	for (pp = &l->timers; *pp; pp = &(*pp)->next) {
+		if (*pp == t) {
+			*pp = t->next;
+			break;
+		}
+	}
+	t->armed = false;
+	t->next = NULL;
+}
+
+void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t ms,
+		    loop_fn fn, void *arg)
+{
+	struct loop_timer **pp;
+	uint64_t now = loop_now_ms();
+
+	loop_timer_disarm(l, t);
+	t->due_ms = ms > UINT64_MAX - now ? UINT64_MAX : now + ms;
+	if (l->firing && t->due_ms <= l->fire_now)
+		t->due_ms = l->fire_now + 1;
+	t->fn = fn;
+	t->arg = arg;
+	/* After every timer due at the same time: equal timers fire in the
+	 * order they were armed. */
+	for (pp = &l->timers; *pp && (*pp)->due_ms <= t->due_ms;
+	     pp = &(*pp)->next)
+		;
+	t->next = *pp;
+	*pp = t;
+	t->armed = true;
+}
+
+/* The zmq_poll timeout: until the first timer is due, capped by max_ms. */
+static long poll_timeout(const struct loop *l, int max_ms)
+{
+	uint64_t now, wait;
+	long timeout = max_ms < 0 ? -1 : max_ms;
+
+	if (!l->timers)
+		return timeout;
+	now = loop_now_ms();
+	wait = l->timers->due_ms > now ? l->timers->due_ms - now : 0;
+	if (wait > INT_MAX)
+		wait = INT_MAX;
+	if (timeout < 0 || (long)wait < timeout)
+		timeout = (long)wait;
+	return timeout;
+}
+
+/* Fills the poll array from the active watches; returns its length or
+ * -ENOMEM. */
+static int build_items(struct loop *l)
+{
+	struct loop_watch *w;
+	size_t n = 0, cap;
+	void *p;
+
+	for (w = l->watches; w; w = w->next)
+		n += w->events != 0;
+	if (n > (size_t)INT_MAX)
+		return -ENOMEM;
+	if (n > l->cap) {
+		cap = n < 16 ? 16 : n * 2;
+		p = realloc(l->items, cap * sizeof(*l->items));
+		if (!p)
+			return -ENOMEM;
+		l->items = p;
+		p = realloc(l->owners, cap * sizeof(*l->owners));
+		if (!p)
+			return -ENOMEM;
+		l->owners = p;
+		l->cap = cap;
+	}
+	n = 0;
+	for (w = l->watches; w; w = w->next) {
+		if (!w->events)
+			continue;
+		l->items[n].socket = w->sock;
+		l->items[n].fd = w->sock ? -1 : w->fd;
+		l->items[n].events = w->events;
+		l->items[n].revents = 0;
+		l->owners[n++] = w;
+	}
+	return (int)n;
+}
+
+/* Calls the callbacks of the ready watches, skipping any deleted or paused
+ * by an earlier callback of the same round. */
+static void dispatch(struct loop *l, int n)
+{
+	struct loop_watch *w;
+	short revents;
+	int i;
+
+	l->dispatching = true;
+	for (i = 0; i < n; i++) {
+		w = l->owners[i];
+		if (!l->items[i].revents || w->deleted || !w->events)
+			continue;
+		revents = l->items[i].revents & (w->events | ZMQ_POLLERR);
+		if (revents)
+			w->fn(w->arg, revents);
+	}
+	l->dispatching = false;
+	sweep_deleted(l);
+}
+
+/* Fires every timer due at the start of this phase, earliest first. */
+static void fire_timers(struct loop *l)
+{
+	struct loop_timer *t;
+
+	l->firing = true;
+	l->fire_now = loop_now_ms();
+	while ((t = l->timers) && t->due_ms <= l->fire_now) {
+		loop_timer_disarm(l, t);
+		t->fn(t->arg, 0);
+	}
+	l->firing = false;
+}
+
+int loop_run_once(struct loop *l, int max_ms)
+{
+	long timeout;
+	int n, rc;
+
+	assert(!l->dispatching && !l->firing);
+	n = build_items(l);
+	if (n < 0)
+		return n;
+	timeout = poll_timeout(l, max_ms);
+	/* libzmq 4.3 sleeps with usleep(timeout * 1000) when given no items,
+	 * which is wrong for -1; poll() with no fds waits correctly. */
+	if (n == 0)
+		rc = poll(NULL, 0, (int)timeout);
+	else
+		rc = zmq_poll(l->items, n, timeout);
+	if (rc < 0) {
+		if (errno == EINTR)
+			return 0;
+		return -errno;
+	}
+	if (rc > 0)
+		dispatch(l, n);
+	fire_timers(l);
+	return 0;
+}

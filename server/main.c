@@ -1,0 +1,304 @@
+/*
+ * main: startup, signals, the loop, shutdown.
+ *
+ * Order of startup: options, logging, the private runtime directory, the
+ * kernelspec search path, the ZeroMQ context, the loop with a signalfd,
+ * the HTTP listener, then the default contexts (their kernels start in
+ * parallel). /health turns 200 and READY=1 is sent once every default
+ * context answered. SIGTERM/SIGINT end the loop; then HTTP stops, every
+ * kernel is stopped and reaped, the runtime files go, and the exit status is
+ * 0. Exits with an error only before READY=1.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "api.h"
+#include "ctx.h"
+#include "http.h"
+#include "kspec.h"
+#include "log.h"
+#include "req.h"
+#include "sdn.h"
+#include "server.h"
+
+static volatile int main_stop;
+
+const struct kspec *server_spec(struct server *s, const char *language)
+{
+	struct spec_entry *e;
+
+	for (e = s->specs; e; e = e->next)
+		if (strcmp(e->language, language) == 0)
+			return e->spec;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->language = strdup(language))) {
+		free(e);
+		return NULL;
+	}
+	e->spec = kspec_find(s->kspec_path, language);
+	/* TypeScript runs on the JavaScript kernel unless a spec of its own
+	 * is installed. */
+	if (!e->spec && strcmp(language, "typescript") == 0)
+		e->spec = kspec_find(s->kspec_path, "javascript");
+	if (e->spec)
+		log_info("language %s -> kernelspec %s (%s)", language,
+			 e->spec->name, e->spec->dir);
+	e->next = s->specs;
+	s->specs = e;
+	return e->spec;
+}
+
+void server_check_ready(struct server *s)
+{
+	size_t n = 0;
+
+	for (char **l = s->default_languages; *l; l++) {
+		struct ctx *c = ctx_default(s, *l);
+		if (c && !c->ever_ready)
+			return;
+		n += c != NULL;
+	}
+	if (s->ready)
+		return;
+	s->ready = true;
+	log_info("ready: %zu default context(s) answer on port %d", n,
+		 http_port(s->http));
+	sdn_status("ready, %zu contexts", s->ncontexts);
+	sdn_ready();
+}
+
+static int main_runtime_dir(struct server *s)
+{
+	const char *d = s->cfg.runtime_dir, *env;
+	char buf[sizeof(s->runtime_dir)];
+
+	if (!*d) {
+		if ((env = getenv("RUNTIME_DIRECTORY")) && *env)
+			snprintf(buf, sizeof(buf), "%s", env);
+		else if (geteuid() == 0)
+			snprintf(buf, sizeof(buf), "/run/e2b-ci");
+		else if ((env = getenv("XDG_RUNTIME_DIR")) && *env)
+			snprintf(buf, sizeof(buf), "%s/e2b-ci", env);
+		else
+			snprintf(buf, sizeof(buf), "/tmp/e2b-ci-%u",
+				 (unsigned)geteuid());
+		d = buf;
+	}
+	if (strlen(d) > 90) {
+		log_errx("runtime dir '%s' is too long for ipc socket paths", d);
+		return -1;
+	}
+	snprintf(s->runtime_dir, sizeof(s->runtime_dir), "%s", d);
+	if (mkdir(d, 0700) < 0 && errno != EEXIST) {
+		log_err("cannot create runtime dir %s", d);
+		return -1;
+	}
+	if (chmod(d, 0700) < 0) {
+		log_err("cannot make runtime dir %s private", d);
+		return -1;
+	}
+	return 0;
+}
+
+static char **main_split_languages(const char *list)
+{
+	char *copy = strdup(list), *save = NULL, *tok;
+	char **v = calloc(strlen(list) / 2 + 2, sizeof(*v));
+	size_t n = 0;
+
+	if (!copy || !v) {
+		free(copy);
+		free(v);
+		return NULL;
+	}
+	for (tok = strtok_r(copy, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		char *lang = req_normalize_language(tok);
+		bool dup = false;
+		for (size_t i = 0; lang && i < n; i++)
+			dup |= strcmp(v[i], lang) == 0;
+		if (lang && !dup && strspn(tok, " \t") != strlen(tok))
+			v[n++] = lang;
+		else
+			free(lang);
+	}
+	free(copy);
+	return v;
+}
+
+static void main_on_signal(void *arg, short revents)
+{
+	int fd = *(int *)arg;
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		log_info("signal %u received; shutting down", si.ssi_signo);
+		main_stop = 1;
+	}
+}
+
+static struct loop_timer main_wd_timer;
+
+static void main_watchdog(void *arg, short revents)
+{
+	struct server *s = arg;
+
+	(void)revents;
+	sdn_watchdog_ping();
+	loop_timer_arm(s->loop, &main_wd_timer, (uint64_t)sdn_watchdog_ms(),
+		       main_watchdog, s);
+}
+
+/* Entries in a NULL-terminated vector, the NULL included. */
+static size_t strlen_v(char **v)
+{
+	size_t n = 0;
+
+	while (v[n])
+		n++;
+	return n + 1;
+}
+
+static int main_start_defaults(struct server *s)
+{
+	char err[256];
+	int status;
+
+	char **v = s->default_languages;
+	size_t i = 0;
+
+	while (v[i]) {
+		if (!server_spec(s, v[i])) {
+			log_warnx("no kernel installed for default language "
+				  "%s; skipping it", v[i]);
+			/* Drop it from the list so readiness does not wait. */
+			free(v[i]);
+			memmove(&v[i], &v[i + 1], sizeof(*v) * (strlen_v(v + i)));
+			continue;
+		}
+		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
+			     sizeof(err)))
+			log_errx("default context %s: %s", v[i], err);
+		i++;
+	}
+	server_check_ready(s);
+	return 0;
+}
+
+static int main_setup(struct server *s, int *sigfd)
+{
+	struct http_opts ho = {s->cfg.listen, s->cfg.port, s->cfg.max_body,
+			       s->cfg.max_connections};
+	char err[256];
+	sigset_t set;
+
+	if (mkdir(s->cfg.cwd, 0755) < 0 && errno != EEXIST)
+		log_warn("cannot create default cwd %s", s->cfg.cwd);
+	if (main_runtime_dir(s) < 0)
+		return -1;
+	s->kspec_path = kspec_search_path(s->cfg.kernel_path);
+	s->default_languages = main_split_languages(s->cfg.default_languages);
+	s->zmq = zmq_ctx_new();
+	s->loop = loop_new();
+	if (!s->kspec_path || !s->default_languages || !s->zmq || !s->loop) {
+		log_errx("out of memory at startup");
+		return -1;
+	}
+	s->kenv = (struct kernel_env){s->runtime_dir, s->zmq, s->loop,
+				      s->cfg.kernel_start_timeout_ms};
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	*sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (*sigfd < 0 ||
+	    !loop_add_fd(s->loop, *sigfd, ZMQ_POLLIN, main_on_signal, sigfd)) {
+		log_err("signalfd");
+		return -1;
+	}
+	s->http = http_new(s->loop, &ho, api_handle, s, err, sizeof(err));
+	if (!s->http) {
+		log_errx("%s", err);
+		return -1;
+	}
+	log_info("e2b-ci listening on [%s]:%d (runtime dir %s)", s->cfg.listen,
+		 http_port(s->http), s->runtime_dir);
+	if (sdn_watchdog_ms() > 0)
+		main_watchdog(s, 0);
+	return main_start_defaults(s);
+}
+
+static void main_cleanup(struct server *s, int sigfd)
+{
+	sdn_stopping();
+	http_free(s->http);
+	s->http = NULL;
+	ctx_shutdown_all(s, 2000);
+	while (s->specs) {
+		struct spec_entry *e = s->specs;
+		s->specs = e->next;
+		kspec_free(e->spec);
+		free(e->language);
+		free(e);
+	}
+	if (s->default_languages)
+		kspec_strv_free(s->default_languages);
+	kspec_strv_free(s->kspec_path);
+	loop_free(s->loop);
+	if (s->zmq)
+		zmq_ctx_term(s->zmq);
+	if (sigfd >= 0)
+		close(sigfd);
+	if (*s->runtime_dir && rmdir(s->runtime_dir) < 0 && errno != ENOENT &&
+	    errno != ENOTEMPTY)
+		log_warn("cannot remove %s", s->runtime_dir);
+	cfg_cleanup(&s->cfg);
+}
+
+int main(int argc, char **argv)
+{
+	static struct server srv;
+	struct server *s = &srv;
+	enum log_level lvl = LOG_LVL_INFO;
+	char err[256];
+	int sigfd = -1, rc;
+
+	rc = cfg_load(&s->cfg, argc, argv, stdout, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "e2b-ci: %s\n", err);
+		return 2;
+	}
+	if (rc == 1)
+		return 0;
+	log_parse_level(s->cfg.log_level, &lvl);
+	log_init(lvl, getenv("JOURNAL_STREAM") != NULL);
+	if (rc == 2) {
+		cfg_print(&s->cfg, stdout);
+		cfg_cleanup(&s->cfg);
+		return 0;
+	}
+	if (main_setup(s, &sigfd) < 0) {
+		main_cleanup(s, sigfd);
+		return 1;
+	}
+	while (!main_stop) {
+		http_prepare(s->http);
+		if (loop_run_once(s->loop, -1) < 0) {
+			log_err("event loop");
+			break;
+		}
+	}
+	main_cleanup(s, sigfd);
+	log_info("stopped");
+	return 0;
+}

@@ -1,0 +1,92 @@
+/*
+ * server.h: the one struct server and the map of the daemon.
+ *
+ * e2b-ci is a single-threaded daemon. One loop (loop.c) waits on everything:
+ * libmicrohttpd's epoll fd, every kernel's ZeroMQ sockets, pipes and pidfd,
+ * envd sockets, a signalfd and timers. Nothing blocks in a handler; state has
+ * one owner and no locks.
+ *
+ * Modules, in reading order (each a .c/.h pair, names prefixed by module):
+ *
+ *   main.c    startup, option handling, signals, the loop, shutdown
+ *   cfg_      the option table: flags, environment, defaults, --help
+ *   log_      leveled logging to stderr, journald priorities
+ *   sdn_      systemd notify: READY, STATUS, STOPPING, WATCHDOG
+ *   loop_     zmq_poll-based event loop: fd and socket watches, timers
+ *   http_     libmicrohttpd glue: bodies, deferred answers, streams, CORS
+ *   api_      the route table and handlers of the HTTP contract
+ *   req_      validation of request bodies, language names
+ *   ctx_      contexts: registry, per-context execution queue, restarts,
+ *             env vars, interrupts
+ *   exec_     one execution: kernel messages -> NDJSON stream, keepalives
+ *   enc_      MIME bundles and events -> the NDJSON lines of the contract
+ *   kernel_   one kernel process: spawn, connection file, sockets,
+ *             handshake, interrupt, stop
+ *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
+ *   kspec_    kernelspec discovery and kernel.json parsing
+ *   envd_     asynchronous GET <envd>/envs for sandbox-wide env vars
+ *
+ * Lifecycles and the threading model are in ARCHITECTURE.md.
+ */
+#ifndef E2BCI_SERVER_H
+#define E2BCI_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cfg.h"
+#include "kernel.h"
+#include "loop.h"
+
+struct http;
+struct ctx;
+struct kspec;
+
+/* A kernel left behind by a restart or delete, until its process is gone. */
+struct grave {
+	struct kernel *kernel;
+	struct server *srv;
+	struct grave *next;
+};
+
+/* Kernelspecs resolved so far, by normalized language. */
+struct spec_entry {
+	char *language;
+	struct kspec *spec; /* NULL: known to have none */
+	struct spec_entry *next;
+};
+
+struct server {
+	struct cfg cfg;
+	struct loop *loop;
+	void *zmq;
+	struct http *http;
+	char **kspec_path;
+	char runtime_dir[200];
+	struct kernel_env kenv;
+
+	struct ctx *contexts; /* every context, newest first */
+	size_t ncontexts;
+	struct spec_entry *specs;
+	struct grave *graves;
+
+	char **default_languages; /* NULL-terminated, normalized */
+	bool ready;               /* every default context answered once */
+	bool stopping;
+
+	struct {
+		unsigned long long executions, kernel_starts, kernel_deaths,
+			interrupts, restarts;
+	} stats;
+};
+
+/* Looks up (and caches) the kernelspec for a normalized language, mapping
+ * "typescript" to the JavaScript kernel when no typescript spec exists.
+ * Borrowed; NULL when none is installed. Defined in main.c. */
+const struct kspec *server_spec(struct server *s, const char *language);
+
+/* Called by ctx_ whenever a context becomes ready: turns /health green once
+ * all default contexts have answered. Defined in main.c. */
+void server_check_ready(struct server *s);
+
+#endif

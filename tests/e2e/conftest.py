@@ -1,0 +1,154 @@
+"""Fixtures for the end-to-end tests of e2b-ci.
+
+The daemon under test is E2BCI_BIN (the Makefile passes build/e2b-ci). One
+daemon serves the whole session unless a test needs its own (different
+flags, or it is going to stop or break the daemon): kernel start-up costs
+about a second per context, so sharing keeps the suite fast.
+
+Every daemon runs with --default-languages python and --keepalive-ms 300, on
+127.0.0.1 and a free port, with its own runtime dir and default cwd under
+pytest's tmp dir, and talks to a fake envd. Stopping it (SIGTERM) must give
+exit status 0, leave no process that mentions its runtime dir, and leave the
+runtime dir empty. On a failure the tail of the log of every daemon alive
+during the test is attached to the report.
+"""
+
+import os
+import time
+
+import pytest
+
+import harness
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    item.e2bci_started = time.monotonic()
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if not rep.failed:
+        return
+    since = getattr(item, "e2bci_started", 0)
+    for d in harness.Daemon.all:
+        if d.active_since(since):
+            rep.sections.append((f"{d.name} log ({d.log_path})", d.log_tail()))
+
+
+@pytest.fixture(scope="session")
+def e2bci_bin():
+    path = os.environ.get("E2BCI_BIN")
+    if not path:
+        pytest.fail("E2BCI_BIN is not set: run `make e2e`, or set it to the "
+                    "absolute path of the e2b-ci binary", pytrace=False)
+    if not (os.path.isfile(path) and os.access(path, os.X_OK)):
+        pytest.fail(f"E2BCI_BIN={path} is not an executable file (build it "
+                    f"with `make`)", pytrace=False)
+    return os.path.abspath(path)
+
+
+@pytest.fixture(scope="session")
+def envd_server():
+    fake = harness.FakeEnvd().start()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def envd(envd_server):
+    """The session's fake envd, reset after the test."""
+    envd_server.reset()
+    yield envd_server
+    envd_server.reset()
+
+
+def _stop_and_check(daemon):
+    problems = daemon.stop()
+    if problems:
+        pytest.fail("\n".join(problems) + "\n--- log tail ---\n" +
+                    daemon.log_tail(), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def daemon(e2bci_bin, envd_server, tmp_path_factory):
+    """The shared daemon."""
+    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("shared"),
+                       envd_url=envd_server.url, name="shared daemon",
+                       args=["--interrupt-timeout-ms", "2000"])
+    d.start()
+    try:
+        d.wait_healthy()
+    except AssertionError:
+        d.stop()
+        raise
+    yield d
+    _stop_and_check(d)
+
+
+@pytest.fixture
+def client(daemon):
+    assert daemon.running(), \
+        f"the shared daemon died earlier\n{daemon.log_tail()}"
+    return daemon.client()
+
+
+@pytest.fixture
+def new_context(client):
+    """new_context(body=None) -> a new context; all are deleted afterwards."""
+    made = []
+
+    def make(body=None):
+        ctx = client.create_context(body)
+        made.append(ctx["id"])
+        return ctx
+
+    yield make
+    for ctx_id in made:
+        try:
+            client.delete(ctx_id)
+        except OSError:
+            pass
+
+
+@pytest.fixture(scope="session")
+def aux_daemon(e2bci_bin, tmp_path_factory):
+    """A second daemon with a small body limit (--max-body 4096) and no envd
+    behind --envd-url (a port nothing listens on)."""
+    closed = harness.free_port()
+    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("aux"),
+                       envd_url=f"http://127.0.0.1:{closed}", name="aux daemon",
+                       args=["--max-body", "4096"])
+    d.start()
+    try:
+        d.wait_healthy()
+    except AssertionError:
+        d.stop()
+        raise
+    yield d
+    _stop_and_check(d)
+
+
+@pytest.fixture
+def make_daemon(e2bci_bin, envd_server, tmp_path_factory):
+    """make_daemon(**kw) -> a started (not yet healthy) dedicated daemon;
+    stopped and checked after the test unless the test stopped it."""
+    made = []
+
+    def make(**kw):
+        kw.setdefault("envd_url", envd_server.url)
+        kw.setdefault("name", "dedicated daemon")
+        d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("dedicated"), **kw)
+        made.append(d)
+        return d.start()
+
+    yield make
+    problems = []
+    for d in made:
+        if d.stopped_at is None:
+            problems += d.stop()
+    if problems:
+        pytest.fail("\n".join(problems), pytrace=False)

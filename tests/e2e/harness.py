@@ -1,0 +1,646 @@
+"""Harness for the end-to-end tests.
+
+Owns three things, all standard library only (PyPI is not reachable):
+
+- Daemon: one e2b-ci process on a free loopback port with its own runtime
+  dir, default cwd and log file; stopping it checks the exit status and that
+  nothing it started is still alive.
+- FakeEnvd: a threaded http.server answering GET /envs with a JSON object the
+  test sets, recording the X-Access-Token headers it received.
+- Client / ExecStream: HTTP requests, and POST /execute read line by line
+  with every NDJSON rule of docs/http-contract.md checked on the raw bytes.
+
+Every network read has a deadline: a daemon that hangs fails the test, it
+never hangs the suite.
+"""
+
+import datetime
+import http.client
+import http.server
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+HEALTH_DEADLINE_S = 60
+STOP_DEADLINE_S = 20
+
+# Fields a result line may carry besides type/is_main_result/extra, and the
+# JSON type each must have.
+RESULT_STR_FIELDS = ("text", "html", "markdown", "svg", "png", "jpeg", "pdf",
+                     "latex", "javascript")
+RESULT_OBJ_FIELDS = ("json", "data", "chart")
+
+
+def free_port(host="127.0.0.1"):
+    """A port nothing listens on right now (the kernel picked it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def has_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def processes_referencing(path):
+    """(pid, cmdline) of every live process whose command line or
+    environment mentions path (kernel connection files live there)."""
+    needle = os.fsencode(str(path))
+    found = []
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+            try:
+                with open(f"/proc/{name}/environ", "rb") as f:
+                    environ = f.read()
+            except OSError:
+                environ = b""
+        except OSError:
+            continue  # exited meanwhile
+        if needle in cmdline or needle in environ:
+            found.append((int(name), cmdline.replace(b"\0", b" ").decode(
+                "utf-8", "replace").strip()))
+    return found
+
+
+# --------------------------------------------------------------- the daemon
+
+class Daemon:
+    """One e2b-ci process. Use start(), then stop() (which returns problems
+    as a list of strings rather than raising, so fixtures can report them)."""
+
+    all = []  # every daemon of this session, for failure reports
+
+    def __init__(self, binary, workdir, *, envd_url, args=(), listen="127.0.0.1",
+                 port=None, port_via_env=False, host=None, name="daemon"):
+        self.binary = str(binary)
+        self.workdir = Path(workdir)
+        self.name = name
+        self.runtime_dir = self.workdir / "run"
+        self.cwd = str(self.workdir / "home")
+        self.log_path = self.workdir / "daemon.log"
+        self.listen = listen
+        self.port = port or free_port()
+        self.host = host or ("::1" if listen in ("::", "::1") else listen)
+        self.envd_url = envd_url
+        self.extra_args = list(args)
+        self.port_via_env = port_via_env
+        self.proc = None
+        self.returncode = None
+        self.started_at = None
+        self.stopped_at = None
+        Daemon.all.append(self)
+
+    def argv(self):
+        argv = [self.binary]
+        if self.listen is not None:
+            argv += ["--listen", self.listen]
+        if not self.port_via_env:
+            argv += ["--port", str(self.port)]
+        argv += ["--runtime-dir", str(self.runtime_dir), "--cwd", self.cwd,
+                 "--envd-url", self.envd_url, "--default-languages", "python",
+                 "--keepalive-ms", "300", "--log-level", "debug"]
+        return argv + self.extra_args
+
+    def start(self):
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.runtime_dir.mkdir(mode=0o700, exist_ok=True)
+        os.makedirs(self.cwd, exist_ok=True)
+        # Configuration comes from our flags only, never from the caller's
+        # environment.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("E2B_CI_")}
+        if self.port_via_env:
+            env["E2B_CI_PORT"] = str(self.port)
+        log = open(self.log_path, "ab")
+        try:
+            self.proc = subprocess.Popen(self.argv(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=log, env=env,
+                                         cwd=self.workdir)
+        finally:
+            log.close()
+        self.started_at = time.monotonic()
+        return self
+
+    def wait_healthy(self, deadline_s=HEALTH_DEADLINE_S):
+        """Polls GET /health until 200 "OK"; raises with the log on failure."""
+        end = time.monotonic() + deadline_s
+        last = "no answer"
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise AssertionError(
+                    f"{self.name} exited with status {self.proc.returncode} "
+                    f"before /health answered\n{self.log_tail()}")
+            try:
+                r = self.client().request("GET", "/health", timeout=2)
+                if r.status == 200 and json.loads(r.body) == "OK":
+                    return self
+                last = f"{r.status} {r.body!r}"
+            except (OSError, http.client.HTTPException, ValueError) as e:
+                last = repr(e)
+            time.sleep(0.05)  # polling with a deadline, not synchronization
+        raise AssertionError(f"{self.name}: /health not 200 \"OK\" within "
+                             f"{deadline_s}s (last: {last})\n{self.log_tail()}")
+
+    def client(self):
+        return Client(self.host, self.port)
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def terminate(self, deadline_s=STOP_DEADLINE_S):
+        """SIGTERM, then wait for the exit. Returns the exit status, or None
+        if the daemon had to be killed because it did not exit in time."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(deadline_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                self.stopped_at = time.monotonic()
+                self.returncode = None
+                return None
+        self.stopped_at = self.stopped_at or time.monotonic()
+        self.returncode = self.proc.returncode
+        return self.returncode
+
+    def leftovers(self, grace_s=5.0):
+        """Processes still referencing the runtime dir, polled for a short
+        grace period (a process being reaped still shows its cmdline)."""
+        end = time.monotonic() + grace_s
+        while True:
+            found = processes_referencing(self.runtime_dir)
+            if not found or time.monotonic() >= end:
+                return found
+            time.sleep(0.05)
+
+    def stop(self, deadline_s=STOP_DEADLINE_S):
+        """Stops the daemon with SIGTERM and returns a list of contract
+        violations (strings): it had died already, it did not exit within the
+        deadline, its exit status was not 0, plus check_after_exit()."""
+        if self.proc is None:
+            return []
+        problems = []
+        already_exited = self.proc.poll() is not None
+        rc = self.terminate(deadline_s)
+        if already_exited:
+            problems.append(f"{self.name} had already exited (status {rc}) "
+                            f"before SIGTERM")
+        elif rc is None:
+            problems.append(f"{self.name} did not exit within {deadline_s}s "
+                            f"of SIGTERM (killed)")
+        elif rc != 0:
+            problems.append(f"{self.name} exited with status {rc} after "
+                            f"SIGTERM, expected 0")
+        return problems + self.check_after_exit()
+
+    def check_after_exit(self):
+        """Problems left behind by an exited daemon: processes that mention
+        its runtime dir (they are killed), files in the runtime dir."""
+        problems = []
+        survivors = self.leftovers()
+        if survivors:
+            problems.append(f"processes still referencing {self.runtime_dir} "
+                            f"after exit: {survivors}")
+            for pid, _ in survivors:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        if self.runtime_dir.exists():
+            left = sorted(p.name for p in self.runtime_dir.iterdir())
+            if left:
+                problems.append(f"files left in the runtime dir: {left}")
+        return problems
+
+    def log_text(self):
+        try:
+            return self.log_path.read_text("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, lines=200):
+        text = self.log_text().splitlines()
+        return "\n".join(text[-lines:])
+
+    def active_since(self, t):
+        return self.started_at is not None and (
+            self.stopped_at is None or self.stopped_at >= t)
+
+
+# ------------------------------------------------------------ the fake envd
+
+class FakeEnvd:
+    """GET /envs answers self.envs as JSON (mode "ok"), or a failure mode:
+    "500", "garbage" (not JSON), "array" (JSON, not an object), "nonstring"
+    (an object with a non-string value), "hang" (no answer until released).
+    Records the X-Access-Token header of every request (None when absent)."""
+
+    def __init__(self):
+        self.envs = {}
+        self.mode = "ok"
+        self.tokens = []
+        self.release = threading.Event()
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                if self.path.split("?", 1)[0] != "/envs":
+                    self._send(404, b"not found", "text/plain")
+                    return
+                fake.tokens.append(self.headers.get("X-Access-Token"))
+                mode = fake.mode
+                if mode == "hang":
+                    fake.release.wait(60)
+                    mode = "ok"
+                if mode == "500":
+                    self._send(500, b"boom", "text/plain")
+                elif mode == "garbage":
+                    self._send(200, b"{not json", "application/json")
+                elif mode == "array":
+                    self._send(200, b'["A", "B"]', "application/json")
+                elif mode == "nonstring":
+                    self._send(200, b'{"E2BCI_NUM": 5}', "application/json")
+                else:
+                    self._send(200, json.dumps(fake.envs).encode(),
+                               "application/json")
+
+            def _send(self, status, body, ctype):
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", ctype)
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                except OSError:
+                    pass  # the daemon gave up on us; that is allowed
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       name="fake-envd", daemon=True)
+
+    def start(self):
+        self.thread.start()
+        return self
+
+    def reset(self):
+        self.release.set()
+        self.envs = {}
+        self.mode = "ok"
+        self.tokens = []
+        self.release = threading.Event()
+
+    def close(self):
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+# ---------------------------------------------------------- the HTTP client
+
+class Response:
+    def __init__(self, status, reason, headers, body):
+        self.status = status
+        self.reason = reason
+        self.headers = headers  # lower-case name -> value
+        self.body = body
+
+    @property
+    def text(self):
+        return self.body.decode("utf-8", "replace")
+
+    def json(self):
+        return json.loads(self.body)
+
+    def __repr__(self):
+        return f"<Response {self.status} {self.headers} {self.body[:500]!r}>"
+
+
+def _encode_body(body):
+    if body is None or isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode()
+    return json.dumps(body).encode()
+
+
+class Client:
+    def __init__(self, host, port):
+        self.host = host
+        self.port = port
+
+    def connection(self, timeout):
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method, path, body=None, headers=None, timeout=30):
+        """One request on a fresh connection; the whole body is read.
+        Never accepts 502 (both SDKs turn it into 'sandbox timed out')."""
+        data = _encode_body(body)
+        hdrs = {"Connection": "close"}
+        if data is not None:
+            hdrs["Content-Type"] = "application/json"
+        hdrs.update(headers or {})
+        conn = self.connection(timeout)
+        try:
+            conn.request(method, path, body=data, headers=hdrs)
+            r = conn.getresponse()
+            resp = Response(r.status, r.reason,
+                            {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+        assert resp.status != 502, f"{method} {path} answered 502: {resp!r}"
+        return resp
+
+    def get_json(self, path, timeout=30):
+        r = self.request("GET", path, timeout=timeout)
+        assert r.status == 200, r
+        assert_json_type(r)
+        return r.json()
+
+    # -- contexts
+
+    def create_context(self, body=None, timeout=60):
+        r = self.request("POST", "/contexts", {} if body is None else body,
+                         timeout=timeout)
+        assert r.status == 200, r
+        assert_json_type(r)
+        ctx = r.json()
+        assert isinstance(ctx, dict) and isinstance(ctx.get("id"), str), ctx
+        return ctx
+
+    def contexts(self):
+        ctxs = self.get_json("/contexts")
+        assert isinstance(ctxs, list), ctxs
+        return ctxs
+
+    def restart(self, ctx_id, timeout=60):
+        return self.request("POST", f"/contexts/{ctx_id}/restart", timeout=timeout)
+
+    def delete(self, ctx_id, timeout=60):
+        return self.request("DELETE", f"/contexts/{ctx_id}", timeout=timeout)
+
+    # -- execute
+
+    def stream(self, code, *, headers=None, timeout=60, path="/execute",
+               body=None, **fields):
+        """Opens POST /execute and returns an ExecStream after the status line
+        and headers arrived. body (raw) overrides code/fields."""
+        if body is None:
+            body = {"code": code, **fields}
+        return ExecStream(self, path, _encode_body(body), headers, timeout)
+
+    def execute(self, code, *, headers=None, timeout=60, path="/execute",
+                **fields):
+        """POST /execute, the whole stream read and checked; returns the list
+        of parsed lines (keepalives included)."""
+        with self.stream(code, headers=headers, timeout=timeout, path=path,
+                         **fields) as s:
+            assert s.status == 200, f"/execute answered {s.status}: {s.read_rest()!r}"
+            return s.read_all()
+
+
+class ExecStream:
+    """A POST /execute response read one NDJSON line at a time. Every line is
+    checked against the contract as it arrives; read_all() also checks the
+    sequence. close() (or leaving the with-block) drops the connection at
+    once, which is what a client timing out does."""
+
+    def __init__(self, client, path, data, headers, timeout):
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.lines = []
+        self.done = False
+        hdrs = {"Content-Type": "application/json", "Connection": "close"}
+        hdrs.update(headers or {})
+        self.conn = client.connection(timeout)
+        self.conn.request("POST", path, body=data, headers=hdrs)
+        # getresponse() drops conn.sock when the answer will close the
+        # connection; keep our own reference for timeouts and shutdown.
+        self.sock = self.conn.sock
+        self.resp = self.conn.getresponse()
+        self.status = self.resp.status
+        self.headers = {k.lower(): v for k, v in self.resp.getheaders()}
+        assert self.status != 502, f"/execute answered 502: {self.read_rest()!r}"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _arm(self, deadline):
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise AssertionError(f"stream did not progress in time; lines so "
+                                 f"far: {self.lines}")
+        self.sock.settimeout(remaining)
+
+    def read_rest(self):
+        try:
+            self._arm(self.deadline)
+            return self.resp.read()
+        except (OSError, http.client.HTTPException) as e:
+            return repr(e).encode()
+
+    def next_line(self, timeout=None):
+        """The next parsed line, or None at the end of the body. Raises
+        AssertionError when nothing arrives in time (timeout, or else the
+        stream's overall deadline)."""
+        deadline = self.deadline if timeout is None else min(
+            self.deadline, time.monotonic() + timeout)
+        if self.done:
+            return None
+        try:
+            self._arm(deadline)
+            raw = self.resp.readline()
+        except socket.timeout:
+            raise AssertionError(f"no NDJSON line within the deadline; lines so "
+                                 f"far: {self.lines}") from None
+        if not raw:
+            self.done = True
+            return None
+        obj = parse_line(raw)
+        self.lines.append(obj)
+        return obj
+
+    def read_until(self, pred, timeout=None):
+        """Reads until pred(line) holds; returns that line. Fails at EOF."""
+        while True:
+            line = self.next_line(timeout)
+            assert line is not None, f"stream ended early: {self.lines}"
+            if pred(line):
+                return line
+
+    def read_all(self, timeout=None):
+        """Reads to the end of the body and checks the whole sequence."""
+        deadline = self.deadline if timeout is None else time.monotonic() + timeout
+        while self.next_line(max(0.001, deadline - time.monotonic())) is not None:
+            pass
+        check_sequence(self.lines)
+        return self.lines
+
+    def close(self):
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self.resp.close()
+        self.conn.close()
+
+
+# ------------------------------------------------------- the NDJSON checks
+
+def _reject_constant(name):
+    raise ValueError(f"non-standard JSON constant {name} in the stream")
+
+
+def _is_iso8601(s):
+    try:
+        datetime.datetime.fromisoformat(s)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_line(raw):
+    """Parses one raw NDJSON line (bytes, '\\n' included) and checks it."""
+    assert raw.endswith(b"\n"), f"line not terminated by \\n: {raw!r}"
+    body = raw[:-1]
+    assert body.strip(), f"blank line in the NDJSON stream: {raw!r}"
+    assert b"\n" not in body and b"\r" not in body, f"bad line break: {raw!r}"
+    assert raw.isascii(), f"non-ASCII bytes in the NDJSON stream: {raw!r}"
+    obj = json.loads(body.decode("ascii"), parse_constant=_reject_constant)
+    assert isinstance(obj, dict), f"NDJSON line is not an object: {raw!r}"
+    check_line(obj)
+    return obj
+
+
+def check_line(obj):
+    t = obj.get("type")
+    assert isinstance(t, str), f"line without a string type: {obj}"
+    if t == "number_of_executions":
+        n = obj.get("execution_count")
+        assert isinstance(n, int) and not isinstance(n, bool), obj
+    elif t in ("stdout", "stderr"):
+        assert isinstance(obj.get("text"), str), obj
+        ts = obj.get("timestamp")
+        assert isinstance(ts, str) and _is_iso8601(ts), f"bad timestamp: {obj}"
+    elif t == "result":
+        assert isinstance(obj.get("is_main_result"), bool), obj
+        assert isinstance(obj.get("extra"), dict), f"extra missing: {obj}"
+        for k in RESULT_STR_FIELDS:
+            if k in obj:
+                assert isinstance(obj[k], str), f"{k} not a string: {obj}"
+        for k in RESULT_OBJ_FIELDS:
+            if k in obj:
+                assert isinstance(obj[k], dict), f"{k} not an object: {obj}"
+        nulls = [k for k, v in obj.items() if v is None]
+        assert not nulls, f"absent formats must be omitted, not null: {obj}"
+    elif t == "error":
+        for k in ("name", "value", "traceback"):
+            assert isinstance(obj.get(k), str), f"error.{k} not a string: {obj}"
+
+
+def check_sequence(lines):
+    types = [l["type"] for l in lines]
+    assert types and types[-1] == "end_of_execution", \
+        f"end_of_execution must be the last line: {types}"
+    assert types.count("end_of_execution") == 1, f"several ends: {types}"
+    assert types.count("error") <= 1, f"more than one error line: {lines}"
+    assert types.count("number_of_executions") <= 1, types
+    if "number_of_executions" in types:
+        first = types.index("number_of_executions")
+        before = [t for t in types[:first] if t != "keepalive"]
+        assert not before, f"output before number_of_executions: {types}"
+
+
+# ------------------------------------------------------ stream accessors
+
+def content(lines):
+    """The lines without keepalives."""
+    return [l for l in lines if l["type"] != "keepalive"]
+
+
+def of_type(lines, t):
+    return [l for l in lines if l["type"] == t]
+
+
+def stdout(lines):
+    return "".join(l["text"] for l in of_type(lines, "stdout"))
+
+
+def stderr(lines):
+    return "".join(l["text"] for l in of_type(lines, "stderr"))
+
+
+def error(lines):
+    errs = of_type(lines, "error")
+    return errs[0] if errs else None
+
+
+def main_text(lines):
+    """text of the main result; fails on an error or a missing result."""
+    err = error(lines)
+    assert err is None, f"unexpected error: {err['name']}: {err['value']}\n{err['traceback']}"
+    mains = [l for l in of_type(lines, "result") if l["is_main_result"]]
+    assert len(mains) == 1, f"expected one main result: {lines}"
+    return mains[0].get("text")
+
+
+def assert_json_type(resp):
+    ctype = resp.headers.get("content-type", "")
+    assert ctype.split(";")[0].strip().lower() == "application/json", resp
+
+
+def assert_text_error(resp, status=None):
+    """A failure answer: the status (an int or a range), a plain-text,
+    non-empty body."""
+    if status is not None:
+        if isinstance(status, range):
+            assert resp.status in status, resp
+        else:
+            assert resp.status == status, resp
+    ctype = resp.headers.get("content-type", "")
+    assert ctype.split(";")[0].strip().lower() == "text/plain", resp
+    assert resp.body.strip(), f"empty error body: {resp!r}"
+    return resp.text
+
+
+# ------------------------------------------------------ cells that wait
+
+def wait_cell(path, before="", after=""):
+    """Code that prints 'ready', then blocks until path exists (at most 60 s,
+    so a broken test never leaves a kernel busy for long)."""
+    return (f"{before}\n"
+            "import os as _os, time as _time\n"
+            "print('ready', flush=True)\n"
+            "_t = _time.monotonic()\n"
+            f"while not _os.path.exists({str(path)!r}) and _time.monotonic() - _t < 60:\n"
+            "    _time.sleep(0.01)\n"
+            f"{after}\n")
+
+
+def is_ready(line):
+    return line["type"] == "stdout" and "ready" in line["text"]
