@@ -30,9 +30,12 @@ OBJS     := $(LIBSRCS:server/%.c=$(BUILD)/obj/%.o)
 UNITSRCS := $(wildcard tests/unit/test_*.c)
 UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# Our own kernels and other parts add their rules (and EXTRA_TARGETS) here.
+-include $(sort $(wildcard kernels/*/build.mk mk/*.mk))
+
 .PHONY: all deps run test unit e2e sdk asan check install clean
 
-all: $(BUILD)/e2b-ci $(UNITBINS)
+all: $(BUILD)/e2b-ci $(UNITBINS) $(EXTRA_TARGETS)
 
 deps:
 	@template/install-deps.sh

@@ -321,7 +321,7 @@ static void ctx_send_main(struct ctx *c)
 	struct exec *e = c->running;
 	json_t *content;
 
-	if (e->env_vars)
+	if (e->env_vars && e->resends == 0)
 		ctx_send_helper(c, e->env_vars, NULL, NULL);
 	if (e->client_gone) {
 		/* Nobody waits for it any more: do not run it at all. */
@@ -342,8 +342,9 @@ static void ctx_send_main(struct ctx *c)
 		return;
 	}
 	json_decref(content);
+	if (e->state != EXEC_RUNNING)
+		c->srv->stats.executions++;
 	e->state = EXEC_RUNNING;
-	c->srv->stats.executions++;
 }
 
 static void ctx_on_envd(void *arg, json_t *vars)
@@ -404,13 +405,29 @@ void ctx_submit(struct ctx *c, struct exec *e)
 	ctx_pump(c);
 }
 
+#define CTX_INTERRUPT_REPEAT_MS 500
+
+/* Repeats the interrupt every CTX_INTERRUPT_REPEAT_MS while the kernel has
+ * said nothing since the last one (a SIGINT can land where a kernel ignores
+ * it), but never while it is busy reporting the interruption: a second
+ * KeyboardInterrupt inside ipykernel's own error handling does harm. Restarts
+ * the kernel once interrupt_timeout_ms passed without the cell ending. */
 static void ctx_interrupt_expired(void *arg, short revents)
 {
 	struct ctx *c = arg;
 
 	(void)revents;
-	if (!c->running)
+	if (!c->running || !c->kernel)
 		return;
+	if (loop_now_ms() < c->interrupt_deadline) {
+		if (c->running->last_msg_ms < c->interrupt_sent_ms) {
+			kernel_interrupt(c->kernel);
+			c->interrupt_sent_ms = loop_now_ms();
+		}
+		loop_timer_arm(c->srv->loop, &c->interrupt_timer,
+			       CTX_INTERRUPT_REPEAT_MS, ctx_interrupt_expired, c);
+		return;
+	}
 	log_warnx("context %.8s: cell did not stop within %ld ms of an "
 		  "interrupt; restarting the kernel", c->id,
 		  c->srv->cfg.interrupt_timeout_ms);
@@ -441,9 +458,11 @@ void ctx_cancel(struct ctx *c, struct exec *e)
 		 c->id);
 	c->srv->stats.interrupts++;
 	kernel_interrupt(c->kernel);
+	c->interrupt_sent_ms = loop_now_ms();
+	c->interrupt_deadline = loop_now_ms() +
+				(uint64_t)c->srv->cfg.interrupt_timeout_ms;
 	loop_timer_arm(c->srv->loop, &c->interrupt_timer,
-		       (uint64_t)c->srv->cfg.interrupt_timeout_ms,
-		       ctx_interrupt_expired, c);
+		       CTX_INTERRUPT_REPEAT_MS, ctx_interrupt_expired, c);
 }
 
 /* Kernel callbacks */
@@ -472,8 +491,18 @@ static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 		return;
 	if (c->running && c->running->state == EXEC_RUNNING &&
 	    strcmp(parent, c->running->msg_id) == 0) {
-		if (exec_on_msg(c->running, ch == KERNEL_SHELL, m))
+		switch (exec_on_msg(c->running, ch == KERNEL_SHELL, m)) {
+		case EXEC_COMPLETE:
 			ctx_complete(c);
+			break;
+		case EXEC_RESEND:
+			log_debug("context %.8s: request aborted before it ran; "
+				  "sending it again", c->id);
+			ctx_send_main(c);
+			break;
+		case EXEC_GOING:
+			break;
+		}
 		return;
 	}
 	if (ch != KERNEL_SHELL || strcmp(m->msg_type, "execute_reply") != 0)

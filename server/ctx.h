@@ -64,6 +64,7 @@ struct ctx {
 	char restore_id[37];
 	struct ctx_waiter *waiters;
 	struct loop_timer interrupt_timer;
+	uint64_t interrupt_deadline, interrupt_sent_ms;
 	struct loop_timer retry_timer;
 	struct ctx *next;
 };

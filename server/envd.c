@@ -12,8 +12,8 @@
  * everything is freed before done runs, so done may start another fetch;
  * the response is capped at ENVD_MAX_RESPONSE bytes; every failure hands
  * done an empty object (allocated up front, so failing never allocates) and
- * logs one debug line. A body that is not a JSON object of string values is
- * a failure as a whole: no partial environment is ever applied.
+ * is logged at debug level only. A body that is not a JSON object of string
+ * values is a failure as a whole: no partial environment is ever applied.
  *
  * Loop thread only. Deliberately not done: https, redirects, keep-alive,
  * proxies, content codings, obsolete header folding, and asynchronous DNS:
@@ -40,9 +40,9 @@
 
 /* Caps on what we send and what we accept. */
 #define ENVD_MAX_RESPONSE (1024 * 1024)
-#define ENVD_MAX_URL 2048
-#define ENVD_MAX_TOKEN 4096
-#define ENVD_READ_CHUNK 16384
+#define ENVD_MAX_URL	  2048
+#define ENVD_MAX_TOKEN	  4096
+#define ENVD_READ_CHUNK	  16384
 
 enum envd_state { ENVD_CONNECTING, ENVD_WRITING, ENVD_READING };
 
@@ -50,18 +50,18 @@ struct envd_req {
 	struct loop *loop;
 	envd_done_fn done;
 	void *arg;
-	json_t *empty;           /* What a failure reports. */
-	const char *why;         /* Failure noted before the loop ran us. */
-	char *url;               /* For log lines. */
-	struct addrinfo *ai;     /* The resolved addresses... */
+	json_t *empty;		 /* What a failure reports. */
+	const char *why;	 /* Failure noted before the loop ran us. */
+	char *url;		 /* For log lines. */
+	struct addrinfo *ai;	 /* The resolved addresses... */
 	struct addrinfo *ai_cur; /* ...and the one being tried. */
 	int fd;
 	struct loop_watch *watch;
 	struct loop_timer timer; /* Deadline, or the deferred failure. */
 	enum envd_state state;
-	char *out;               /* The request bytes. */
+	char *out; /* The request bytes. */
 	size_t out_len, out_off;
-	char *in;                /* The response so far, NUL-terminated. */
+	char *in; /* The response so far, NUL-terminated. */
 	size_t in_len, in_cap;
 };
 
@@ -79,7 +79,7 @@ struct envd_url {
 	const char *authority; /* host[:port] as written, for Host. */
 	const char *host;      /* Without brackets. */
 	const char *port;
-	const char *path;      /* Base path without trailing '/', maybe "". */
+	const char *path; /* Base path without trailing '/', maybe "". */
 };
 
 /* True if s has no byte that could end or split a header line or request
@@ -159,8 +159,8 @@ static int url_parse(const char *url, struct envd_url *u)
 	if (split_authority(p, u) < 0)
 		return -EINVAL;
 	p += alen + 1;
-	strcpy(p, slash ? slash : "");
-	len = strlen(p);
+	len = slash ? strlen(slash) : 0;
+	memcpy(p, slash ? slash : "", len + 1);
 	while (len > 0 && p[len - 1] == '/')
 		p[--len] = '\0';
 	u->path = p;
@@ -173,7 +173,8 @@ static int build_request(struct envd_req *r, const struct envd_url *u,
 {
 	int n;
 
-	if (token && (strlen(token) > ENVD_MAX_TOKEN || !clean_bytes(token, true)))
+	if (token &&
+	    (strlen(token) > ENVD_MAX_TOKEN || !clean_bytes(token, true)))
 		return -EINVAL;
 	n = asprintf(&r->out,
 		     "GET %s/envs HTTP/1.1\r\n"
@@ -246,8 +247,8 @@ static int try_connect(struct envd_req *r, int err)
 		}
 		if (connect(r->fd, a->ai_addr, a->ai_addrlen) == 0 ||
 		    errno == EINPROGRESS) {
-			r->watch = loop_add_fd(r->loop, r->fd, ZMQ_POLLOUT,
-					       on_io, r);
+			r->watch =
+			    loop_add_fd(r->loop, r->fd, ZMQ_POLLOUT, on_io, r);
 			if (r->watch)
 				return 0;
 			err = -ENOMEM;
@@ -655,19 +656,16 @@ struct envd_req *envd_fetch(struct loop *l, const char *url, const char *token,
 	r->state = ENVD_CONNECTING;
 	r->empty = json_object();
 	r->url = strdup(url);
-	if (!r->empty || !r->url)
-		goto fail;
-	rc = start(r, url, token);
-	if (rc == -ENOMEM)
-		goto fail;
+	rc = r->empty && r->url ? start(r, url, token) : -ENOMEM;
+	if (rc == -ENOMEM) {
+		req_free(r);
+		return NULL;
+	}
 	/* Either the deadline, or a failure reported from the next turn. */
 	loop_timer_arm(l, &r->timer,
 		       rc < 0 ? 0 : (uint64_t)(timeout_ms > 0 ? timeout_ms : 0),
 		       on_timer, r);
 	return r;
-fail:
-	req_free(r);
-	return NULL;
 }
 
 void envd_cancel(struct envd_req *r)

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "wire.h"
 
+#define EXEC_MAX_RESENDS 3
+
 static void exec_keepalive_fire(void *arg, short revents);
 
 struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
@@ -169,6 +171,14 @@ static void exec_on_reply(struct exec *e, struct wire_msg *m)
 							   "status"));
 
 	e->got_reply = true;
+	/* ipykernel aborts requests that reach it right after a failed cell
+	 * sent with stop_on_error (its abort window closes asynchronously).
+	 * Such a request never ran: it is sent again instead of failing. */
+	if (st && strcmp(st, "aborted") == 0 && !e->sent_count &&
+	    e->resends < EXEC_MAX_RESENDS) {
+		e->aborted_unrun = true;
+		return;
+	}
 	exec_count(e, json_object_get(m->content, "execution_count"));
 	if (e->had_error || !st)
 		return;
@@ -217,17 +227,24 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 	}
 }
 
-bool exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
+enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
 {
 	if (e->state == EXEC_DONE)
-		return false;
+		return EXEC_GOING;
+	e->last_msg_ms = loop_now_ms();
 	if (shell) {
 		if (strcmp(m->msg_type, "execute_reply") == 0)
 			exec_on_reply(e, m);
 	} else {
 		exec_on_iopub(e, m);
 	}
-	return e->got_reply && e->got_idle;
+	if (e->aborted_unrun) {
+		e->aborted_unrun = false;
+		e->got_reply = e->got_idle = false;
+		e->resends++;
+		return EXEC_RESEND;
+	}
+	return e->got_reply && e->got_idle ? EXEC_COMPLETE : EXEC_GOING;
 }
 
 void exec_finish(struct exec *e)

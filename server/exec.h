@@ -44,6 +44,8 @@ struct exec {
 	char *token;      /* X-Access-Token of the request, or NULL */
 	char msg_id[37];  /* of the execute_request, "" before it is sent */
 	bool got_reply, got_idle, had_error, sent_count;
+	bool aborted_unrun; /* aborted reply before any execute_input */
+	int resends;
 
 	/* Pending NDJSON bytes: buf[off..len). */
 	char *buf;
@@ -58,6 +60,7 @@ struct exec {
 	struct loop_timer keepalive;
 	long keepalive_ms;
 	uint64_t started_ms;
+	uint64_t last_msg_ms; /* when the kernel last sent anything for it */
 	struct exec *next; /* the context's queue */
 };
 
@@ -77,9 +80,14 @@ void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink);
  * is pending yet, -1 when the stream has ended and everything was read. */
 ssize_t exec_read(struct exec *e, char *buf, size_t max);
 
-/* Feeds a kernel message whose parent is e->msg_id (borrowed). Returns true
- * when this message completed the execution (reply and idle both seen). */
-bool exec_on_msg(struct exec *e, bool shell, struct wire_msg *m);
+enum exec_step {
+	EXEC_GOING,    /* more to come */
+	EXEC_COMPLETE, /* execute_reply and idle both seen */
+	EXEC_RESEND,   /* aborted before it ran: send the same code again */
+};
+
+/* Feeds a kernel message whose parent is e->msg_id (borrowed). */
+enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m);
 
 /* Ends the stream early: an error line (name, value, empty traceback) unless
  * one was already sent, then end_of_execution. Idempotent. */

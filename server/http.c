@@ -53,6 +53,7 @@ struct http {
 	long max_body;
 	int port;
 	bool need_run;
+	bool stopping; /* http_free runs: nothing may suspend any more */
 	struct http_req *suspended; /* doubly linked */
 };
 
@@ -225,6 +226,8 @@ static ssize_t http_stream_reader(void *cls, uint64_t pos, char *buf,
 		return n;
 	if (n < 0)
 		return MHD_CONTENT_READER_END_OF_STREAM;
+	if (r->h->stopping)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
 	http_suspend(r);
 	return 0;
 }
@@ -337,7 +340,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 		*upload_size = 0;
 		return ok ? MHD_YES : MHD_NO;
 	}
-	if (r->client_gone)
+	if (r->client_gone || (h->stopping && r->state == HTTP_DEFERRED))
 		return MHD_NO;
 	switch (r->state) {
 	case HTTP_NEW:
@@ -388,7 +391,9 @@ static void http_logger(void *cls, const char *fmt, va_list ap)
 	(void)cls;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = '\0';
-	log_warnx("http: %s", line);
+	/* MHD reports client-side trouble (resets, aborted streams) here;
+	 * the daemon's own failures are logged where they happen. */
+	log_debug("http: %s", line);
 }
 
 /* Resolves o->listen into addr; returns the MHD flags it needs or -1. */
@@ -468,9 +473,12 @@ void http_free(struct http *h)
 {
 	if (!h)
 		return;
+	h->stopping = true;
 	while (h->suspended)
 		http_resume(h->suspended);
 	if (h->d) {
+		/* MHD moves resumed connections back only inside MHD_run; it
+		 * aborts when stopped with any still suspended. */
 		MHD_run(h->d);
 		MHD_stop_daemon(h->d);
 	}

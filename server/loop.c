@@ -35,25 +35,26 @@
 #include <zmq.h>
 
 struct loop_watch {
-	int fd;           /* Used when sock is NULL. */
-	void *sock;       /* A ZeroMQ socket, or NULL for a plain fd. */
-	short events;     /* ZMQ_POLLIN|ZMQ_POLLOUT; 0 means paused. */
+	int fd;	      /* Used when sock is NULL. */
+	void *sock;   /* A ZeroMQ socket, or NULL for a plain fd. */
+	short events; /* ZMQ_POLLIN|ZMQ_POLLOUT; 0 means paused. */
 	loop_fn fn;
 	void *arg;
-	bool deleted;     /* Set by loop_del() during dispatch. */
+	bool deleted; /* Set by loop_del() during dispatch. */
 	struct loop_watch *next;
 };
 
 struct loop {
 	struct loop_watch *watches; /* In insertion order. */
 	struct loop_timer *timers;  /* Armed timers, earliest first. */
-	bool dispatching;           /* Inside the watch callbacks of a turn. */
-	bool firing;                /* Inside the timer callbacks of a turn. */
-	uint64_t fire_now;          /* The clock reading timers fire against. */
-	size_t ndeleted;            /* Watches marked deleted this round. */
-	zmq_pollitem_t *items;      /* The poll array, reused across turns. */
-	struct loop_watch **owners; /* owners[i] is the watch behind items[i]. */
-	size_t cap;                 /* Capacity of items and owners. */
+	bool dispatching;	    /* Inside the watch callbacks of a turn. */
+	bool firing;		    /* Inside the timer callbacks of a turn. */
+	uint64_t fire_now;	    /* The clock reading timers fire against. */
+	size_t ndeleted;	    /* Watches marked deleted this round. */
+	zmq_pollitem_t *items;	    /* The poll array, reused across turns. */
+	struct loop_watch *
+	    *owners; /* owners[i] is the watch behind items[i]. */
+	size_t cap;  /* Capacity of items and owners. */
 };
 
 uint64_t loop_now_ms(void)
@@ -130,7 +131,8 @@ void loop_del(struct loop *l, struct loop_watch *w)
 	if (!w || w->deleted)
 		return;
 	if (l->dispatching) {
-		/* The poll array may still point at w: free it after the round. */
+		/* The poll array may still point at w: free it after the round.
+		 */
 		w->deleted = true;
 		w->events = 0;
 		l->ndeleted++;

@@ -241,9 +241,11 @@ static int main_setup(struct server *s, int *sigfd)
 static void main_cleanup(struct server *s, int sigfd)
 {
 	sdn_stopping();
+	/* Streams first get their error and end lines (flushed while the
+	 * kernels exit), then HTTP stops. */
+	ctx_shutdown_all(s, 2000);
 	http_free(s->http);
 	s->http = NULL;
-	ctx_shutdown_all(s, 2000);
 	while (s->specs) {
 		struct spec_entry *e = s->specs;
 		s->specs = e->next;

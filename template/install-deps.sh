@@ -46,6 +46,12 @@ if [ -n "$missing" ]; then
 	apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 
+# Our own kernels install what they need (npm packages, a JDK) themselves.
+here=$(cd "$(dirname "$0")" && pwd)
+for k in "$here"/../kernels/*/install.sh; do
+	[ -x "$k" ] && "$k" "${1:-}"
+done
+
 # E2B sandboxes run code in /home/user; contexts default to it.
 [ -d /home/user ] || mkdir -p /home/user
 exit 0

@@ -5,6 +5,12 @@
  * response (all at once, a byte per turn, or keeping the connection open),
  * or never answers. Each wait is for an event, bounded by a 5 s guard so a
  * bug fails the test instead of hanging it.
+ *
+ * getaddrinfo() and freeaddrinfo() are interposed (this executable's
+ * definitions win over libc's) so that one made-up name can resolve to two
+ * loopback addresses, the first refusing connections: that is the only way
+ * to test the fallback to the next address without editing /etc/hosts.
+ * Every other name goes to libc.
  */
 #include "envd.h"
 #include "log.h"
@@ -12,7 +18,9 @@
 #include "testhelp.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <netdb.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -146,8 +154,7 @@ static void srv_on_listen(void *arg, short revents)
 /* Binds to the loopback of family on an ephemeral port. With listen_too
  * false the socket is only bound, so connecting to it is refused. Returns 0,
  * or -1 when the family is not available here. */
-static int srv_start(struct srv *s, struct loop *l, int family,
-		     bool listen_too)
+static int srv_start(struct srv *s, struct loop *l, int family, bool listen_too)
 {
 	struct sockaddr_storage ss = {0};
 	struct sockaddr_in *in4 = (struct sockaddr_in *)&ss;
@@ -207,18 +214,22 @@ static bool is_empty_object(const json_t *v)
 }
 
 static const char ok_body[] =
-	"{\"PLAIN\": \"value\", \"QUOTE\": \"say \\\"hi\\\"\", "
-	"\"BACKSLASH\": \"C:\\\\dir\\\\\", \"NL\": \"line1\\nline2\\r\\t\", "
-	"\"UTF8\": \"\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "de \xe2\x82\xac "
-	"\xf0\x9f\x99\x82\", \"ESC\": \"\\u00e9\\ud83d\\ude42\", "
-	"\"EMPTY\": \"\"}";
+    "{\"PLAIN\": \"value\", \"QUOTE\": \"say \\\"hi\\\"\", "
+    "\"BACKSLASH\": \"C:\\\\dir\\\\\", \"NL\": \"line1\\nline2\\r\\t\", "
+    "\"UTF8\": \"\xc3\xbcn\xc3\xaf"
+    "c\xc3\xb8"
+    "de \xe2\x82\xac "
+    "\xf0\x9f\x99\x82\", \"ESC\": \"\\u00e9\\ud83d\\ude42\", "
+    "\"EMPTY\": \"\"}";
 
 static json_t *ok_expected(void)
 {
 	return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "PLAIN",
 			 "value", "QUOTE", "say \"hi\"", "BACKSLASH",
 			 "C:\\dir\\", "NL", "line1\nline2\r\t", "UTF8",
-			 "\xc3\xbcn\xc3\xaf" "c\xc3\xb8" "de \xe2\x82\xac "
+			 "\xc3\xbcn\xc3\xaf"
+			 "c\xc3\xb8"
+			 "de \xe2\x82\xac "
 			 "\xf0\x9f\x99\x82",
 			 "ESC", "\xc3\xa9\xf0\x9f\x99\x82", "EMPTY", "");
 }
@@ -358,62 +369,90 @@ struct resp_case {
 };
 
 static const struct resp_case resp_cases[] = {
-	{"content-length", "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
-			   "{\"K\":\"v\"}\n", true},
-	{"close-delimited", "HTTP/1.0 200 OK\r\n\r\n{\"K\":\"v\"}", true},
-	{"no reason phrase", "HTTP/1.1 200\r\ncontent-length: 9\r\n\r\n"
-			     "{\"K\":\"v\"}", true},
-	{"extra bytes after the length", "HTTP/1.1 200 OK\r\nContent-Length:"
-					 " 9\r\n\r\n{\"K\":\"v\"}garbage",
-	 true},
-	{"same length twice", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
-			      "Content-Length: 9\r\n\r\n{\"K\":\"v\"}", true},
-	{"chunked", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-		    "3\r\n{\"K\r\n"
-		    "6;ext=1\r\n\":\"v\"}\r\n"
-		    "0\r\n\r\n", true},
-	{"chunked, trailers, case", "HTTP/1.1 200 OK\r\ntransfer-encoding: "
-				    "Chunked\r\n\r\n"
-				    "9\r\n{\"K\":\"v\"}\r\n"
-				    "0\r\nX-Trailer: 1\r\n\r\n", true},
-	{"404", "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n"
-		"{\"K\":\"v\"}", false},
-	{"500", "HTTP/1.1 500 Oops\r\n\r\n{\"K\":\"v\"}", false},
-	{"204", "HTTP/1.1 204 No Content\r\n\r\n", false},
-	{"not HTTP", "ICY 200 OK\r\n\r\n{\"K\":\"v\"}", false},
-	{"HTTP/2 status line", "HTTP/2 200\r\n\r\n{\"K\":\"v\"}", false},
-	{"bare LF", "HTTP/1.1 200 OK\n\n{\"K\":\"v\"}", false},
-	{"nothing", "", false},
-	{"invalid JSON", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\"", false},
-	{"JSON array", "HTTP/1.1 200 OK\r\n\r\n[\"K\", \"v\"]", false},
-	{"JSON string", "HTTP/1.1 200 OK\r\n\r\n\"K=v\"", false},
-	{"non-string value", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\",\"N\":1}",
-	 false},
-	{"null value", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\",\"N\":null}",
-	 false},
-	{"truncated body", "HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n"
-			   "{\"K\":\"v\"}", false},
-	{"conflicting lengths", "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
-				"Content-Length: 10\r\n\r\n{\"K\":\"v\"} ",
-	 false},
-	{"bad length", "HTTP/1.1 200 OK\r\nContent-Length: 9x\r\n\r\n"
-		       "{\"K\":\"v\"}", false},
-	{"gzip coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
-			"{\"K\":\"v\"}", false},
-	{"bad chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
-			   "\r\nzz\r\n{\"K\":\"v\"}\r\n0\r\n\r\n", false},
-	{"chunk without CRLF", "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-			       "chunked\r\n\r\n9\r\n{\"K\":\"v\"}XX0\r\n\r\n",
-	 false},
-	{"chunked, no last chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
-				   "chunked\r\n\r\n9\r\n{\"K\":\"v\"}\r\n",
-	 false},
-	{"header without colon", "HTTP/1.1 200 OK\r\nBroken\r\n\r\n"
-				 "{\"K\":\"v\"}", false},
-	{"folded header", "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n"
-			  "{\"K\":\"v\"}", false},
+    {"content-length",
+     "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+     "{\"K\":\"v\"}\n",
+     true},
+    {"close-delimited", "HTTP/1.0 200 OK\r\n\r\n{\"K\":\"v\"}", true},
+    {"no reason phrase",
+     "HTTP/1.1 200\r\ncontent-length: 9\r\n\r\n"
+     "{\"K\":\"v\"}",
+     true},
+    {"extra bytes after the length",
+     "HTTP/1.1 200 OK\r\nContent-Length:"
+     " 9\r\n\r\n{\"K\":\"v\"}garbage",
+     true},
+    {"same length twice",
+     "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
+     "Content-Length: 9\r\n\r\n{\"K\":\"v\"}",
+     true},
+    {"chunked",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "3\r\n{\"K\r\n"
+     "6;ext=1\r\n\":\"v\"}\r\n"
+     "0\r\n\r\n",
+     true},
+    {"chunked, trailers, case",
+     "HTTP/1.1 200 OK\r\ntransfer-encoding: "
+     "Chunked\r\n\r\n"
+     "9\r\n{\"K\":\"v\"}\r\n"
+     "0\r\nX-Trailer: 1\r\n\r\n",
+     true},
+    {"404",
+     "HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
+    {"500", "HTTP/1.1 500 Oops\r\n\r\n{\"K\":\"v\"}", false},
+    {"204", "HTTP/1.1 204 No Content\r\n\r\n", false},
+    {"not HTTP", "ICY 200 OK\r\n\r\n{\"K\":\"v\"}", false},
+    {"HTTP/2 status line", "HTTP/2 200\r\n\r\n{\"K\":\"v\"}", false},
+    {"bare LF", "HTTP/1.1 200 OK\n\n{\"K\":\"v\"}", false},
+    {"nothing", "", false},
+    {"invalid JSON", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\"", false},
+    {"JSON array", "HTTP/1.1 200 OK\r\n\r\n[\"K\", \"v\"]", false},
+    {"JSON string", "HTTP/1.1 200 OK\r\n\r\n\"K=v\"", false},
+    {"non-string value", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\",\"N\":1}", false},
+    {"null value", "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"v\",\"N\":null}", false},
+    {"truncated body",
+     "HTTP/1.1 200 OK\r\nContent-Length: 90\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
+    {"conflicting lengths",
+     "HTTP/1.1 200 OK\r\nContent-Length: 9\r\n"
+     "Content-Length: 10\r\n\r\n{\"K\":\"v\"} ",
+     false},
+    {"bad length",
+     "HTTP/1.1 200 OK\r\nContent-Length: 9x\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
+    {"gzip coding",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
+    {"bad chunk size",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
+     "\r\nzz\r\n{\"K\":\"v\"}\r\n0\r\n\r\n",
+     false},
+    {"chunk without CRLF",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n9\r\n{\"K\":\"v\"}XX0\r\n\r\n",
+     false},
+    {"chunked, no last chunk",
+     "HTTP/1.1 200 OK\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n9\r\n{\"K\":\"v\"}\r\n",
+     false},
+    {"header without colon",
+     "HTTP/1.1 200 OK\r\nBroken\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
+    {"folded header",
+     "HTTP/1.1 200 OK\r\nX-A: 1\r\n 2\r\n\r\n"
+     "{\"K\":\"v\"}",
+     false},
 };
 
+/* Each case twice: all at once, then a byte per turn, which takes the
+ * parser through every partial state. */
 static void test_responses(void)
 {
 	json_t *want = json_pack("{s:s}", "K", "v");
@@ -421,20 +460,22 @@ static void test_responses(void)
 	size_t i;
 
 	REQUIRE(l && want);
-	for (i = 0; i < sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
-		const struct resp_case *c = &resp_cases[i];
+	for (i = 0; i < 2 * sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
+		const struct resp_case *c = &resp_cases[i / 2];
+		enum srv_mode mode = i % 2 ? SRV_TRICKLE : SRV_ANSWER;
 		struct result res = {0};
 		struct srv s;
 		int failed = th_cur_failed;
 
 		REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-		fetch(&s, SRV_ANSWER, c->resp, NULL, &res);
+		fetch(&s, mode, c->resp, NULL, &res);
 		if (c->ok)
 			CHECK(json_equal(res.vars, want));
 		else
 			CHECK(is_empty_object(res.vars));
 		if (th_cur_failed != failed)
-			fprintf(stderr, "    in case: %s\n", c->name);
+			fprintf(stderr, "    in case: %s%s\n", c->name,
+				i % 2 ? " (a byte at a time)" : "");
 		srv_stop(&s);
 		json_decref(res.vars);
 	}
@@ -585,16 +626,23 @@ static void test_cancel_pending_failure(void)
 static void test_bad_input(void)
 {
 	static const char *urls[] = {
-		"https://127.0.0.1:1",   "ftp://127.0.0.1",
-		"http://",               "http:///envs",
-		"http://:80",            "http://[::1",
-		"http://[::1]x",         "http://127.0.0.1:0",
-		"http://127.0.0.1:",     "http://127.0.0.1:65536",
-		"http://127.0.0.1:8x",   "http://u@127.0.0.1:1",
-		"http://127.0.0.1/a b",  "http://127.0.0.1/?q=1",
-		"http://127.0.0.1/\r\nX-Evil: 1",
-		"http://no-such-host.invalid:1",
-		"localhost:49983",
+	    "https://127.0.0.1:1",
+	    "ftp://127.0.0.1",
+	    "http://",
+	    "http:///envs",
+	    "http://:80",
+	    "http://[::1",
+	    "http://[::1]x",
+	    "http://127.0.0.1:0",
+	    "http://127.0.0.1:",
+	    "http://127.0.0.1:65536",
+	    "http://127.0.0.1:8x",
+	    "http://u@127.0.0.1:1",
+	    "http://127.0.0.1/a b",
+	    "http://127.0.0.1/?q=1",
+	    "http://127.0.0.1/\r\nX-Evil: 1",
+	    "http://no-such-host.invalid:1",
+	    "localhost:49983",
 	};
 	struct loop *l = loop_new();
 	struct srv s;
@@ -625,6 +673,107 @@ static void test_bad_input(void)
 	}
 	CHECK(s.accepted == 0);
 	srv_stop(&s);
+	loop_free(l);
+}
+
+/* The name the interposed resolver knows, and the ports it answers. */
+#define TWO_ADDRS_HOST "two-addresses.test"
+static int two_ports[2];
+static struct addrinfo *two_list;
+
+typedef int (*gai_fn)(const char *, const char *, const struct addrinfo *,
+		      struct addrinfo **);
+typedef void (*fai_fn)(struct addrinfo *);
+
+static struct addrinfo *two_node(int port, struct addrinfo *next)
+{
+	struct {
+		struct addrinfo ai;
+		struct sockaddr_in sin;
+	} *n = calloc(1, sizeof(*n));
+
+	if (!n)
+		abort();
+	n->sin.sin_family = AF_INET;
+	n->sin.sin_port = htons((uint16_t)port);
+	n->sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	n->ai.ai_family = AF_INET;
+	n->ai.ai_socktype = SOCK_STREAM;
+	n->ai.ai_protocol = IPPROTO_TCP;
+	n->ai.ai_addr = (struct sockaddr *)&n->sin;
+	n->ai.ai_addrlen = sizeof(n->sin);
+	n->ai.ai_next = next;
+	return &n->ai;
+}
+
+int getaddrinfo(const char *node, const char *service,
+		const struct addrinfo *hints, struct addrinfo **res)
+{
+	gai_fn real;
+
+	if (node && strcmp(node, TWO_ADDRS_HOST) == 0) {
+		if (two_list)
+			abort(); /* One at a time is all the tests need. */
+		two_list = two_node(two_ports[0], two_node(two_ports[1], NULL));
+		*res = two_list;
+		return 0;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "getaddrinfo");
+	return real(node, service, hints, res);
+}
+
+void freeaddrinfo(struct addrinfo *ai)
+{
+	fai_fn real;
+
+	if (ai && ai == two_list) {
+		free(ai->ai_next);
+		free(ai);
+		two_list = NULL;
+		return;
+	}
+	*(void **)&real = dlsym(RTLD_NEXT, "freeaddrinfo");
+	real(ai);
+}
+
+/* A name with two addresses: the first refuses, the second answers. */
+static void test_next_address(void)
+{
+	struct loop *l = loop_new();
+	struct result res = {0};
+	char *resp = ok_response();
+	struct srv refusing, s;
+
+	REQUIRE(l);
+	REQUIRE(srv_start(&refusing, l, AF_INET, false) == 0);
+	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
+	s.mode = SRV_ANSWER;
+	s.resp = resp;
+	s.resp_len = strlen(resp);
+	two_ports[0] = refusing.port;
+	two_ports[1] = s.port;
+	CHECK(envd_fetch(l, "http://" TWO_ADDRS_HOST ":1", NULL, 5000, on_done,
+			 &res));
+	RUN_UNTIL(l, res.calls > 0);
+	CHECK(res.calls == 1);
+	CHECK(json_object_size(res.vars) == 7);
+	CHECK(strstr(s.req, "\r\nHost: " TWO_ADDRS_HOST ":1\r\n"));
+	CHECK(two_list == NULL); /* Freed. */
+	json_decref(res.vars);
+	/* Both refusing: empty, once. */
+	res.vars = NULL;
+	res.calls = 0;
+	two_ports[1] = refusing.port;
+	CHECK(
+	    envd_fetch(l, "http://" TWO_ADDRS_HOST, NULL, 5000, on_done, &res));
+	RUN_UNTIL(l, res.calls > 0);
+	CHECK(res.calls == 1);
+	CHECK(is_empty_object(res.vars));
+	CHECK(s.accepted == 1);
+	json_decref(res.vars);
+	srv_stop(&refusing);
+	srv_stop(&s);
+	free(resp);
 	loop_free(l);
 }
 
@@ -732,6 +881,7 @@ int main(void)
 	TEST(test_cancel);
 	TEST(test_cancel_pending_failure);
 	TEST(test_bad_input);
+	TEST(test_next_address);
 	TEST(test_localhost);
 	TEST(test_ipv6);
 	TEST(test_fetch_from_done);

@@ -19,9 +19,9 @@ struct hit {
 	struct loop *l;
 	struct loop_watch *self;    /* The watch this hit belongs to. */
 	struct loop_watch **victim; /* A watch to delete, or NULL. */
-	void *ptr;                  /* Test-specific: a socket, a timer... */
-	int fd;                     /* Test-specific fd. */
-	int order[8];               /* For timers: ids in firing order. */
+	void *ptr;		    /* Test-specific: a socket, a timer... */
+	int fd;			    /* Test-specific fd. */
+	int order[8];		    /* For timers: ids in firing order. */
 	int norder;
 };
 
@@ -167,7 +167,7 @@ static void test_zmq_readable(void)
 struct tmr {
 	struct loop_timer t;
 	int id;
-	int rearm;       /* Re-arm itself this many more times. */
+	int rearm;	 /* Re-arm itself this many more times. */
 	struct hit *log; /* Shared record of firing order. */
 };
 
