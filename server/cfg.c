@@ -115,6 +115,8 @@ static const struct cfg_opt cfg_options[] = {
 	STR("default-languages", "E2B_CI_DEFAULT_LANGUAGES", default_languages,
 	    "python,javascript", NULL, NULL,
 	    "languages with a warm kernel at startup, ','-separated"),
+	STR("pool", "E2B_CI_POOL", pool, "python=1", NULL, NULL,
+	    "spare warm kernels per language, e.g. python=1,javascript=1"),
 	NUM("max-body", "E2B_CI_MAX_BODY", max_body, 10485760, 1024,
 	    1073741824, CFG_SIZE, "largest request body, bytes"),
 	NUM("keepalive-ms", "E2B_CI_KEEPALIVE_MS", keepalive_ms, 5000, 50,

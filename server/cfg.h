@@ -21,6 +21,7 @@ struct cfg {
 	char *kernel_path;      /* --kernel-path: extra kernelspec dirs, ':'-sep */
 	char *runtime_dir;      /* --runtime-dir: connection files, ipc sockets */
 	char *default_languages;/* --default-languages: "python,javascript" */
+	char *pool;             /* --pool: spare kernels, "python=1" */
 	long max_body;          /* --max-body: request body cap, bytes */
 	long keepalive_ms;      /* --keepalive-ms: 5000 */
 	long kernel_start_timeout_ms; /* --kernel-start-timeout-ms: 60000 */

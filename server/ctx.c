@@ -24,16 +24,17 @@
 #include <uuid/uuid.h>
 
 #include "envd.h"
+#include "grave.h"
 #include "exec.h"
 #include "kernel.h"
 #include "kspec.h"
 #include "lang.h"
 #include "log.h"
+#include "pool.h"
 #include "server.h"
 #include "wire.h"
 
 #define CTX_MAX_QUICK_FAILURES 3
-#define CTX_STOP_GRACE_MS 1000
 
 static void ctx_on_ready(void *arg, struct kernel *k);
 static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
@@ -45,62 +46,13 @@ static void ctx_pump(struct ctx *c);
 static const struct kernel_ops ctx_kernel_ops = {ctx_on_ready, ctx_on_msg,
 						 ctx_on_exit};
 
-/* Graveyard: kernels on their way out, freed once reaped. */
-
-static void grave_ready(void *arg, struct kernel *k)
-{
-	(void)arg;
-	(void)k;
-}
-
-static void grave_msg(void *arg, struct kernel *k, enum kernel_chan ch,
-		      struct wire_msg *m)
-{
-	(void)arg;
-	(void)k;
-	(void)ch;
-	(void)m;
-}
-
-static void grave_exit(void *arg, struct kernel *k, int status, bool was_ready)
-{
-	struct grave *g = arg, **pp;
-
-	(void)status;
-	(void)was_ready;
-	for (pp = &g->srv->graves; *pp; pp = &(*pp)->next) {
-		if (*pp == g) {
-			*pp = g->next;
-			break;
-		}
-	}
-	kernel_free(k);
-	free(g);
-}
-
-static const struct kernel_ops grave_ops = {grave_ready, grave_msg,
-					    grave_exit};
-
 /* Detaches c's kernel and lets it die in the graveyard. */
 static void ctx_bury_kernel(struct ctx *c)
 {
 	struct kernel *k = c->kernel;
-	struct grave *g;
 
-	if (!k)
-		return;
 	c->kernel = NULL;
-	g = calloc(1, sizeof(*g));
-	if (!g) {
-		kernel_free(k);
-		return;
-	}
-	g->kernel = k;
-	g->srv = c->srv;
-	g->next = c->srv->graves;
-	c->srv->graves = g;
-	kernel_set_owner(k, &grave_ops, g);
-	kernel_stop(k, CTX_STOP_GRACE_MS);
+	grave_bury(c->srv, k);
 }
 
 /* Waiters */
@@ -163,10 +115,47 @@ json_t *ctx_to_json(const struct ctx *c)
 			 "cwd", c->cwd);
 }
 
+/* Adopts a warm kernel from the pool: moves it to the context's cwd with a
+ * silent helper cell (queued in the kernel ahead of any execution). Returns
+ * 0, or -1 when the language cannot change directory (the kernel is buried
+ * and the caller starts a fresh one in the right cwd). */
+static int ctx_adopt(struct ctx *c, struct kernel *k)
+{
+	char *code = NULL;
+	json_t *content;
+
+	if (strcmp(c->cwd, c->srv->cfg.cwd) != 0) {
+		code = lang_cwd_code(c->language, c->cwd);
+		if (!code) {
+			grave_bury(c->srv, k);
+			return -1;
+		}
+		content = json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", code,
+				    "silent", 1, "store_history", 0,
+				    "user_expressions", "allow_stdin", 0,
+				    "stop_on_error", 0);
+		if (content)
+			kernel_send(k, KERNEL_SHELL, "execute_request", content,
+				    NULL);
+		json_decref(content);
+		free(code);
+	}
+	c->kernel = k;
+	c->need_global_env = true;
+	log_info("context %.8s: took warm kernel %.8s from the pool", c->id,
+		 kernel_id(k));
+	ctx_on_ready(c, k);
+	return 0;
+}
+
 static int ctx_spawn(struct ctx *c)
 {
+	struct kernel *warm;
 	char err[256];
 
+	warm = pool_take(c->srv, c->language, &ctx_kernel_ops, c);
+	if (warm && ctx_adopt(c, warm) == 0)
+		return 0;
 	c->kernel = kernel_start(&c->srv->kenv, c->spec, c->cwd,
 				 &ctx_kernel_ops, c, err, sizeof(err));
 	c->srv->stats.kernel_starts++;
@@ -623,13 +612,6 @@ void ctx_shutdown_all(struct server *s, long grace_ms)
 		ctx_unlink(c);
 		ctx_free(c);
 	}
-	/* Graves free themselves as their processes are reaped. */
-	while (s->graves && loop_now_ms() < deadline)
-		loop_run_once(s->loop, 50);
-	while (s->graves) {
-		struct grave *g = s->graves;
-		s->graves = g->next;
-		kernel_free(g->kernel);
-		free(g);
-	}
+	pool_shutdown(s);
+	grave_drain(s, deadline);
 }

@@ -75,3 +75,29 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 	json_decref(doc);
 	return code;
 }
+
+static const struct lang_env_tpl lang_cwd_tpls[] = {
+	{"python", "__import__('os').chdir(__import__('base64').b64decode('",
+	 "').decode('utf-8', 'surrogateescape'))"},
+	{"javascript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));"},
+	{"typescript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));"},
+	{"bash", "cd -- \"$(printf %s '", "' | base64 -d)\""},
+};
+
+char *lang_cwd_code(const char *language, const char *cwd)
+{
+	char *b64, *code = NULL;
+
+	for (size_t i = 0; i < sizeof(lang_cwd_tpls) / sizeof(*lang_cwd_tpls);
+	     i++) {
+		const struct lang_env_tpl *t = &lang_cwd_tpls[i];
+		if (strcmp(t->language, language) != 0)
+			continue;
+		b64 = lang_b64(cwd);
+		if (b64 && asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
+			code = NULL;
+		free(b64);
+		return code;
+	}
+	return NULL;
+}

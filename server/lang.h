@@ -18,4 +18,8 @@
  * language has no helper (the caller logs and skips) or on ENOMEM. */
 char *lang_env_code(const char *language, json_t *set, json_t *unset);
 
+/* Code that changes the kernel's working directory to cwd. Returns a new
+ * malloc'd string, or NULL when the language cannot (or on ENOMEM). */
+char *lang_cwd_code(const char *language, const char *cwd);
+
 #endif

@@ -24,6 +24,7 @@
 #include "http.h"
 #include "kspec.h"
 #include "log.h"
+#include "pool.h"
 #include "req.h"
 #include "sdn.h"
 #include "server.h"
@@ -72,6 +73,7 @@ void server_check_ready(struct server *s)
 		 http_port(s->http));
 	sdn_status("ready, %zu contexts", s->ncontexts);
 	sdn_ready();
+	pool_refill(s);
 }
 
 static int main_runtime_dir(struct server *s)
@@ -204,6 +206,10 @@ static int main_setup(struct server *s, int *sigfd)
 		log_warn("cannot create default cwd %s", s->cfg.cwd);
 	if (main_runtime_dir(s) < 0)
 		return -1;
+	if (pool_init(s, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
 	s->kspec_path = kspec_search_path(s->cfg.kernel_path);
 	s->default_languages = main_split_languages(s->cfg.default_languages);
 	s->zmq = zmq_ctx_new();

@@ -20,6 +20,9 @@
  *             env vars, interrupts
  *   exec_     one execution: kernel messages -> NDJSON stream, keepalives
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
+ *   pool_     warm spare kernels per language, handed out once
+ *   grave_    kernels on their way out, freed once reaped
+ *   lang_     per-language helper cells (env vars, cwd)
  *   kernel_   one kernel process: spawn, connection file, sockets,
  *             handshake, interrupt, stop
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
@@ -39,15 +42,10 @@
 #include "loop.h"
 
 struct http;
+struct grave;
+struct pool;
 struct ctx;
 struct kspec;
-
-/* A kernel left behind by a restart or delete, until its process is gone. */
-struct grave {
-	struct kernel *kernel;
-	struct server *srv;
-	struct grave *next;
-};
 
 /* Kernelspecs resolved so far, by normalized language. */
 struct spec_entry {
@@ -68,7 +66,8 @@ struct server {
 	struct ctx *contexts; /* every context, newest first */
 	size_t ncontexts;
 	struct spec_entry *specs;
-	struct grave *graves;
+	struct grave *graves; /* kernels on their way out (grave.c) */
+	struct pool *pool;
 
 	char **default_languages; /* NULL-terminated, normalized */
 	bool ready;               /* every default context answered once */
