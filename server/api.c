@@ -37,6 +37,7 @@ struct api_route {
 
 /* An execution's stream: the glue between exec and http_req. */
 struct api_stream {
+	struct server *srv;
 	struct exec *e;
 	struct http_req *r;
 };
@@ -76,8 +77,11 @@ static void api_null(struct http_req *r)
 static ssize_t api_stream_read(void *arg, char *buf, size_t max)
 {
 	struct api_stream *st = arg;
+	ssize_t n = exec_read(st->e, buf, max);
 
-	return exec_read(st->e, buf, max);
+	if (n > 0)
+		metrics_bytes(&st->srv->metrics, (size_t)n);
+	return n;
 }
 
 static void api_stream_closed(void *arg, bool completed)
@@ -110,6 +114,7 @@ static void api_start_stream(struct http_req *r, struct ctx *c, struct exec *e)
 		http_req_text(r, 500, "out of memory");
 		return;
 	}
+	st->srv = c->srv;
 	st->e = e;
 	st->r = r;
 	exec_set_sink(e, api_stream_wake, st);
@@ -333,7 +338,22 @@ static void api_contexts_delete(struct server *s, struct http_req *r,
 	api_null(r);
 }
 
+static void api_metrics(struct server *s, struct http_req *r, const char *id)
+{
+	char *text = metrics_render(s);
+
+	(void)id;
+	if (!text) {
+		http_req_text(r, 500, "out of memory");
+		return;
+	}
+	http_req_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8",
+			 text, strlen(text));
+	free(text);
+}
+
 static const struct api_route api_routes[] = {
+	{"GET", "/metrics", api_metrics},
 	{"GET", "/health", api_health},
 	{"POST", "/execute", api_execute},
 	{"GET", "/contexts", api_contexts_list},
@@ -377,6 +397,7 @@ void api_handle(void *arg, struct http_req *r)
 		if (!api_match(api_routes[i].pattern, path, id, sizeof(id)))
 			continue;
 		if (strcmp(api_routes[i].method, method) == 0) {
+			http_req_set_tag(r, api_routes[i].pattern);
 			api_routes[i].fn(s, r, id);
 			return;
 		}

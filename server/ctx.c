@@ -281,6 +281,8 @@ static void ctx_complete(struct ctx *c)
 {
 	struct exec *e = c->running;
 
+	if (e->state == EXEC_RUNNING)
+		metrics_exec(&c->srv->metrics, loop_now_ms() - e->run_ms);
 	exec_finish(e);
 	if (e->env_vars && c->kernel) {
 		json_t *set = json_object(), *unset = json_array();
@@ -331,8 +333,10 @@ static void ctx_send_main(struct ctx *c)
 		return;
 	}
 	json_decref(content);
-	if (e->state != EXEC_RUNNING)
+	if (e->state != EXEC_RUNNING) {
 		c->srv->stats.executions++;
+		e->run_ms = loop_now_ms();
+	}
 	e->state = EXEC_RUNNING;
 }
 

@@ -60,7 +60,8 @@ struct exec {
 	struct loop_timer keepalive;
 	long keepalive_ms;
 	uint64_t started_ms;
-	uint64_t last_msg_ms; /* when the kernel last sent anything for it */
+	uint64_t last_msg_ms;
+	uint64_t run_ms;      /* when its execute_request was sent */ /* when the kernel last sent anything for it */
 	struct exec *next; /* the context's queue */
 };
 

@@ -54,6 +54,8 @@ struct http {
 	int port;
 	bool need_run;
 	bool stopping; /* http_free runs: nothing may suspend any more */
+	void (*on_answer)(void *arg, const char *tag, unsigned status);
+	void *answer_arg;
 	struct http_req *suspended; /* doubly linked */
 };
 
@@ -74,6 +76,7 @@ struct http_req {
 	void (*gone)(void *arg);
 	void *gone_arg;
 	struct http_source src;
+	const char *tag;
 	bool suspended, client_gone, notified;
 	struct loop_watch *sockw;
 	struct http_req *prev, *next;
@@ -207,6 +210,8 @@ static enum MHD_Result http_queue_stored(struct http_req *r)
 		return MHD_NO;
 	http_add_common_headers(r, resp);
 	ret = MHD_queue_response(r->conn, r->status, resp);
+	if (r->h->on_answer)
+		r->h->on_answer(r->h->answer_arg, r->tag, r->status);
 	MHD_destroy_response(resp);
 	r->state = HTTP_QUEUED;
 	return ret;
@@ -244,6 +249,8 @@ static enum MHD_Result http_queue_stream(struct http_req *r)
 		return MHD_NO;
 	http_add_common_headers(r, resp);
 	ret = MHD_queue_response(r->conn, MHD_HTTP_OK, resp);
+	if (r->h->on_answer)
+		r->h->on_answer(r->h->answer_arg, r->tag, MHD_HTTP_OK);
 	MHD_destroy_response(resp);
 	return ret;
 }
@@ -437,6 +444,8 @@ struct http *http_new(struct loop *l, const struct http_opts *o,
 	h->handler = handler;
 	h->arg = arg;
 	h->max_body = o->max_body;
+	h->on_answer = o->on_answer;
+	h->answer_arg = o->answer_arg;
 	flags = http_resolve(o, &addr, err, errlen);
 	if (flags < 0)
 		goto fail;
@@ -506,6 +515,11 @@ const char *http_req_body(const struct http_req *r, size_t *len)
 {
 	*len = r->len;
 	return r->body ? r->body : "";
+}
+
+void http_req_set_tag(struct http_req *r, const char *tag)
+{
+	r->tag = tag;
 }
 
 void http_req_add_header(struct http_req *r, const char *name,

@@ -39,6 +39,9 @@ struct http_opts {
 	long port;          /* 0: any free port */
 	long max_body;
 	long max_connections;
+	/* Called for every answer queued (tag: see http_req_set_tag). */
+	void (*on_answer)(void *arg, const char *tag, unsigned status);
+	void *answer_arg;
 };
 
 /* Starts listening. Returns NULL with a reason in err. */
@@ -57,6 +60,9 @@ const char *http_req_method(const struct http_req *r);
 const char *http_req_path(const struct http_req *r);
 const char *http_req_header(const struct http_req *r, const char *name);
 const char *http_req_body(const struct http_req *r, size_t *len);
+
+/* Labels the request for on_answer (a static string, e.g. the route). */
+void http_req_set_tag(struct http_req *r, const char *tag);
 
 /* Answers with a copy of body. status 200..599, ctype e.g.
  * "application/json". Usable at once or after http_req_defer. */

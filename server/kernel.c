@@ -274,6 +274,14 @@ static void kernel_child(const char *cwd, char **argv, char **envp, int outfd,
 		signal(s, SIG_DFL);
 	setsid();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* Under memory pressure the kernels go first, never the daemon (whose
+	 * unit sets OOMScoreAdjust=-1000; children inherit it otherwise). */
+	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (oom >= 0) {
+		if (write(oom, "800", 3) < 0)
+			(void)0;
+		close(oom);
+	}
 	devnull = open("/dev/null", O_RDONLY);
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
 	    dup2(errfd_pipe, 2) < 0)

@@ -147,6 +147,16 @@ static void main_on_signal(void *arg, short revents)
 	}
 }
 
+/* STATUS= for systemctl status; sdn_status() drops unchanged lines. */
+static void main_status(struct server *s)
+{
+	size_t warm, warming;
+
+	pool_count(s, &warm, &warming);
+	sdn_status("ready: %zu contexts, %zu kernels (%zu warm)", s->ncontexts,
+		   s->ncontexts + warm + warming, warm);
+}
+
 static struct loop_timer main_wd_timer;
 
 static void main_watchdog(void *arg, short revents)
@@ -195,10 +205,16 @@ static int main_start_defaults(struct server *s)
 	return 0;
 }
 
+static void main_on_answer(void *arg, const char *tag, unsigned status)
+{
+	metrics_http(arg, tag, status);
+}
+
 static int main_setup(struct server *s, int *sigfd)
 {
 	struct http_opts ho = {s->cfg.listen, s->cfg.port, s->cfg.max_body,
-			       s->cfg.max_connections};
+			       s->cfg.max_connections, main_on_answer,
+			       &s->metrics};
 	char err[256];
 	sigset_t set;
 
@@ -300,6 +316,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	while (!main_stop) {
+		if (s->ready)
+			main_status(s);
 		http_prepare(s->http);
 		if (loop_run_once(s->loop, -1) < 0) {
 			log_err("event loop");

@@ -15,6 +15,7 @@
  *   loop_     zmq_poll-based event loop: fd and socket watches, timers
  *   http_     libmicrohttpd glue: bodies, deferred answers, streams, CORS
  *   api_      the route table and handlers of the HTTP contract
+ *   metrics_  counters and the Prometheus text of GET /metrics
  *   req_      validation of request bodies, language names
  *   ctx_      contexts: registry, per-context execution queue, restarts,
  *             env vars, interrupts
@@ -40,6 +41,7 @@
 #include "cfg.h"
 #include "kernel.h"
 #include "loop.h"
+#include "metrics.h"
 
 struct http;
 struct grave;
@@ -73,6 +75,7 @@ struct server {
 	bool ready;               /* every default context answered once */
 	bool stopping;
 
+	struct metrics metrics;
 	struct {
 		unsigned long long executions, kernel_starts, kernel_deaths,
 			interrupts, restarts;

@@ -1,0 +1,233 @@
+/*
+ * metrics: counters and the Prometheus text exposition (see metrics.h).
+ *
+ * Gauges are computed at scrape time by walking the contexts, the pool and
+ * the graveyard, so there is no second copy of state to keep in sync. The
+ * text follows the Prometheus exposition format 0.0.4: HELP and TYPE lines,
+ * one sample per line, labels quoted. Loop thread only.
+ */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctx.h"
+#include "grave.h"
+#include "kernel.h"
+#include "pool.h"
+#include "server.h"
+
+static const double metrics_bounds_s[METRICS_NBUCKETS] = {
+	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
+
+void metrics_http(struct metrics *m, const char *route, unsigned status)
+{
+	if (!route)
+		route = "other";
+	for (size_t i = 0; i < m->nhttp; i++) {
+		if (m->http[i].status == status &&
+		    strcmp(m->http[i].route, route) == 0) {
+			m->http[i].n++;
+			return;
+		}
+	}
+	if (m->nhttp == sizeof(m->http) / sizeof(*m->http))
+		return;
+	m->http[m->nhttp].route = route;
+	m->http[m->nhttp].status = status;
+	m->http[m->nhttp].n = 1;
+	m->nhttp++;
+}
+
+void metrics_exec(struct metrics *m, uint64_t ms)
+{
+	double s = (double)ms / 1000.0;
+
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
+		if (s <= metrics_bounds_s[i]) {
+			m->exec_buckets[i]++;
+			break;
+		}
+	}
+	m->exec_count++;
+	m->exec_sum_s += s;
+}
+
+void metrics_bytes(struct metrics *m, size_t n)
+{
+	m->bytes_streamed += n;
+}
+
+/* A growing string buffer; on ENOMEM it keeps failing quietly. */
+struct metrics_buf {
+	char *p;
+	size_t len, cap;
+	int failed;
+};
+
+__attribute__((format(printf, 2, 3))) static void
+metrics_printf(struct metrics_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (b->failed)
+		return;
+	for (;;) {
+		va_start(ap, fmt);
+		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
+		va_end(ap);
+		if (n < 0) {
+			b->failed = 1;
+			return;
+		}
+		if ((size_t)n < b->cap - b->len) {
+			b->len += (size_t)n;
+			return;
+		}
+		size_t cap = b->cap * 2 + (size_t)n;
+		char *np = realloc(b->p, cap);
+		if (!np) {
+			b->failed = 1;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+}
+
+static void metrics_head(struct metrics_buf *b, const char *name,
+			 const char *type, const char *help)
+{
+	metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
+		       type);
+}
+
+static void metrics_contexts(struct metrics_buf *b, const struct server *s)
+{
+	const char *seen[64];
+	size_t nseen = 0;
+
+	metrics_head(b, "e2bci_contexts", "gauge", "Contexts by language.");
+	for (const struct ctx *c = s->contexts; c; c = c->next) {
+		bool dup = false;
+		for (size_t i = 0; i < nseen; i++)
+			dup |= strcmp(seen[i], c->language) == 0;
+		if (dup || nseen == 64)
+			continue;
+		seen[nseen++] = c->language;
+		size_t n = 0;
+		for (const struct ctx *d = s->contexts; d; d = d->next)
+			n += strcmp(d->language, c->language) == 0;
+		metrics_printf(b, "e2bci_contexts{language=\"%s\"} %zu\n",
+			       c->language, n);
+	}
+}
+
+static void metrics_kernels(struct metrics_buf *b, const struct server *s)
+{
+	size_t busy = 0, idle = 0, starting = 0, warm = 0, warming = 0,
+	       inflight = 0;
+
+	for (const struct ctx *c = s->contexts; c; c = c->next) {
+		if (c->kernel && c->state == CTX_READY)
+			*(c->running ? &busy : &idle) += 1;
+		else if (c->kernel)
+			starting++;
+		inflight += c->running != NULL;
+	}
+	pool_count(s, &warm, &warming);
+	metrics_head(b, "e2bci_kernels", "gauge", "Kernel processes by state.");
+	metrics_printf(b, "e2bci_kernels{state=\"busy\"} %zu\n", busy);
+	metrics_printf(b, "e2bci_kernels{state=\"idle\"} %zu\n", idle);
+	metrics_printf(b, "e2bci_kernels{state=\"starting\"} %zu\n",
+		       starting + warming);
+	metrics_printf(b, "e2bci_kernels{state=\"warm\"} %zu\n", warm);
+	metrics_printf(b, "e2bci_kernels{state=\"stopping\"} %u\n",
+		       grave_count(s));
+	metrics_head(b, "e2bci_executions_in_flight", "gauge",
+		     "Executions running in a kernel now.");
+	metrics_printf(b, "e2bci_executions_in_flight %zu\n", inflight);
+}
+
+static void metrics_counters(struct metrics_buf *b, const struct server *s)
+{
+	static const struct {
+		const char *name, *help;
+		size_t off;
+	} rows[] = {
+		{"e2bci_executions_total", "Executions sent to kernels.",
+		 offsetof(struct server, stats.executions)},
+		{"e2bci_kernel_starts_total", "Kernel processes started.",
+		 offsetof(struct server, stats.kernel_starts)},
+		{"e2bci_kernel_crashes_total",
+		 "Kernels that died while serving a context.",
+		 offsetof(struct server, stats.kernel_deaths)},
+		{"e2bci_kernel_restarts_total",
+		 "Context restarts (requested, or after a stuck interrupt).",
+		 offsetof(struct server, stats.restarts)},
+		{"e2bci_interrupts_total",
+		 "Cells interrupted because their client went away.",
+		 offsetof(struct server, stats.interrupts)},
+	};
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
+		const unsigned long long *v =
+			(const void *)((const char *)s + rows[i].off);
+		metrics_head(b, rows[i].name, "counter", rows[i].help);
+		metrics_printf(b, "%s %llu\n", rows[i].name, *v);
+	}
+	metrics_head(b, "e2bci_stream_bytes_total", "counter",
+		     "NDJSON bytes handed to clients.");
+	metrics_printf(b, "e2bci_stream_bytes_total %llu\n",
+		       s->metrics.bytes_streamed);
+}
+
+static void metrics_histogram(struct metrics_buf *b, const struct metrics *m)
+{
+	unsigned long long cum = 0;
+	const char *n = "e2bci_execution_duration_seconds";
+
+	metrics_head(b, n, "histogram",
+		     "Time from sending the code to the end of its stream.");
+	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
+		cum += m->exec_buckets[i];
+		metrics_printf(b, "%s_bucket{le=\"%g\"} %llu\n", n,
+			       metrics_bounds_s[i], cum);
+	}
+	metrics_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", n, m->exec_count);
+	metrics_printf(b, "%s_sum %.6f\n%s_count %llu\n", n, m->exec_sum_s, n,
+		       m->exec_count);
+}
+
+static void metrics_http_rows(struct metrics_buf *b, const struct metrics *m)
+{
+	metrics_head(b, "e2bci_http_requests_total", "counter",
+		     "HTTP requests answered, by route and status.");
+	for (size_t i = 0; i < m->nhttp; i++)
+		metrics_printf(b,
+			       "e2bci_http_requests_total{route=\"%s\","
+			       "status=\"%u\"} %llu\n",
+			       m->http[i].route, m->http[i].status,
+			       m->http[i].n);
+}
+
+char *metrics_render(const struct server *s)
+{
+	struct metrics_buf b = {malloc(4096), 0, 4096, 0};
+
+	if (!b.p)
+		return NULL;
+	metrics_contexts(&b, s);
+	metrics_kernels(&b, s);
+	metrics_counters(&b, s);
+	metrics_histogram(&b, &s->metrics);
+	metrics_http_rows(&b, &s->metrics);
+	if (b.failed) {
+		free(b.p);
+		return NULL;
+	}
+	return b.p;
+}
