@@ -21,6 +21,7 @@ static const char *const names[][2] = {
     {"kernel-path", "E2B_CI_KERNEL_PATH"},
     {"runtime-dir", "E2B_CI_RUNTIME_DIR"},
     {"default-languages", "E2B_CI_DEFAULT_LANGUAGES"},
+    {"pool", "E2B_CI_POOL"},
     {"max-body", "E2B_CI_MAX_BODY"},
     {"keepalive-ms", "E2B_CI_KEEPALIVE_MS"},
     {"kernel-start-timeout-ms", "E2B_CI_KERNEL_START_TIMEOUT_MS"},
