@@ -11,7 +11,7 @@ BUILD="build-essential pkg-config libmicrohttpd-dev libjansson-dev libzmq3-dev
 uuid-dev libsystemd-dev libssl-dev"
 RUNTIME="libmicrohttpd12 libjansson4 libzmq5 libuuid1 libsystemd0 libssl3
 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
-python3-numpy python3-pil"
+python3-numpy python3-pil systemd sudo curl iproute2"
 TEST="python3-pytest curl clang"
 
 PKGS="$RUNTIME"
