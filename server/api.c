@@ -23,6 +23,7 @@
 #include "http.h"
 #include "log.h"
 #include "req.h"
+#include "run.h"
 #include "server.h"
 
 #define API_MAX_ID 64
@@ -91,7 +92,7 @@ static void api_stream_closed(void *arg, bool completed)
 
 	exec_set_sink(e, NULL, NULL);
 	if (!completed && e->ctx)
-		ctx_cancel(e->ctx, e);
+		run_cancel(e->ctx, e);
 	exec_unref(e);
 	free(st);
 }
@@ -119,7 +120,7 @@ static void api_start_stream(struct http_req *r, struct ctx *c, struct exec *e)
 	st->r = r;
 	exec_set_sink(e, api_stream_wake, st);
 	http_req_stream(r, "application/x-ndjson", &src);
-	ctx_submit(c, e);
+	run_submit(c, e);
 }
 
 /* Deferred requests */

@@ -2,13 +2,11 @@
  * ctx: the context registry and each context's life.
  *
  * A context is an id, a language, a cwd, one kernel at a time and a FIFO of
- * executions that run one by one in arrival order; contexts run in
- * parallel. It restarts its kernel (same id, cwd) when the kernel dies or on
- * request, fetches the sandbox-wide env vars from envd before its first
- * execution and after every restart, applies per-execution env_vars through
- * silent helper cells and restores them afterwards, and interrupts the
- * running cell when its client goes away (escalating to a restart when the
- * cell does not end within interrupt_timeout_ms). Waiters (HTTP requests
+ * executions (run by run.c, one by one in arrival order; contexts run in
+ * parallel). This module owns the registry and the kernel's life: a warm
+ * kernel from the pool or a fresh one, restart (same id, cwd) on request or
+ * when the kernel dies, back-off and FAILED after repeated start failures,
+ * delete. Waiters (HTTP requests
  * that wait for a context to become ready: create, restart, a lazily created
  * default context) are told of success or failure. Loop thread only.
  */
@@ -58,10 +56,13 @@ struct ctx {
 	bool need_global_env;
 	struct envd_req *envd;
 
+	/* The execution pipeline (run.c). */
 	struct exec *head, *tail; /* queued, in arrival order */
 	struct exec *running;
-	bool restoring;           /* waiting for the env restore cell */
-	char restore_id[37];
+	int phase;                /* enum run_phase */
+	char *helper_code;        /* the helper cell in flight, owned */
+	char helper_id[37];
+	int helper_tries;
 	struct ctx_waiter *waiters;
 	struct loop_timer interrupt_timer;
 	uint64_t interrupt_deadline, interrupt_sent_ms;
@@ -77,12 +78,6 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 /* Borrowed lookups; NULL when absent. */
 struct ctx *ctx_find(struct server *s, const char *id);
 struct ctx *ctx_default(struct server *s, const char *language);
-
-/* Queues e (takes a reference) and runs it when its turn comes. */
-void ctx_submit(struct ctx *c, struct exec *e);
-/* The client of e went away: drop it from the queue, or interrupt it when it
- * is running. */
-void ctx_cancel(struct ctx *c, struct exec *e);
 
 /* Adds/removes a waiter (the struct is the caller's and must stay valid
  * until called or removed). A ready context calls it at once. */

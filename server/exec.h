@@ -46,6 +46,7 @@ struct exec {
 	bool got_reply, got_idle, had_error, sent_count;
 	bool aborted_unrun; /* aborted reply before any execute_input */
 	int resends;
+	bool env_applied; /* its env_vars were set in the kernel */
 
 	/* Pending NDJSON bytes: buf[off..len). */
 	char *buf;

@@ -17,8 +17,9 @@
  *   api_      the route table and handlers of the HTTP contract
  *   metrics_  counters and the Prometheus text of GET /metrics
  *   req_      validation of request bodies, language names
- *   ctx_      contexts: registry, per-context execution queue, restarts,
- *             env vars, interrupts
+ *   ctx_      contexts: registry, kernel life (pool, restart, death)
+ *   run_      a context's execution pipeline: queue, env helper cells,
+ *             the request, restore, interrupts
  *   exec_     one execution: kernel messages -> NDJSON stream, keepalives
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
  *   pool_     warm spare kernels per language, handed out once
@@ -65,7 +66,7 @@ struct server {
 	char runtime_dir[200];
 	struct kernel_env kenv;
 
-	struct ctx *contexts; /* every context, newest first */
+	struct ctx *contexts; /* every context, in creation order */
 	size_t ncontexts;
 	struct spec_entry *specs;
 	struct grave *graves; /* kernels on their way out (grave.c) */

@@ -1,0 +1,244 @@
+// The official E2B SDK (@e2b/code-interpreter from npm, unmodified) against
+// e2b-ci. Run through run.sh, which starts the daemon on localhost:49999 and
+// sets E2B_DEBUG=true: in debug mode Sandbox.create() makes no API call and
+// every code-interpreter request goes to http://localhost:49999.
+//
+// E2BCI_SDK_CWD is the daemon's --cwd (the default context's directory) and
+// E2BCI_SDK_TMP a scratch directory the test may create folders in.
+
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdirSync, realpathSync } from 'node:fs'
+import { join } from 'node:path'
+
+import { NotFoundError, Sandbox, TimeoutError } from '@e2b/code-interpreter'
+
+const CWD = process.env.E2BCI_SDK_CWD
+const TMP = process.env.E2BCI_SDK_TMP
+const T = { timeout: 60_000 }
+
+let sbx
+const made = []
+
+before(async () => {
+  assert.equal(process.env.E2B_DEBUG, 'true', 'run through tests/sdk/run.sh')
+  assert.ok(CWD && TMP, 'E2BCI_SDK_CWD and E2BCI_SDK_TMP must be set (run.sh)')
+  sbx = await Sandbox.create()
+})
+
+after(async () => {
+  for (const ctx of made) {
+    await sbx.removeCodeContext(ctx).catch(() => {})
+  }
+})
+
+async function newContext(opts) {
+  const ctx = await sbx.createCodeContext(opts)
+  made.push(ctx)
+  return ctx
+}
+
+function scratchDir(name) {
+  const d = join(TMP, name)
+  mkdirSync(d, { recursive: true })
+  return realpathSync(d)
+}
+
+test('runCode 1+1', T, async () => {
+  const execution = await sbx.runCode('1+1')
+  assert.equal(execution.text, '2')
+  assert.equal(execution.results.length, 1)
+  assert.equal(execution.results[0].isMainResult, true)
+  assert.equal(execution.results[0].text, '2')
+  assert.deepEqual(execution.results[0].extra, {})
+  assert.equal(execution.error, undefined)
+  assert.equal(typeof execution.executionCount, 'number')
+  assert.deepEqual(execution.logs, { stdout: [], stderr: [] })
+})
+
+test('callbacks see stdout, stderr, results and errors', T, async () => {
+  const seen = { stdout: [], stderr: [], results: [], errors: [] }
+  const opts = {
+    onStdout: (m) => seen.stdout.push(m),
+    onStderr: (m) => seen.stderr.push(m),
+    onResult: (r) => seen.results.push(r),
+    onError: (e) => seen.errors.push(e),
+  }
+  const execution = await sbx.runCode(
+    'import sys\n' +
+      "print('hello')\n" +
+      "print('oops', file=sys.stderr)\n" +
+      'from IPython.display import display, HTML\n' +
+      "display(HTML('<b>x</b>'))\n" +
+      '6*7',
+    opts
+  )
+  assert.deepEqual(seen.stdout.map((m) => m.line), ['hello\n'])
+  assert.equal(seen.stdout[0].error, false)
+  assert.deepEqual(seen.stderr.map((m) => m.line), ['oops\n'])
+  assert.equal(seen.stderr[0].error, true)
+  assert.equal(seen.results.length, 2)
+  assert.equal(seen.results[0].html, '<b>x</b>')
+  assert.equal(seen.results[0].isMainResult, false)
+  assert.equal(seen.results[1].text, '42')
+  assert.equal(seen.results[1].isMainResult, true)
+  assert.equal(seen.errors.length, 0)
+  assert.deepEqual(execution.logs, { stdout: ['hello\n'], stderr: ['oops\n'] })
+  assert.equal(execution.text, '42')
+
+  const failed = await sbx.runCode('xyz_undefined', opts)
+  assert.equal(seen.errors.length, 1)
+  assert.equal(seen.errors[0].name, 'NameError')
+  assert.equal(failed.error.name, 'NameError')
+})
+
+test('execution error', T, async () => {
+  const execution = await sbx.runCode("print('before')\n1/0")
+  assert.ok(execution.error, 'error expected')
+  assert.equal(execution.error.name, 'ZeroDivisionError')
+  assert.equal(execution.error.value, 'division by zero')
+  assert.equal(typeof execution.error.traceback, 'string')
+  assert.match(execution.error.traceback, /ZeroDivisionError/)
+  assert.deepEqual(execution.logs.stdout, ['before\n'])
+  assert.equal(execution.results.length, 0)
+  // The context is still usable right after an error.
+  assert.equal((await sbx.runCode('1+1')).text, '2')
+})
+
+test('state and execution count persist', T, async () => {
+  const a = await sbx.runCode('sdk_x = 5')
+  const b = await sbx.runCode('sdk_x * 2')
+  assert.equal(b.text, '10')
+  assert.equal(b.executionCount, a.executionCount + 1)
+})
+
+test('non-ASCII output survives chunking', T, async () => {
+  const small = await sbx.runCode("print('h\u00e9llo \u65e5\u672c \u{1F600}')")
+  assert.deepEqual(small.logs.stdout, ['h\u00e9llo \u65e5\u672c \u{1F600}\n'])
+  assert.equal((await sbx.runCode("'\u65e5\u672c'")).text, '\u65e5\u672c')
+  // Large enough to span many network chunks.
+  const big = await sbx.runCode("print('\u65e5\u{1F600}' * 50000)")
+  assert.equal(big.logs.stdout.join(''), '\u65e5\u{1F600}'.repeat(50000) + '\n')
+})
+
+test('language python uses the default context', T, async () => {
+  await sbx.runCode('sdk_default_marker = 11')
+  const execution = await sbx.runCode('sdk_default_marker + 1', { language: 'python' })
+  assert.equal(execution.text, '12')
+  await assert.rejects(
+    sbx.runCode('1', { language: 'python', context: { id: 'x', language: 'python', cwd: '/' } }),
+    /context or language/
+  )
+})
+
+test('list contexts includes the default python context', T, async () => {
+  const contexts = await sbx.listCodeContexts()
+  assert.ok(Array.isArray(contexts))
+  assert.ok(
+    contexts.some((c) => c.language === 'python' && c.cwd === CWD),
+    `no default python context in ${JSON.stringify(contexts)}`
+  )
+})
+
+test('context lifecycle: create, run, list, restart, remove', T, async () => {
+  const dir = scratchDir('ctx-dir')
+  const ctx = await newContext({ cwd: dir })
+  assert.equal(typeof ctx.id, 'string')
+  assert.equal(ctx.language, 'python')
+  assert.equal(ctx.cwd, dir)
+
+  const cwd = await sbx.runCode('import os; print(os.getcwd())', { context: ctx })
+  assert.deepEqual(cwd.logs.stdout, [dir + '\n'])
+
+  const listed = await sbx.listCodeContexts()
+  assert.deepEqual(listed.find((c) => c.id === ctx.id), ctx)
+
+  await sbx.runCode('ctx_var = 1', { context: ctx })
+  assert.equal((await sbx.runCode('ctx_var', { context: ctx })).text, '1')
+  // Not visible in the default context.
+  assert.equal((await sbx.runCode('ctx_var')).error?.name, 'NameError')
+
+  await sbx.restartCodeContext(ctx)
+  const afterRestart = await sbx.runCode('ctx_var', { context: ctx })
+  assert.equal(afterRestart.error?.name, 'NameError')
+  assert.equal(afterRestart.error?.value, "name 'ctx_var' is not defined")
+  const cwdAfter = await sbx.runCode('import os; print(os.getcwd())', { context: ctx })
+  assert.deepEqual(cwdAfter.logs.stdout, [dir + '\n'])
+  await sbx.restartCodeContext(ctx.id)
+
+  await sbx.removeCodeContext(ctx.id)
+  const ids = (await sbx.listCodeContexts()).map((c) => c.id)
+  assert.ok(!ids.includes(ctx.id))
+  // runCode leaves its request timer armed when the answer is an error; a
+  // short requestTimeoutMs keeps that timer from holding the process open.
+  await assert.rejects(sbx.runCode('1', { context: ctx, requestTimeoutMs: 5_000 }), (err) => {
+    assert.ok(err instanceof NotFoundError, `NotFoundError expected, got ${err}`)
+    assert.match(err.message, new RegExp(`Context ${ctx.id} not found`))
+    return true
+  })
+  await assert.rejects(sbx.restartCodeContext(ctx), NotFoundError)
+  await assert.rejects(sbx.removeCodeContext(ctx), NotFoundError)
+})
+
+test('create context without options', T, async () => {
+  const ctx = await newContext()
+  assert.equal(ctx.language, 'python')
+  assert.equal(ctx.cwd, CWD)
+  const contexts = await sbx.listCodeContexts()
+  assert.deepEqual(contexts[contexts.length - 1], ctx)
+})
+
+test('envs per execution', T, async () => {
+  const value = 'it\'s "q" \\ $(x)\nline2 \u00e9\u{1F600}'
+  const execution = await sbx.runCode(
+    'import json, os, subprocess\n' +
+      "print(json.dumps(os.environ['SDK_FOO']))\n" +
+      "print(json.dumps(subprocess.check_output(['sh', '-c', 'printf %s \"$SDK_FOO\"']).decode()))",
+    { envs: { SDK_FOO: value } }
+  )
+  assert.equal(execution.error, undefined)
+  const lines = execution.logs.stdout.join('').trimEnd().split('\n')
+  assert.deepEqual(lines.map((l) => JSON.parse(l)), [value, value])
+  const unset = await sbx.runCode("import os; os.getenv('SDK_FOO', 'default')")
+  assert.equal(unset.text, 'default')
+})
+
+test('envs in a created context', T, async () => {
+  const ctx = await newContext()
+  const r = await sbx.runCode("import os; os.getenv('SDK_BAR')", {
+    context: ctx,
+    envs: { SDK_BAR: 'baz' },
+  })
+  assert.equal(r.text, 'baz')
+  const gone = await sbx.runCode("import os; os.getenv('SDK_BAR', 'none')", { context: ctx })
+  assert.equal(gone.text, 'none')
+})
+
+test('execution timeout aborts the request and frees the context', T, async () => {
+  await assert.rejects(
+    sbx.runCode('import time; time.sleep(300)', { timeoutMs: 3_000 }),
+    (err) => {
+      assert.ok(err instanceof TimeoutError, `TimeoutError expected, got ${err}`)
+      return true
+    }
+  )
+  // No wait: the daemon must free the context within a few seconds.
+  const execution = await sbx.runCode('1 + 1', { timeoutMs: 15_000 })
+  assert.equal(execution.text, '2')
+})
+
+test('?source= query string (E2B_USER_AGENT_SOURCE) is accepted', T, async () => {
+  process.env.E2B_USER_AGENT_SOURCE = 'ci'
+  let tagged
+  try {
+    tagged = await Sandbox.create()
+  } finally {
+    delete process.env.E2B_USER_AGENT_SOURCE
+  }
+  assert.equal((await tagged.runCode('2+3')).text, '5')
+  const ctx = await tagged.createCodeContext()
+  made.push(ctx)
+  assert.ok((await tagged.listCodeContexts()).some((c) => c.id === ctx.id))
+  await tagged.restartCodeContext(ctx)
+  await tagged.removeCodeContext(ctx)
+})
