@@ -1,38 +1,114 @@
 /*
  * lang: per-language helper cells (see lang.h).
  *
- * Each language gets one template that decodes a base64 JSON document
- * {"set": {...}, "unset": [...]} with its own standard library and applies
- * it to the process environment, so child processes see it too. The
- * templates are data; adding a language is adding a row. Pure functions.
+ * Each language gets one template that decodes a base64 (R: hex) JSON
+ * document {"set": {...}, "unset": [...]} with its own standard library and
+ * applies it to the process environment, so child processes see it too.
+ * The templates are data; adding a language is adding a row. Bash, which
+ * has no JSON parser, gets one base64-decoded assignment per variable.
+ * Pure functions.
  */
 #include "lang.h"
 
+#include <ctype.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 struct lang_env_tpl {
 	const char *language;
-	const char *before, *after; /* the base64 document goes between */
+	const char *before, *after; /* the encoded document goes between */
+	int hex;                    /* hex instead of base64 (no base64 in R) */
 };
+
+#define LANG_R_HEX_DECODE                                                     \
+	"rawToChar(as.raw(strtoi(substring(h, seq(1, nchar(h), 2), "          \
+	"seq(2, nchar(h), 2)), 16L)))"
 
 static const struct lang_env_tpl lang_env_tpls[] = {
 	{"python",
 	 "(lambda d, o=__import__('os'): (o.environ.update(d['set']), "
 	 "[o.environ.pop(k, None) for k in d['unset']], None)[-1])"
 	 "(__import__('json').loads(__import__('base64').b64decode('",
-	 "')))"},
+	 "')))", 0},
 	{"javascript",
 	 "(() => { const d = JSON.parse(Buffer.from('",
 	 "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
-	 "for (const k of d.unset) delete process.env[k]; })();"},
+	 "for (const k of d.unset) delete process.env[k]; })();", 0},
 	{"typescript",
 	 "(() => { const d = JSON.parse(Buffer.from('",
 	 "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
-	 "for (const k of d.unset) delete process.env[k]; })();"},
+	 "for (const k of d.unset) delete process.env[k]; })();", 0},
+	{"r", "local({h <- \"",
+	 "\"; d <- jsonlite::fromJSON(" LANG_R_HEX_DECODE
+	 ", simplifyVector = FALSE); if (length(d$set)) do.call(Sys.setenv, "
+	 "d$set); for (k in unlist(d$unset)) Sys.unsetenv(k); "
+	 "invisible(NULL)})",
+	 1},
 };
+
+static char *lang_b64(const char *s);
+
+static char *lang_hex(const char *s)
+{
+	size_t n = strlen(s);
+	char *out = malloc(2 * n + 1);
+
+	for (size_t i = 0; out && i < n; i++)
+		snprintf(out + 2 * i, 3, "%02x", (unsigned char)s[i]);
+	if (out)
+		out[2 * n] = '\0';
+	return out;
+}
+
+/* Bash has no JSON: one assignment per variable, each value decoded by
+ * base64 -d (a trailing "x" keeps trailing newlines that $(...) would
+ * strip). Names that are not shell identifiers cannot be exported by bash
+ * and are skipped. */
+static bool lang_is_ident(const char *k)
+{
+	if (!*k || (!isalpha((unsigned char)*k) && *k != '_'))
+		return false;
+	for (; *k; k++)
+		if (!isalnum((unsigned char)*k) && *k != '_')
+			return false;
+	return true;
+}
+
+static char *lang_bash_env(json_t *set, json_t *unset)
+{
+	char *code = strdup(""), *b64, *next;
+	const char *key;
+	json_t *v;
+	size_t i;
+
+	json_object_foreach(set, key, v) {
+		if (!code || !lang_is_ident(key) || !json_is_string(v))
+			continue;
+		b64 = lang_b64(json_string_value(v));
+		if (!b64 || asprintf(&next,
+				     "%s__e2b_v=$(printf %%s '%s' | base64 -d; "
+				     "printf x); export %s=\"${__e2b_v%%x}\"; "
+				     "unset -v __e2b_v\n",
+				     code, b64, key) < 0)
+			next = NULL;
+		free(b64);
+		free(code);
+		code = next;
+	}
+	json_array_foreach(unset, i, v) {
+		key = json_string_value(v);
+		if (!code || !key || !lang_is_ident(key))
+			continue;
+		if (asprintf(&next, "%sunset -v %s\n", code, key) < 0)
+			next = NULL;
+		free(code);
+		code = next;
+	}
+	return code;
+}
 
 static char *lang_b64(const char *s)
 {
@@ -51,6 +127,8 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 	json_t *doc;
 	char *text = NULL, *b64 = NULL, *code = NULL;
 
+	if (strcmp(language, "bash") == 0)
+		return lang_bash_env(set, unset);
 	for (size_t i = 0; i < sizeof(lang_env_tpls) / sizeof(*lang_env_tpls);
 	     i++)
 		if (strcmp(lang_env_tpls[i].language, language) == 0)
@@ -65,9 +143,9 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 	if (!json_object_get(doc, "unset") ||
 	    json_is_null(json_object_get(doc, "unset")))
 		json_object_set_new(doc, "unset", json_array());
-	text = json_dumps(doc, JSON_COMPACT);
+	text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (text)
-		b64 = lang_b64(text);
+		b64 = t->hex ? lang_hex(text) : lang_b64(text);
 	if (b64 && asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
 		code = NULL;
 	free(b64);
@@ -78,10 +156,11 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 
 static const struct lang_env_tpl lang_cwd_tpls[] = {
 	{"python", "__import__('os').chdir(__import__('base64').b64decode('",
-	 "').decode('utf-8', 'surrogateescape'))"},
-	{"javascript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));"},
-	{"typescript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));"},
-	{"bash", "cd -- \"$(printf %s '", "' | base64 -d)\""},
+	 "').decode('utf-8', 'surrogateescape'))", 0},
+	{"javascript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
+	{"typescript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
+	{"bash", "cd -- \"$(printf %s '", "' | base64 -d)\"", 0},
+	{"r", "local({h <- \"", "\"; setwd(" LANG_R_HEX_DECODE ")})", 1},
 };
 
 char *lang_cwd_code(const char *language, const char *cwd)
@@ -93,7 +172,7 @@ char *lang_cwd_code(const char *language, const char *cwd)
 		const struct lang_env_tpl *t = &lang_cwd_tpls[i];
 		if (strcmp(t->language, language) != 0)
 			continue;
-		b64 = lang_b64(cwd);
+		b64 = t->hex ? lang_hex(cwd) : lang_b64(cwd);
 		if (b64 && asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
 			code = NULL;
 		free(b64);
