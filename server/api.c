@@ -13,6 +13,7 @@
 #include "api.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,7 +27,8 @@
 #include "run.h"
 #include "server.h"
 
-#define API_MAX_ID 64
+#define API_MAX_ID 200
+#define API_TRIM_AFTER (1u << 20)
 
 typedef void (*api_fn)(struct server *s, struct http_req *r, const char *id);
 
@@ -90,11 +92,17 @@ static void api_stream_closed(void *arg, bool completed)
 	struct api_stream *st = arg;
 	struct exec *e = st->e;
 
+	bool big = e->cap >= API_TRIM_AFTER;
+
 	exec_set_sink(e, NULL, NULL);
 	if (!completed && e->ctx)
 		run_cancel(e->ctx, e);
 	exec_unref(e);
 	free(st);
+	/* glibc keeps freed heap; after a big stream hand it back, so the
+	 * daemon's RSS returns to its idle size. */
+	if (big)
+		malloc_trim(0);
 }
 
 static void api_stream_wake(void *sink)

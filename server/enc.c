@@ -504,21 +504,118 @@ static void now_iso(char *buf, size_t size)
 	snprintf(buf + n, size - n, ".%06ldZ", (long)(ts.tv_nsec / 1000));
 }
 
-char *enc_stream(const char *stream, const char *text, const char *timestamp)
+/* Appends s (n bytes of UTF-8) as the body of a JSON string, escaped the way
+ * jansson's JSON_ENSURE_ASCII does (so lines match the jansson-built ones
+ * byte for byte); invalid UTF-8 becomes \uFFFD. With out NULL it only
+ * counts. Returns the length written. */
+static size_t esc_str(char *out, const char *s, size_t n)
 {
-	char now[64];
-	json_t *o = typed(stream ? stream : "stdout");
+	static const char hex[] = "0123456789ABCDEF";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t w = 0, i = 0;
+	char tmp[16];
+
+	while (i < n) {
+		unsigned c = p[i], cp;
+		size_t k = 0, len = 1;
+		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+			if (out)
+				out[w] = (char)c;
+			w++;
+			i++;
+			continue;
+		}
+		if (c < 0x80) {
+			const char *e = c == '"'    ? "\\\""
+					: c == '\\' ? "\\\\"
+					: c == '\b'  ? "\\b"
+					: c == '\f'  ? "\\f"
+					: c == '\n'  ? "\\n"
+					: c == '\r'  ? "\\r"
+					: c == '\t'  ? "\\t"
+						     : NULL;
+			if (e) {
+				k = strlen(e);
+				memcpy(tmp, e, k);
+			} else {
+				cp = c;
+				goto hexout;
+			}
+		} else {
+			len = utf8_seq(p + i, n - i);
+			if (len == 0) {
+				len = 1;
+				cp = 0xFFFD;
+			} else if (len == 2) {
+				cp = (c & 0x1Fu) << 6 | (p[i + 1] & 0x3Fu);
+			} else if (len == 3) {
+				cp = (c & 0x0Fu) << 12 | (p[i + 1] & 0x3Fu) << 6 |
+				     (p[i + 2] & 0x3Fu);
+			} else {
+				cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3Fu) << 12 |
+				     (p[i + 2] & 0x3Fu) << 6 | (p[i + 3] & 0x3Fu);
+			}
+hexout:
+			if (cp > 0xFFFF) {
+				unsigned v = cp - 0x10000, hi = 0xD800 | (v >> 10),
+					 lo = 0xDC00 | (v & 0x3FF);
+				k = (size_t)snprintf(tmp, sizeof(tmp),
+						     "\\u%c%c%c%c\\u%c%c%c%c",
+						     hex[hi >> 12], hex[(hi >> 8) & 15],
+						     hex[(hi >> 4) & 15], hex[hi & 15],
+						     hex[lo >> 12], hex[(lo >> 8) & 15],
+						     hex[(lo >> 4) & 15], hex[lo & 15]);
+			} else {
+				k = (size_t)snprintf(tmp, sizeof(tmp),
+						     "\\u%c%c%c%c", hex[cp >> 12],
+						     hex[(cp >> 8) & 15],
+						     hex[(cp >> 4) & 15], hex[cp & 15]);
+			}
+		}
+		if (out)
+			memcpy(out + w, tmp, k);
+		w += k;
+		i += len;
+	}
+	return w;
+}
+
+char *enc_stream_n(const char *stream, const char *text, size_t len,
+		   const char *timestamp)
+{
+	char now[64], *line, *w;
+	size_t tn, sn, total;
 
 	if (!timestamp) {
 		now_iso(now, sizeof(now));
 		timestamp = now;
 	}
-	if (o && (json_object_set_new(o, "text", str_of(text)) ||
-		  json_object_set_new(o, "timestamp", str_of(timestamp)))) {
-		json_decref(o);
-		o = NULL;
-	}
-	return enc_line(o);
+	if (!stream)
+		stream = "stdout";
+	/* Stream text is the bulk of most executions: escape it straight into
+	 * the line instead of building and dumping a JSON object. */
+	tn = esc_str(NULL, text, len);
+	sn = esc_str(NULL, timestamp, strlen(timestamp));
+	total = sizeof("{\"type\":\"\",\"text\":\"\",\"timestamp\":\"\"}\n") +
+		strlen(stream) * 6 + tn + sn;
+	line = malloc(total);
+	if (!line)
+		return NULL;
+	w = line;
+	w += sprintf(w, "{\"type\":\"");
+	w += esc_str(w, stream, strlen(stream));
+	w += sprintf(w, "\",\"text\":\"");
+	w += esc_str(w, text, len);
+	w += sprintf(w, "\",\"timestamp\":\"");
+	w += esc_str(w, timestamp, strlen(timestamp));
+	strcpy(w, "\"}\n");
+	return line;
+}
+
+char *enc_stream(const char *stream, const char *text, const char *timestamp)
+{
+	return enc_stream_n(stream, text ? text : "", text ? strlen(text) : 0,
+			    timestamp);
 }
 
 /* The error line from three strings (stolen; NULL means out of memory). */

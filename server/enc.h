@@ -20,6 +20,9 @@ char *enc_count(long long execution_count);
  * or "stderr"; timestamp is an ISO-8601 string (the kernel message's date),
  * or NULL for the current UTC time. */
 char *enc_stream(const char *stream, const char *text, const char *timestamp);
+/* Same for text of len bytes (which may hold NUL). */
+char *enc_stream_n(const char *stream, const char *text, size_t len,
+		   const char *timestamp);
 
 /* A result line from a MIME bundle (borrowed): known MIME types map to their
  * fields (text/plain -> text with one pair of surrounding ' or " stripped,

@@ -207,13 +207,17 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 		exec_count(e, json_object_get(c, "execution_count"));
 	} else if (strcmp(t, "stream") == 0) {
 		const char *name = json_string_value(json_object_get(c, "name"));
-		const char *text = json_string_value(json_object_get(c, "text"));
+		json_t *text = json_object_get(c, "text");
 		const char *date = json_string_value(
 			json_object_get(m->header, "date"));
-		if (text && name && strcmp(name, "stderr") == 0)
-			exec_append(e, enc_stream("stderr", text, date), true);
-		else if (text)
-			exec_append(e, enc_stream("stdout", text, date), true);
+		if (json_is_string(text))
+			exec_append(e,
+				    enc_stream_n(name && strcmp(name, "stderr") == 0
+							 ? "stderr"
+							 : "stdout",
+						 json_string_value(text),
+						 json_string_length(text), date),
+				    true);
 	} else if (strcmp(t, "execute_result") == 0) {
 		exec_append(e, enc_result(json_object_get(c, "data"), true),
 			    true);

@@ -1,0 +1,29 @@
+# mk/bench.mk: `make bench` (included by the top Makefile).
+#
+#   make bench                      e2b-ci next to its direct-ZeroMQ floor
+#   make bench AGAINST=http://h:p   the HTTP rows also against another
+#                                   E2B-compatible server (extra column)
+#
+# tests/bench/bench.c starts the daemon itself (loopback, free port, temp
+# dirs) and talks to the same kernelspec directly through the daemon's own
+# kernel_ module as the floor; it prints the table and writes
+# $(BUILD)/bench-results.json plus tests/bench/latest.{json,md};
+# tests/bench/chart.py draws tests/bench/latest.svg from the JSON.
+
+# Included before `all:` is defined: keep `make` meaning `make all`.
+.DEFAULT_GOAL := all
+
+AGAINST ?=
+
+.PHONY: bench
+
+$(BUILD)/bench: tests/bench/bench.c $(BUILD)/libe2bci.a $(wildcard server/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libe2bci.a $(LIBS) -lm
+
+bench: all $(BUILD)/bench
+	$(BUILD)/bench --daemon $(abspath $(BUILD)/e2b-ci) \
+		--out $(BUILD)/bench-results.json \
+		--copy tests/bench/latest.json --md tests/bench/latest.md \
+		$(if $(AGAINST),--against $(AGAINST))
+	$(PY) tests/bench/chart.py $(BUILD)/bench-results.json tests/bench/latest.svg
