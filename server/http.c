@@ -19,6 +19,7 @@
 #include "http.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,7 @@
 
 #define HTTP_MAX_EXTRA_HEADERS 4
 #define HTTP_STREAM_BLOCK (32 * 1024)
+#define HTTP_TRIM_IDLE_MS 2000
 
 enum http_state {
 	HTTP_NEW,      /* body still arriving or not yet dispatched */
@@ -48,6 +50,7 @@ struct http {
 	struct loop *loop;
 	struct loop_watch *w;
 	struct loop_timer timer;
+	struct loop_timer trim_timer;
 	http_handler handler;
 	void *arg;
 	long max_body;
@@ -368,13 +371,23 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 	return MHD_YES;
 }
 
+/* glibc keeps freed heap (connection pools, bodies, stream buffers) for
+ * reuse; once traffic pauses, hand it back so RSS returns to idle size. */
+static void http_trim(void *arg, short revents)
+{
+	(void)arg;
+	(void)revents;
+	malloc_trim(0);
+}
+
 static void http_completed(void *cls, struct MHD_Connection *conn,
 			   void **con_cls, enum MHD_RequestTerminationCode toe)
 {
+	struct http *h = cls;
 	struct http_req *r = *con_cls;
 
-	(void)cls;
 	(void)conn;
+	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim, h);
 	if (!r)
 		return;
 	*con_cls = NULL;
@@ -389,6 +402,19 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 		free(r->hdr_value[i]);
 	}
 	free(r);
+}
+
+static void http_conn_event(void *cls, struct MHD_Connection *conn,
+			    void **socket_context,
+			    enum MHD_ConnectionNotificationCode toe)
+{
+	struct http *h = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
+		loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS,
+			       http_trim, h);
 }
 
 static void http_logger(void *cls, const char *fmt, va_list ap)
@@ -455,6 +481,7 @@ struct http *http_new(struct loop *l, const struct http_opts *o,
 		0, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER,
 		http_logger, h, MHD_OPTION_SOCK_ADDR, &addr,
 		MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
+		MHD_OPTION_NOTIFY_CONNECTION, http_conn_event, h,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
 		/* Requests here have few small headers and bodies are collected
@@ -497,6 +524,7 @@ void http_free(struct http *h)
 	}
 	loop_del(h->loop, h->w);
 	loop_timer_disarm(h->loop, &h->timer);
+	loop_timer_disarm(h->loop, &h->trim_timer);
 	free(h);
 }
 
