@@ -33,7 +33,7 @@ UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 # Our own kernels and other parts add their rules (and EXTRA_TARGETS) here.
 -include $(sort $(wildcard kernels/*/build.mk mk/*.mk))
 
-.PHONY: all deps run test unit e2e sdk system asan check install clean
+.PHONY: all deps run test unit e2e sdk kernels-test system asan check install clean
 
 all: $(BUILD)/e2b-ci $(UNITBINS) $(EXTRA_TARGETS)
 
@@ -67,6 +67,9 @@ e2e: $(BUILD)/e2b-ci
 sdk: $(BUILD)/e2b-ci
 	tests/sdk/run.sh $(abspath $(BUILD)/e2b-ci)
 
+kernels-test: all
+	E2BCI_BIN=$(abspath $(BUILD)/e2b-ci) $(PY) -m pytest -q tests/kernels
+
 system: all
 	E2BCI_BIN=$(abspath $(BUILD)/e2b-ci) $(PY) -m pytest -q tests/system
 
@@ -74,6 +77,7 @@ test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory e2e
+	@$(MAKE) --no-print-directory kernels-test
 	@$(MAKE) --no-print-directory sdk
 	@$(MAKE) --no-print-directory system
 

@@ -159,7 +159,8 @@ static const struct lang_env_tpl lang_cwd_tpls[] = {
 	 "').decode('utf-8', 'surrogateescape'))", 0},
 	{"javascript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
 	{"typescript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
-	{"bash", "cd -- \"$(printf %s '", "' | base64 -d)\"", 0},
+	{"bash", "__e2b_d=$(printf %s '",
+	 "' | base64 -d; printf x); cd -- \"${__e2b_d%x}\"; unset -v __e2b_d", 0},
 	{"r", "local({h <- \"", "\"; setwd(" LANG_R_HEX_DECODE ")})", 1},
 };
 

@@ -12,7 +12,7 @@ uuid-dev libsystemd-dev libssl-dev"
 RUNTIME="libmicrohttpd12 libjansson4 libzmq5 libuuid1 libsystemd0 libssl3
 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
 python3-numpy python3-pil systemd sudo curl iproute2"
-TEST="python3-pytest curl clang"
+TEST="python3-pytest python3-jupyter-kernel-test curl clang"
 
 PKGS="$RUNTIME"
 if [ "${1:-}" != "--runtime-only" ]; then

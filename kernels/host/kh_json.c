@@ -1,0 +1,248 @@
+/*
+ * kh_json.c: json mode (kernels/RUNNER-PROTOCOL.md, "Mode json").
+ *
+ * The runner reads one JSON request per line on stdin ({"type":"execute",
+ * "id","code","silent"} or {"type":"shutdown"}) and writes one JSON event
+ * per line on fd 3 (ready, display, result, error, done); what user code
+ * writes to fd 1 and 2 becomes stream output as it arrives.
+ *
+ * Owns the partial event line and the id of the running request. Ordering:
+ * before any event is acted on, fd 1 and 2 are drained (non-blocking, until
+ * EAGAIN), so output written before a display or before "done" is published
+ * before it and never lands behind the execute_reply. Events for another id
+ * than the running one (late, or from a confused runner) are dropped, and
+ * so are malformed lines: the runner must not be able to crash the host.
+ * An event line is bounded (KH_JSON_LINE_MAX); a longer one is discarded up
+ * to its newline.
+ *
+ * Loop thread only. Interrupts are SIGINT to the runner's process group;
+ * the runner turns it into an error + done for the running request.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kh.h"
+#include "kh_exec.h"
+#include "log.h"
+#include "wire.h"
+
+#define KH_JSON_LINE_MAX (256u << 20) /* one event (MIME bundles are big) */
+#define KH_JSON_DRAIN	 (4u << 20)   /* bytes of fd 1/2 read per event */
+
+struct kh_json {
+	char *line; /* event bytes received without their newline yet */
+	size_t len, cap;
+	bool skipping;	 /* dropping an over-long line up to its newline */
+	json_int_t id;	 /* the running request's id; 0: none */
+	json_int_t next; /* last id handed out */
+};
+
+static int kh_json_init(struct kh *kh)
+{
+	kh->json = calloc(1, sizeof(*kh->json));
+	return kh->json ? 0 : -ENOMEM;
+}
+
+/* The runner announces itself with a ready event; nothing to send. */
+static int kh_json_start(struct kh *kh)
+{
+	(void)kh;
+	return 0;
+}
+
+static int kh_json_send(struct kh *kh, json_t *req)
+{
+	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
+	size_t n;
+	int rc;
+
+	if (!text)
+		return -ENOMEM;
+	/* Compact JSON escapes newlines in strings: one request, one line. */
+	n = strlen(text);
+	rc = kh_proc_write(&kh->proc, text, n);
+	if (rc == 0)
+		rc = kh_proc_write(&kh->proc, "\n", 1);
+	free(text);
+	return rc;
+}
+
+static int kh_json_execute(struct kh *kh, json_t *code, bool silent)
+{
+	struct kh_json *j = kh->json;
+	json_t *req;
+	int rc;
+
+	j->id = ++j->next;
+	req = json_pack("{s:s,s:I,s:O,s:b}", "type", "execute", "id", j->id,
+			"code", code, "silent", silent);
+	rc = kh_json_send(kh, req);
+	json_decref(req);
+	if (rc < 0)
+		j->id = 0;
+	return rc;
+}
+
+static void kh_json_interrupt(struct kh *kh)
+{
+	kh_proc_signal(&kh->proc, SIGINT);
+}
+
+static int kh_json_stop(struct kh *kh)
+{
+	json_t *req = json_pack("{s:s}", "type", "shutdown");
+
+	kh_json_send(kh, req);
+	json_decref(req);
+	return 0;
+}
+
+/* Reports an event of the running request (id already checked). */
+static void kh_json_cell_event(struct kh *kh, const char *type, json_t *ev)
+{
+	struct kh_json *j = kh->json;
+	json_t *data = json_object_get(ev, "data");
+	const char *s;
+
+	if (strcmp(type, "display") == 0 || strcmp(type, "result") == 0) {
+		if (!json_is_object(data))
+			return;
+		kh_exec_data(kh,
+			     type[0] == 'd' ? "display_data" : "execute_result",
+			     data, json_object_get(ev, "metadata"),
+			     json_object_get(ev, "transient"));
+	} else if (strcmp(type, "error") == 0) {
+		s = json_string_value(json_object_get(ev, "ename"));
+		kh_exec_error(kh, s ? s : "Error",
+			      json_string_value(json_object_get(ev, "evalue"))
+				  ?: "",
+			      json_object_get(ev, "traceback"));
+	} else if (strcmp(type, "done") == 0) {
+		s = json_string_value(json_object_get(ev, "status"));
+		if (s && strcmp(s, "ok") != 0)
+			kh_exec_error(kh, "Error", "the cell failed", NULL);
+		j->id = 0;
+		kh_exec_done(kh);
+	} else {
+		log_debug("runner event %.32s ignored", type);
+	}
+}
+
+static void kh_json_event(struct kh *kh, const char *line, size_t len)
+{
+	struct kh_json *j = kh->json;
+	size_t clen = 0;
+	char *clean = wire_utf8_sanitize(line, len, &clen);
+	json_error_t jerr;
+	json_t *ev = clean ? json_loadb(clean, clen, 0, &jerr) : NULL;
+	const char *type = json_string_value(json_object_get(ev, "type"));
+
+	if (!type) {
+		log_warnx("runner sent a malformed event (%.64s)",
+			  ev	  ? "no type"
+			  : clean ? jerr.text
+				  : "no memory");
+		goto out;
+	}
+	/* Output written before this event goes out before it. */
+	kh_proc_drain(&kh->proc, KH_FD_STDOUT, KH_JSON_DRAIN);
+	kh_proc_drain(&kh->proc, KH_FD_STDERR, KH_JSON_DRAIN);
+	if (strcmp(type, "ready") == 0) {
+		kh_ready(kh, json_object_get(ev, "language_info"),
+			 json_string_value(json_object_get(ev, "banner")));
+	} else if (kh->running && j->id != 0 &&
+		   json_integer_value(json_object_get(ev, "id")) == j->id) {
+		kh_json_cell_event(kh, type, ev);
+	} else {
+		log_debug("runner event %.32s for no running request", type);
+	}
+out:
+	free(clean);
+	json_decref(ev);
+}
+
+static int kh_json_append(struct kh_json *j, const char *buf, size_t n)
+{
+	size_t cap;
+	char *nb;
+
+	if (n > KH_JSON_LINE_MAX - j->len)
+		return -E2BIG;
+	if (n > j->cap - j->len) {
+		cap = (j->len + n) * 2;
+		nb = realloc(j->line, cap);
+		if (!nb)
+			return -ENOMEM;
+		j->line = nb;
+		j->cap = cap;
+	}
+	memcpy(j->line + j->len, buf, n);
+	j->len += n;
+	return 0;
+}
+
+/* Splits fd 3 bytes into lines and handles each complete one. */
+static void kh_json_events(struct kh *kh, const char *buf, size_t len)
+{
+	struct kh_json *j = kh->json;
+	const char *nl;
+	size_t n;
+
+	while (len > 0) {
+		nl = memchr(buf, '\n', len);
+		n = nl ? (size_t)(nl - buf) : len;
+		if (!j->skipping && kh_json_append(j, buf, n) < 0) {
+			log_warnx("runner event longer than %u bytes dropped",
+				  KH_JSON_LINE_MAX);
+			j->skipping = true;
+			j->len = 0;
+		}
+		if (!nl)
+			return;
+		if (!j->skipping && j->len > 0)
+			kh_json_event(kh, j->line, j->len);
+		j->skipping = false;
+		j->len = 0;
+		buf = nl + 1;
+		len -= n + 1;
+	}
+}
+
+static void kh_json_data(struct kh *kh, enum kh_fd fd, const char *buf,
+			 size_t len)
+{
+	if (fd == KH_FD_EVENTS) {
+		kh_json_events(kh, buf, len);
+		return;
+	}
+	if (kh->state == KH_STARTING) {
+		log_info("runner %s before ready: %.*s",
+			 fd == KH_FD_STDOUT ? "stdout" : "stderr",
+			 (int)(len > 500 ? 500 : len), buf);
+		return;
+	}
+	kh_exec_stream(kh, fd, buf, len);
+}
+
+static void kh_json_cleanup(struct kh *kh)
+{
+	if (!kh->json)
+		return;
+	free(kh->json->line);
+	free(kh->json);
+	kh->json = NULL;
+}
+
+const struct kh_mode kh_json_mode = {
+    .name = "json",
+    .events = true,
+    .init = kh_json_init,
+    .start = kh_json_start,
+    .execute = kh_json_execute,
+    .interrupt = kh_json_interrupt,
+    .data = kh_json_data,
+    .stop = kh_json_stop,
+    .cleanup = kh_json_cleanup,
+};

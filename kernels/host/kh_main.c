@@ -1,0 +1,297 @@
+/*
+ * kh_main.c: e2b-kernel's command line, signals and lifecycle.
+ *
+ *   e2b-kernel --mode bash|json --language NAME -f CONNECTION_FILE
+ *              [--log-level LEVEL] -- RUNNER_ARGV...
+ *
+ * Owns the struct kh and its lifecycle: parse, block signals, read the
+ * connection file, bind the sockets, start the runner, publish "starting",
+ * run the loop until the runner is gone, clean up, exit.
+ *
+ * Signals: SIGINT, SIGTERM and SIGHUP are blocked before any thread exists
+ * (libzmq starts I/O threads, which inherit the mask) and read from a
+ * signalfd in the loop; SIGPIPE is ignored. So SIGINT never kills the host:
+ * the daemon (or jupyter_client) sends it to the host's process group, the
+ * host alone receives it, because the runner lives in a session of its own,
+ * and the host forwards the interrupt to the runner's process group when a
+ * cell is running (kh_exec_interrupt). interrupt_request on the control
+ * channel takes the same path, so both interrupt modes work. SIGTERM and
+ * SIGHUP stop the runner like shutdown_request.
+ *
+ * Exit status: 0 after shutdown_request or SIGTERM once the runner is gone;
+ * when the runner dies by itself (a cell ran "exit", it crashed) the host
+ * exits with the runner's status (128 + signal when it was killed, 1 if it
+ * exited 0), so the daemon sees a kernel death and restarts the kernel;
+ * 1 when setting up failed, 2 for a bad command line.
+ *
+ * Loop thread only (the host is single-threaded apart from libzmq's own).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "kh.h"
+#include "kh_conn.h"
+#include "kh_exec.h"
+#include "log.h"
+
+#define KH_STOP_GRACE_MS 2000 /* runner's time to quit before SIGKILL */
+
+struct kh_args {
+	const char *mode;
+	const char *language;
+	const char *conn_file;
+	enum log_level level;
+	char **runner; /* NULL-terminated, borrowed from argv */
+};
+
+static void kh_usage(FILE *f)
+{
+	fprintf(f,
+		"usage: e2b-kernel --mode bash|json --language NAME "
+		"-f CONNECTION_FILE\n"
+		"                  [--log-level error|warn|info|debug] -- "
+		"RUNNER_ARGV...\n"
+		"A Jupyter kernel (protocol %s) that runs code through a "
+		"runner process;\n"
+		"see kernels/RUNNER-PROTOCOL.md and kernels/host/README.md.\n",
+		"5.3");
+}
+
+/* Returns 0, 1 for --help, or -EINVAL (reported on stderr). */
+static int kh_parse_args(int argc, char **argv, struct kh_args *a)
+{
+	static const struct option opts[] = {
+	    {"mode", required_argument, NULL, 'm'},
+	    {"language", required_argument, NULL, 'l'},
+	    {"connection-file", required_argument, NULL, 'f'},
+	    {"log-level", required_argument, NULL, 'v'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	int c;
+
+	memset(a, 0, sizeof(*a));
+	a->level = LOG_LVL_INFO;
+	/* "+": stop at the first non-option; "--" ends ours for sure. */
+	while ((c = getopt_long(argc, argv, "+f:h", opts, NULL)) != -1) {
+		if (c == 'm')
+			a->mode = optarg;
+		else if (c == 'l')
+			a->language = optarg;
+		else if (c == 'f')
+			a->conn_file = optarg;
+		else if (c == 'v' && log_parse_level(optarg, &a->level) < 0)
+			goto bad;
+		else if (c == 'h')
+			return 1;
+		else if (c != 'v')
+			goto bad;
+	}
+	a->runner = argv + optind;
+	if (!a->mode || !a->conn_file || optind >= argc ||
+	    (strcmp(a->mode, "bash") && strcmp(a->mode, "json")))
+		goto bad;
+	if (!a->language)
+		a->language = a->mode;
+	return 0;
+bad:
+	kh_usage(stderr);
+	return -EINVAL;
+}
+
+void kh_ready(struct kh *kh, json_t *language_info, const char *banner)
+{
+	if (kh->state != KH_STARTING)
+		return;
+	kh->language_info = json_is_object(language_info)
+				? json_incref(language_info)
+				: json_pack("{s:s}", "name", kh->language);
+	kh->banner = strdup(banner ? banner : "");
+	kh->state = KH_READY;
+	log_info("%s kernel ready (runner pid %d)", kh->language,
+		 (int)kh->proc.pid);
+	kh_exec_pump(kh);
+}
+
+void kh_stop(struct kh *kh)
+{
+	if (kh->state == KH_STOPPING || kh->proc.exited)
+		return;
+	kh->state = KH_STOPPING;
+	kh_proc_stop(&kh->proc, kh->mode->stop(kh), KH_STOP_GRACE_MS);
+}
+
+static void kh_on_data(void *arg, enum kh_fd fd, const char *buf, size_t len)
+{
+	struct kh *kh = arg;
+
+	kh->mode->data(kh, fd, buf, len);
+}
+
+/* The runner is gone: publish what is left and leave the loop. */
+static void kh_on_exit(void *arg, int status)
+{
+	struct kh *kh = arg;
+
+	kh_exec_flush(kh);
+	kh->quit = true;
+	if (kh->state == KH_STOPPING) {
+		kh->exit_code = 0;
+		return;
+	}
+	if (WIFSIGNALED(status))
+		kh->exit_code = 128 + WTERMSIG(status);
+	else if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
+		kh->exit_code = WEXITSTATUS(status);
+	else
+		kh->exit_code = 1;
+	log_warnx("runner (pid %d) %s %d; the kernel exits", (int)kh->proc.pid,
+		  WIFSIGNALED(status) ? "was killed by signal" : "exited with",
+		  WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+}
+
+static const struct kh_proc_ops kh_proc_ops = {kh_on_data, kh_on_exit};
+
+static void kh_on_signal(void *arg, short revents)
+{
+	struct kh *kh = arg;
+	struct signalfd_siginfo si;
+
+	(void)revents;
+	while (read(kh->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGINT)
+			kh_exec_interrupt(kh);
+		else
+			kh_stop(kh);
+	}
+}
+
+/* Blocks the signals the loop handles and opens their signalfd. Must run
+ * before any thread is created. */
+static int kh_signals(struct kh *kh)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	kh->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return kh->sigfd < 0 ? -errno : 0;
+}
+
+/* Everything between the command line and the loop. 0 or -errno. */
+static int kh_setup(struct kh *kh, const struct kh_args *a,
+		    const struct kh_conn *conn, void *zctx)
+{
+	char err[512];
+	int rc;
+
+	rc = kh_chan_open(&kh->chan, kh->loop, zctx, conn, kh_exec_on_msg, kh,
+			  err, sizeof(err));
+	if (rc < 0) {
+		log_errx("%s", err);
+		return rc;
+	}
+	rc = kh->mode->init(kh);
+	if (rc < 0) {
+		log_errx("%s mode: %s", kh->mode->name, strerror(-rc));
+		return rc;
+	}
+	rc = kh_proc_spawn(&kh->proc, kh->loop, a->runner, kh->mode->events,
+			   &kh_proc_ops, kh, err, sizeof(err));
+	if (rc < 0) {
+		log_errx("%s", err);
+		return rc;
+	}
+	kh->sigw =
+	    loop_add_fd(kh->loop, kh->sigfd, ZMQ_POLLIN, kh_on_signal, kh);
+	rc = kh->sigw ? kh->mode->start(kh) : -ENOMEM;
+	if (rc < 0) {
+		log_errx("cannot start the runner: %s", strerror(-rc));
+		return rc;
+	}
+	log_info("%s kernel (%s mode) started; runner %s (pid %d)",
+		 kh->language, kh->mode->name, a->runner[0], (int)kh->proc.pid);
+	kh_chan_status(&kh->chan, NULL, "starting");
+	return 0;
+}
+
+static void kh_cleanup(struct kh *kh)
+{
+	kh_proc_cleanup(&kh->proc);
+	kh_exec_cleanup(kh);
+	if (kh->mode)
+		kh->mode->cleanup(kh);
+	kh_chan_close(&kh->chan);
+	if (kh->loop)
+		loop_del(kh->loop, kh->sigw);
+	if (kh->sigfd >= 0)
+		close(kh->sigfd);
+	json_decref(kh->language_info);
+	free(kh->banner);
+}
+
+int main(int argc, char **argv)
+{
+	struct kh kh;
+	struct kh_args a;
+	struct kh_conn conn = {0};
+	void *zctx = NULL;
+	char err[512];
+	int rc;
+
+	memset(&kh, 0, sizeof(kh));
+	kh.sigfd = -1;
+	kh.exit_code = 1;
+	rc = kh_parse_args(argc, argv, &a);
+	if (rc != 0) {
+		if (rc > 0)
+			kh_usage(stdout);
+		return rc > 0 ? 0 : 2;
+	}
+	log_init(a.level, getenv("JOURNAL_STREAM") != NULL);
+	kh.language = a.language;
+	kh.mode = strcmp(a.mode, "bash") == 0 ? &kh_bash_mode : &kh_json_mode;
+	if (kh_signals(&kh) < 0) {
+		log_err("signals");
+		goto out;
+	}
+	if (kh_conn_load(a.conn_file, &conn, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		goto out;
+	}
+	kh.loop = loop_new();
+	zctx = zmq_ctx_new();
+	if (!kh.loop || !zctx) {
+		log_errx("out of memory");
+		goto out;
+	}
+	if (kh_setup(&kh, &a, &conn, zctx) < 0)
+		goto out;
+	while (!kh.quit) {
+		rc = loop_run_once(kh.loop, -1);
+		if (rc < 0) {
+			log_errx("event loop: %s", strerror(-rc));
+			break;
+		}
+	}
+out:
+	kh_cleanup(&kh);
+	if (zctx)
+		zmq_ctx_term(zctx);
+	loop_free(kh.loop);
+	kh_conn_cleanup(&conn);
+	return kh.exit_code;
+}

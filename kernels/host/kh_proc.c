@@ -1,0 +1,391 @@
+/*
+ * kh_proc.c: the runner child process.
+ *
+ * Owns the runner's pid, pidfd, process group and the host's ends of its
+ * pipes. The child is made between fork and exec with async-signal-safe
+ * calls only: default signal dispositions and an empty mask (the host
+ * blocks and ignores signals the runner must see), setsid() so that its
+ * process group is exactly the runner and what user code starts,
+ * PR_SET_PDEATHSIG so it does not outlive a SIGKILLed host, its pipes moved
+ * onto fds 0..3, every other fd closed. A failed exec is reported through a
+ * close-on-exec pipe, so a bad argv fails the spawn instead of looking like
+ * a runner death later.
+ *
+ * Invariants: every host end is non-blocking and close-on-exec; reads are
+ * bounded per wake-up (64 KiB) so one chatty pipe cannot starve the loop;
+ * stdin writes are queued and flushed on POLLOUT, never blocking. The pidfd
+ * turning readable is the only exit signal: the remaining pipe contents are
+ * read first (bounded, a grandchild may keep writing), then the whole group
+ * is SIGKILLed, which reaches background jobs user code left behind while
+ * the unreaped zombie still reserves the group id, and only then is the
+ * runner reaped and ops->exited called, once.
+ *
+ * Threads: loop thread only. It does not know what the bytes mean (the modes
+ * do), and does not restart anything: the host exits with the runner.
+ */
+#include "kh_proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/pidfd.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "log.h"
+
+#define KH_PROC_READ	   65536
+#define KH_PROC_HIGH_FD	   10 /* child: pipes parked above 0..3 before dup2 */
+#define KH_PROC_EXIT_DRAIN (4u << 20) /* bytes read per pipe at exit */
+
+/*
+ * The child between fork and exec. src[i] is the pipe end that becomes fd i
+ * (-1: none). Every end is parked on a high fd first, so a pipe that happens
+ * to sit on 0..3 cannot be overwritten by an earlier dup2.
+ */
+static void kh_proc_child(char *const argv[], const int src[KH_NFD], int errfd,
+			  pid_t parent)
+{
+	int hi[KH_NFD], e, first;
+	sigset_t none;
+
+	for (int s = 1; s < NSIG; s++)
+		signal(s, SIG_DFL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	setsid();
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	/* The host may have died before prctl took effect. */
+	if (getppid() != parent)
+		_exit(127);
+	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, KH_PROC_HIGH_FD);
+	for (int i = 0; i < KH_NFD; i++) {
+		hi[i] = src[i] < 0
+			    ? -1
+			    : fcntl(src[i], F_DUPFD_CLOEXEC, KH_PROC_HIGH_FD);
+		if (src[i] >= 0 && hi[i] < 0)
+			goto fail;
+	}
+	for (int i = 0; i < KH_NFD; i++) {
+		if (hi[i] >= 0 && dup2(hi[i], i) < 0)
+			goto fail;
+	}
+	first = src[KH_FD_EVENTS] >= 0 ? 4 : 3;
+	if (errfd > first)
+		close_range((unsigned)first, (unsigned)errfd - 1, 0);
+	close_range((unsigned)errfd + 1, ~0U, 0);
+	execvp(argv[0], argv);
+fail:
+	e = errno;
+	if (write(errfd, &e, sizeof(e)) < 0)
+		_exit(126);
+	_exit(127);
+}
+
+static void kh_proc_close_fd(struct kh_proc *p, enum kh_fd fd)
+{
+	loop_del(p->loop, p->fdw[fd]);
+	p->fdw[fd] = NULL;
+	if (p->fd[fd] >= 0)
+		close(p->fd[fd]);
+	p->fd[fd] = -1;
+}
+
+/* Reads at most one buffer from fd; returns the count, 0 at end of file
+ * (the fd is then closed) or -1 when nothing is there now. */
+static ssize_t kh_proc_read_once(struct kh_proc *p, enum kh_fd fd)
+{
+	char buf[KH_PROC_READ];
+	ssize_t n;
+
+	if (p->fd[fd] < 0)
+		return 0;
+	n = read(p->fd[fd], buf, sizeof(buf));
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return -1;
+	if (n <= 0) {
+		kh_proc_close_fd(p, fd);
+		return 0;
+	}
+	p->ops->data(p->arg, fd, buf, (size_t)n);
+	return n;
+}
+
+static void kh_proc_on_fd(void *arg, short revents)
+{
+	struct kh_proc_ref *ref = arg;
+
+	(void)revents;
+	kh_proc_read_once(ref->p, ref->fd);
+}
+
+void kh_proc_drain(struct kh_proc *p, enum kh_fd fd, size_t max)
+{
+	size_t total = 0;
+	ssize_t n;
+
+	while (total < max && (n = kh_proc_read_once(p, fd)) > 0)
+		total += (size_t)n;
+}
+
+static void kh_proc_close_in(struct kh_proc *p)
+{
+	loop_del(p->loop, p->inw);
+	p->inw = NULL;
+	if (p->in >= 0)
+		close(p->in);
+	p->in = -1;
+	p->olen = p->ooff = 0;
+}
+
+/* Writes what is queued; waits for POLLOUT when the pipe is full. A write
+ * error means the runner is gone; its exit arrives through the pidfd. */
+static void kh_proc_flush(struct kh_proc *p)
+{
+	ssize_t n;
+
+	while (p->in >= 0 && p->ooff < p->olen) {
+		n = write(p->in, p->obuf + p->ooff, p->olen - p->ooff);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			log_warn("runner stdin");
+			kh_proc_close_in(p);
+			return;
+		}
+		p->ooff += (size_t)n;
+	}
+	if (p->in < 0)
+		return;
+	if (p->ooff == p->olen) {
+		p->ooff = p->olen = 0;
+		if (p->close_in)
+			kh_proc_close_in(p);
+		else
+			loop_set_events(p->inw, 0);
+		return;
+	}
+	loop_set_events(p->inw, ZMQ_POLLOUT);
+}
+
+static void kh_proc_on_in(void *arg, short revents)
+{
+	(void)revents;
+	kh_proc_flush(arg);
+}
+
+int kh_proc_write(struct kh_proc *p, const char *buf, size_t len)
+{
+	size_t cap;
+	char *nb;
+
+	if (p->in < 0 || p->close_in)
+		return -EPIPE;
+	if (len > p->ocap - p->olen) {
+		if (len > SIZE_MAX / 2 - p->olen)
+			return -ENOMEM;
+		cap = (p->olen + len) * 2;
+		nb = realloc(p->obuf, cap);
+		if (!nb)
+			return -ENOMEM;
+		p->obuf = nb;
+		p->ocap = cap;
+	}
+	memcpy(p->obuf + p->olen, buf, len);
+	p->olen += len;
+	kh_proc_flush(p);
+	return 0;
+}
+
+int kh_proc_signal(struct kh_proc *p, int sig)
+{
+	if (p->pid <= 0 || p->exited)
+		return -ESRCH;
+	if (killpg(p->pid, sig) < 0 && kill(p->pid, sig) < 0)
+		return -errno;
+	return 0;
+}
+
+static void kh_proc_kill_timer(void *arg, short revents)
+{
+	struct kh_proc *p = arg;
+
+	(void)revents;
+	log_warnx("runner (pid %d) did not stop in time; killing it",
+		  (int)p->pid);
+	kh_proc_signal(p, SIGKILL);
+}
+
+void kh_proc_stop(struct kh_proc *p, int sig, uint64_t grace_ms)
+{
+	if (p->exited)
+		return;
+	p->close_in = true;
+	kh_proc_flush(p);
+	if (sig)
+		kh_proc_signal(p, sig);
+	loop_timer_arm(p->loop, &p->kill_timer, grace_ms, kh_proc_kill_timer,
+		       p);
+}
+
+static void kh_proc_on_pidfd(void *arg, short revents)
+{
+	struct kh_proc *p = arg;
+	siginfo_t si;
+	int status = 0;
+
+	(void)revents;
+	memset(&si, 0, sizeof(si));
+	/* Peek first: the zombie must stay until the group is killed. */
+	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+	    si.si_pid == 0)
+		return;
+	for (int fd = KH_FD_STDOUT; fd < KH_NFD; fd++)
+		kh_proc_drain(p, (enum kh_fd)fd, KH_PROC_EXIT_DRAIN);
+	killpg(p->pid, SIGKILL);
+	if (waitpid(p->pid, &status, 0) < 0)
+		status = 0;
+	p->exited = true;
+	loop_del(p->loop, p->pidw);
+	p->pidw = NULL;
+	loop_timer_disarm(p->loop, &p->kill_timer);
+	kh_proc_close_in(p);
+	p->ops->exited(p->arg, status);
+}
+
+/* Makes the pipes: pipes[i] for fd i of the runner (0 = stdin). */
+static int kh_proc_pipes(int pipes[KH_NFD][2], bool events, int ep[2])
+{
+	for (int i = 0; i < KH_NFD; i++) {
+		if (i == KH_FD_EVENTS && !events)
+			continue;
+		if (pipe2(pipes[i], O_CLOEXEC) < 0)
+			return -errno;
+	}
+	return pipe2(ep, O_CLOEXEC) < 0 ? -errno : 0;
+}
+
+/* Takes over the host ends after a successful exec. */
+static int kh_proc_adopt(struct kh_proc *p, int pipes[KH_NFD][2])
+{
+	p->in = pipes[0][1];
+	pipes[0][1] = -1;
+	fcntl(p->in, F_SETFL, O_NONBLOCK);
+	p->inw = loop_add_fd(p->loop, p->in, 0, kh_proc_on_in, p);
+	if (!p->inw)
+		return -ENOMEM;
+	for (int i = KH_FD_STDOUT; i < KH_NFD; i++) {
+		if (pipes[i][0] < 0)
+			continue;
+		p->fd[i] = pipes[i][0];
+		pipes[i][0] = -1;
+		fcntl(p->fd[i], F_SETFL, O_NONBLOCK);
+		p->ref[i].p = p;
+		p->ref[i].fd = (enum kh_fd)i;
+		p->fdw[i] = loop_add_fd(p->loop, p->fd[i], ZMQ_POLLIN,
+					kh_proc_on_fd, &p->ref[i]);
+		if (!p->fdw[i])
+			return -ENOMEM;
+	}
+	p->pidfd = pidfd_open(p->pid, 0);
+	if (p->pidfd < 0)
+		return -errno;
+	p->pidw =
+	    loop_add_fd(p->loop, p->pidfd, ZMQ_POLLIN, kh_proc_on_pidfd, p);
+	return p->pidw ? 0 : -ENOMEM;
+}
+
+static void kh_proc_close_pipes(int pipes[KH_NFD][2], int ep[2])
+{
+	for (int i = 0; i < KH_NFD; i++) {
+		for (int j = 0; j < 2; j++) {
+			if (pipes[i][j] >= 0)
+				close(pipes[i][j]);
+		}
+	}
+	for (int j = 0; j < 2; j++) {
+		if (ep[j] >= 0)
+			close(ep[j]);
+	}
+}
+
+int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
+		  bool events, const struct kh_proc_ops *ops, void *arg,
+		  char *err, size_t errlen)
+{
+	int pipes[KH_NFD][2], ep[2] = {-1, -1}, src[KH_NFD], child_errno;
+	pid_t parent = getpid();
+	int rc;
+
+	memset(p, 0, sizeof(*p));
+	memset(pipes, -1, sizeof(pipes));
+	p->loop = loop;
+	p->ops = ops;
+	p->arg = arg;
+	p->in = p->pidfd = -1;
+	for (int i = 0; i < KH_NFD; i++)
+		p->fd[i] = -1;
+	rc = kh_proc_pipes(pipes, events, ep);
+	if (rc < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(-rc));
+		goto out;
+	}
+	src[0] = pipes[0][0];
+	for (int i = KH_FD_STDOUT; i < KH_NFD; i++)
+		src[i] = pipes[i][1];
+	p->pid = fork();
+	if (p->pid < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "fork: %s", strerror(errno));
+		goto out;
+	}
+	if (p->pid == 0)
+		kh_proc_child(argv, src, ep[1], parent);
+	close(ep[1]);
+	ep[1] = -1;
+	if (read(ep[0], &child_errno, sizeof(child_errno)) ==
+	    (ssize_t)sizeof(child_errno)) {
+		waitpid(p->pid, NULL, 0);
+		p->pid = 0;
+		rc = -child_errno;
+		snprintf(err, errlen, "cannot start %s: %s", argv[0],
+			 strerror(child_errno));
+		goto out;
+	}
+	rc = kh_proc_adopt(p, pipes);
+	if (rc < 0)
+		snprintf(err, errlen, "runner setup: %s", strerror(-rc));
+out:
+	kh_proc_close_pipes(pipes, ep);
+	return rc;
+}
+
+void kh_proc_cleanup(struct kh_proc *p)
+{
+	if (!p->loop)
+		return;
+	if (p->pid > 0 && !p->exited) {
+		killpg(p->pid, SIGKILL);
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, NULL, 0);
+		p->exited = true;
+	}
+	loop_del(p->loop, p->pidw);
+	p->pidw = NULL;
+	if (p->pidfd >= 0)
+		close(p->pidfd);
+	p->pidfd = -1;
+	kh_proc_close_in(p);
+	for (int i = KH_FD_STDOUT; i < KH_NFD; i++)
+		kh_proc_close_fd(p, (enum kh_fd)i);
+	loop_timer_disarm(p->loop, &p->kill_timer);
+	free(p->obuf);
+	p->obuf = NULL;
+}

@@ -1,0 +1,86 @@
+/*
+ * kh_proc: the runner child process and its pipes.
+ *
+ * Starts the runner in its own session (so its process group holds the
+ * runner and everything user code starts, and nothing else), with stdin a
+ * pipe the host writes, fd 1 and fd 2 pipes read as stdout and stderr, and
+ * in json mode fd 3 a pipe of events. Reports data read from those pipes
+ * and, exactly once, the runner's exit. Loop thread only.
+ */
+#ifndef E2B_KH_PROC_H
+#define E2B_KH_PROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "loop.h"
+
+/* The pipes the runner writes, by their fd number in the runner. */
+enum kh_fd { KH_FD_STDOUT = 1, KH_FD_STDERR = 2, KH_FD_EVENTS = 3 };
+#define KH_NFD 4 /* index 0 unused */
+
+struct kh_proc_ops {
+	/* len bytes arrived on fd (never 0: end of file is not reported). */
+	void (*data)(void *arg, enum kh_fd fd, const char *buf, size_t len);
+	/* The runner exited with a waitpid() status; everything it wrote
+	 * before has been delivered through data(). Called once. */
+	void (*exited)(void *arg, int status);
+};
+
+struct kh_proc {
+	struct loop *loop;
+	const struct kh_proc_ops *ops;
+	void *arg;
+	pid_t pid; /* also the runner's process group id */
+	int pidfd;
+	struct loop_watch *pidw;
+	bool exited;
+
+	int in; /* our end of the runner's stdin, -1 once closed */
+	struct loop_watch *inw;
+	char *obuf; /* bytes not yet written to in */
+	size_t olen, ooff, ocap;
+	bool close_in; /* close in once obuf is empty */
+
+	int fd[KH_NFD]; /* our ends of fd 1..3, -1 when absent/closed */
+	struct loop_watch *fdw[KH_NFD];
+	struct kh_proc_ref {
+		struct kh_proc *p;
+		enum kh_fd fd;
+	} ref[KH_NFD];
+
+	struct loop_timer kill_timer;
+};
+
+/* Starts argv[0] (looked up on PATH) with argv, in the host's cwd and
+ * environment. events selects the fd 3 pipe. Returns 0, or a negative errno
+ * with a message in err (exec failure included: it is reported through a
+ * close-on-exec pipe). Call kh_proc_cleanup either way. */
+int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
+		  bool events, const struct kh_proc_ops *ops, void *arg,
+		  char *err, size_t errlen);
+
+/* Queues len bytes for the runner's stdin; never blocks. Returns 0, or
+ * -EPIPE once stdin is closed, or -ENOMEM. */
+int kh_proc_write(struct kh_proc *p, const char *buf, size_t len);
+
+/* Reads fd until it has nothing more right now (or max bytes passed),
+ * reporting through ops->data. Used to keep stdout and stderr ahead of an
+ * event that says they are complete. */
+void kh_proc_drain(struct kh_proc *p, enum kh_fd fd, size_t max);
+
+/* Sends sig to the runner's process group. Returns 0 or -ESRCH. */
+int kh_proc_signal(struct kh_proc *p, int sig);
+
+/* Asks the runner to go: closes its stdin once queued bytes are written,
+ * sends sig (0: none) to its group, and SIGKILLs the group after grace_ms.
+ * The exit arrives through ops->exited as usual. */
+void kh_proc_stop(struct kh_proc *p, int sig, uint64_t grace_ms);
+
+/* Kills the group if the runner still runs, reaps it, closes everything.
+ * Accepts a zeroed struct. */
+void kh_proc_cleanup(struct kh_proc *p);
+
+#endif

@@ -1,0 +1,317 @@
+"""e2b-kernel in json mode (kernels/RUNNER-PROTOCOL.md) with a scripted
+runner: a small Python program that follows the protocol and runs each cell
+as Python with display()/result()/emit()/raw() helpers, so every event, and
+every way a runner can misbehave, can be produced on demand. The real runners
+(kernels/node, kernels/java) have their own tests.
+
+Needs build/e2b-kernel (`make all`) or E2B_KERNEL_BIN.
+"""
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.manager import KernelManager
+
+ROOT = Path(__file__).resolve().parents[2]
+DEADLINE = 15
+
+RUNNER = r'''
+import json, os, signal, sys, time, traceback
+
+events = os.fdopen(3, "w")
+log = os.environ.get("FAKE_LOG")
+cur = None
+
+
+def emit(**e):
+    events.write(json.dumps(e) + "\n")
+    events.flush()
+
+
+def raw(text):
+    events.write(text)
+    events.flush()
+
+
+def display(data, metadata=None, **extra):
+    emit(type="display", id=cur, data=data, metadata=metadata or {}, **extra)
+
+
+def result(data):
+    emit(type="result", id=cur, data=data, metadata={})
+
+
+def on_sigint(sig, frame):
+    # SIGINT while idle is ignored, as the protocol says.
+    if cur is not None:
+        raise KeyboardInterrupt
+
+
+signal.signal(signal.SIGINT, on_sigint)
+gate = os.environ.get("FAKE_READY_GATE")
+while gate and not os.path.exists(gate):
+    time.sleep(0.02)
+emit(type="ready", banner="fake runner",
+     language_info={"name": "fakelang", "version": "1.0",
+                    "mimetype": "text/x-fake", "file_extension": ".fake"})
+ns = {"display": display, "result": result, "emit": emit, "raw": raw,
+      "json": json}
+for line in sys.stdin:
+    req = json.loads(line)
+    if log:
+        with open(log, "a") as f:
+            f.write(req["type"] + "\n")
+    if req["type"] == "shutdown":
+        sys.exit(0)
+    cur = req["id"]
+    ns["cur"], ns["silent"] = cur, req["silent"]
+    status = "ok"
+    try:
+        exec(req["code"], ns)
+    except KeyboardInterrupt:
+        emit(type="error", id=cur, ename="KeyboardInterrupt", evalue="",
+             traceback=["KeyboardInterrupt"])
+        status = "error"
+    except Exception as e:
+        emit(type="error", id=cur, ename=type(e).__name__, evalue=str(e),
+             traceback=traceback.format_exception_only(type(e), e))
+        status = "error"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    done, cur = cur, None
+    emit(type="done", id=done, status=status)
+'''
+
+
+@pytest.fixture(scope="session", autouse=True)
+def built():
+    path = os.environ.get("E2B_KERNEL_BIN") or str(ROOT / "build" / "e2b-kernel")
+    if not os.access(path, os.X_OK):
+        pytest.fail(f"{path} is missing: run `make all` first", pytrace=False)
+
+
+@pytest.fixture
+def spec(tmp_path, monkeypatch):
+    runner = tmp_path / "runner.py"
+    runner.write_text(RUNNER)
+    kdir = tmp_path / "jp" / "kernels" / "fake"
+    kdir.mkdir(parents=True)
+    (kdir / "kernel.json").write_text(json.dumps({
+        "argv": ["/bin/sh", str(ROOT / "kernels" / "host" / "launch.sh"),
+                 "--mode", "json", "--language", "fakelang",
+                 "-f", "{connection_file}", "--",
+                 "/usr/bin/python3", "-u", str(runner)],
+        "display_name": "fake", "language": "fakelang"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jp"))
+    return tmp_path
+
+
+class Kernel:
+    def __init__(self, tmp_path, env=None, ready=True):
+        self.km = KernelManager(kernel_name="fake")
+        self.km.start_kernel(cwd=str(tmp_path), env={**os.environ, **(env or {})})
+        self.kc = self.km.client()
+        self.kc.start_channels()
+        if ready:
+            self.kc.wait_for_ready(timeout=DEADLINE)
+        self.replies, self.iopub = {}, []
+
+    @property
+    def proc(self):
+        return self.km.provisioner.process
+
+    def reply(self, msg_id):
+        end = time.monotonic() + DEADLINE
+        while msg_id not in self.replies:
+            assert time.monotonic() < end, "no reply"
+            try:
+                m = self.kc.get_shell_msg(timeout=0.5)
+            except Exception:
+                continue
+            self.replies[m["parent_header"].get("msg_id")] = m
+        return self.replies.pop(msg_id)
+
+    def wait_iopub(self, pred):
+        for m in self.iopub:
+            if pred(m):
+                return m
+        end = time.monotonic() + DEADLINE
+        while True:
+            assert time.monotonic() < end, "iopub message not seen"
+            try:
+                m = self.kc.get_iopub_msg(timeout=0.5)
+            except Exception:
+                continue
+            self.iopub.append(m)
+            if pred(m):
+                return m
+
+    def outputs(self, msg_id):
+        self.wait_iopub(lambda m: m["parent_header"].get("msg_id") == msg_id
+                        and m["msg_type"] == "status"
+                        and m["content"]["execution_state"] == "idle")
+        return [m for m in self.iopub if m["parent_header"].get("msg_id") == msg_id
+                and m["msg_type"] not in ("status", "execute_input")]
+
+    def run(self, code, **kw):
+        msg_id = self.kc.execute(code, **kw)
+        return self.reply(msg_id)["content"], self.outputs(msg_id)
+
+    def close(self):
+        self.kc.stop_channels()
+        if self.km.has_kernel:
+            self.km.shutdown_kernel(now=True)
+        self.km.cleanup_resources()
+
+
+@pytest.fixture
+def kernel(spec):
+    k = Kernel(spec)
+    yield k
+    k.close()
+
+
+def summary(outputs):
+    """(type, payload) per output message, in order."""
+    res = []
+    for m in outputs:
+        c = m["content"]
+        if m["msg_type"] == "stream":
+            # Chunking is arbitrary; adjacent text of one stream is merged.
+            if res and res[-1][0] == c["name"]:
+                res[-1] = (c["name"], res[-1][1] + c["text"])
+            else:
+                res.append((c["name"], c["text"]))
+        elif m["msg_type"] in ("display_data", "execute_result"):
+            res.append((m["msg_type"], c["data"]["text/plain"]))
+        else:
+            res.append((m["msg_type"], c.get("ename")))
+    return res
+
+
+def test_kernel_info_from_the_ready_event(kernel):
+    info = kernel.reply(kernel.kc.kernel_info())["content"]
+    assert info["language_info"] == {"name": "fakelang", "version": "1.0",
+                                     "mimetype": "text/x-fake",
+                                     "file_extension": ".fake"}
+    assert info["banner"] == "fake runner"
+    assert info["implementation"] == "e2b-kernel"
+
+
+def test_requests_wait_for_ready(spec):
+    gate = spec / "gate"
+    k = Kernel(spec, env={"FAKE_READY_GATE": str(gate)}, ready=False)
+    try:
+        info_id = k.kc.kernel_info()
+        exec_id = k.kc.execute("print('after ready')")
+        gate.touch()
+        info = k.reply(info_id)["content"]
+        # Answered from the ready event, so it waited for it.
+        assert info["banner"] == "fake runner"
+        assert info["language_info"]["version"] == "1.0"
+        assert k.reply(exec_id)["content"]["status"] == "ok"
+    finally:
+        k.close()
+
+
+def test_output_order_and_results(kernel):
+    c, out = kernel.run(
+        "print('a'); display({'text/plain': 'd'}, transient={'display_id': 'x'})\n"
+        "print('b', file=__import__('sys').stderr); result({'text/plain': 'r'})\n"
+        "print('c', end='')")
+    assert c["status"] == "ok", c
+    kinds = [k for k, _ in summary(out)]
+    # The host drains fd 1 and 2 before acting on an event: what was
+    # written before an event is published before it. (Output written after
+    # an event may overtake it: two pipes have no common order.) And "done"
+    # comes last, so everything is in before the reply.
+    assert kinds.index("stdout") < kinds.index("display_data")
+    assert kinds.index("stderr") < kinds.index("execute_result")
+    streams = [m["content"] for m in out if m["msg_type"] == "stream"]
+    assert "".join(s["text"] for s in streams if s["name"] == "stdout") == "a\nc"
+    assert "".join(s["text"] for s in streams if s["name"] == "stderr") == "b\n"
+    disp = [m for m in out if m["msg_type"] == "display_data"][0]
+    assert disp["content"]["transient"] == {"display_id": "x"}
+    res = [m for m in out if m["msg_type"] == "execute_result"][0]
+    assert res["content"]["execution_count"] == c["execution_count"]
+
+
+def test_silent_cells_drop_results_only(kernel):
+    c, out = kernel.run("display({'text/plain': 'd'}); result({'text/plain': 'r'})",
+                        silent=True)
+    assert summary(out) == [("display_data", "d")]
+
+
+def test_errors(kernel):
+    c, out = kernel.run("print('x'); raise ValueError('bad value')")
+    assert c["status"] == "error"
+    assert (c["ename"], c["evalue"]) == ("ValueError", "bad value")
+    assert c["traceback"] == ["ValueError: bad value\n"]
+    assert summary(out) == [("stdout", "x\n"), ("error", "ValueError")]
+    # A done with status error and no error event still fails the cell.
+    c, out = kernel.run("emit(type='done', id=cur, status='error'); "
+                        "import os; os.write(1, b'late')")
+    assert c["status"] == "error" and c["ename"] == "Error"
+
+
+def test_interrupt_keeps_state(kernel):
+    kernel.run("x = 41")
+    msg_id = kernel.kc.execute("print('go'); import time; time.sleep(100)")
+    kernel.wait_iopub(lambda m: m["msg_type"] == "stream")
+    kernel.km.interrupt_kernel()
+    c = kernel.reply(msg_id)["content"]
+    assert c["status"] == "error" and c["ename"] == "KeyboardInterrupt"
+    c, out = kernel.run("print(x + 1)")
+    assert summary(out) == [("stdout", "42\n")]
+
+
+def test_bad_events_are_ignored(kernel):
+    c, out = kernel.run(
+        "raw('not json\\n'); raw('\\n'); raw('{\"no\": \"type\"}\\n')\n"
+        "emit(type='display', id=cur + 1000, data={'text/plain': 'other id'})\n"
+        "emit(type='display', id=cur, data='not an object')\n"
+        "emit(type='mystery', id=cur)\n"
+        "raw(json.dumps({'type': 'display', 'id': cur, 'data': {'text/plain': 'sp"
+        "lit'}})[:20]); raw(json.dumps({'type': 'display', 'id': cur, 'data':"
+        " {'text/plain': 'split'}})[20:] + '\\n')\n"
+        "display({'text/plain': 'real'})", )
+    assert c["status"] == "ok", c
+    assert summary(out) == [("display_data", "split"), ("display_data", "real")]
+    c, out = kernel.run("print('still fine')")
+    assert summary(out) == [("stdout", "still fine\n")]
+
+
+def test_big_code_and_big_events(kernel):
+    c, out = kernel.run("s = '" + "a" * 3_000_000 + "'; print(len(s))\n"
+                        "display({'text/plain': 'b' * 5_000_000})")
+    assert c["status"] == "ok"
+    assert summary(out)[0] == ("stdout", "3000000\n")
+    assert summary(out)[1] == ("display_data", "b" * 5_000_000)
+
+
+def test_runner_exit_status_becomes_the_kernels(kernel):
+    kernel.kc.execute("print('bye'); import os; os._exit(5)")
+    assert kernel.proc.wait(DEADLINE) == 5
+
+
+def test_runner_killed(kernel):
+    kernel.kc.execute("import os, signal; os.kill(os.getpid(), signal.SIGKILL)")
+    assert kernel.proc.wait(DEADLINE) == 128 + signal.SIGKILL
+
+
+def test_shutdown_reaches_the_runner(spec):
+    log = spec / "requests.log"
+    k = Kernel(spec, env={"FAKE_LOG": str(log)})
+    try:
+        k.run("pass")
+        k.kc.shutdown()
+        rep = k.kc.get_control_msg(timeout=DEADLINE)
+        assert rep["content"]["status"] == "ok"
+        assert k.proc.wait(DEADLINE) == 0
+        assert log.read_text().split() == ["execute", "shutdown"]
+    finally:
+        k.close()
