@@ -120,14 +120,17 @@ json_t *kernel_info(const struct kernel *k)
 }
 
 /* Kernels known to accept "transport": "ipc" (see kernels-on-debian.md):
- * ipykernel-based ones and IRkernel. Everything else gets tcp. */
+ * ipykernel-based ones, IRkernel and our own kernel host. Everything else
+ * gets tcp on loopback. */
 static bool kernel_supports_ipc(const struct kspec *spec)
 {
-	for (size_t i = 0; i < spec->argc; i++) {
-		if (strstr(spec->argv[i], "ipykernel") ||
-		    strstr(spec->argv[i], "IRkernel"))
-			return true;
-	}
+	static const char *const marks[] = {"ipykernel", "IRkernel",
+					    "host/launch.sh", "e2b-kernel"};
+
+	for (size_t i = 0; i < spec->argc; i++)
+		for (size_t j = 0; j < sizeof(marks) / sizeof(*marks); j++)
+			if (strstr(spec->argv[i], marks[j]))
+				return true;
 	return false;
 }
 
