@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include "ctx.h"
@@ -29,6 +30,7 @@
 
 #define API_MAX_ID 200
 #define API_TRIM_AFTER (1u << 20)
+#define API_DEADLINE_HEADER "X-E2B-CI-Deadline-Ms"
 
 typedef void (*api_fn)(struct server *s, struct http_req *r, const char *id);
 
@@ -239,6 +241,25 @@ static struct ctx *api_exec_ctx(struct server *s, struct http_req *r,
 	return c;
 }
 
+/* The optional per-execution deadline: a header the SDKs never send. */
+static int api_deadline(struct http_req *r, struct exec *e)
+{
+	const char *v = http_req_header(r, API_DEADLINE_HEADER);
+	char *end = NULL;
+	long long ms;
+
+	if (!v)
+		return 0;
+	ms = strtoll(v, &end, 10);
+	if (!*v || *end || ms <= 0 || ms > 86400000LL) {
+		http_req_text(r, 400, "%s must be milliseconds from 1 to 86400000",
+			      API_DEADLINE_HEADER);
+		return -1;
+	}
+	e->deadline_ms = ms;
+	return 0;
+}
+
 static void api_execute(struct server *s, struct http_req *r, const char *id)
 {
 	struct req_execute q = {0};
@@ -264,6 +285,10 @@ static void api_execute(struct server *s, struct http_req *r, const char *id)
 		     (size_t)s->cfg.max_backlog);
 	if (!e) {
 		http_req_text(r, 500, "out of memory");
+		goto out;
+	}
+	if (api_deadline(r, e) < 0) {
+		exec_unref(e);
 		goto out;
 	}
 	/* A context still making its first kernel answers 500 if that fails,
@@ -395,12 +420,38 @@ static bool api_match(const char *pattern, const char *path, char *id,
 	return *pattern == '\0' && *path == '\0';
 }
 
+/* With --access-token set, every request must carry it (the SDKs send
+ * E2B-Traffic-Access-Token to every route, X-Access-Token to /execute). */
+static bool api_authorized(const struct server *s, const struct http_req *r)
+{
+	static const char *const hdrs[] = {"X-Access-Token",
+					   "E2B-Traffic-Access-Token"};
+	const char *want = s->cfg.access_token;
+	size_t wl = strlen(want);
+
+	if (wl == 0)
+		return true;
+	for (size_t i = 0; i < 2; i++) {
+		const char *got = http_req_header(r, hdrs[i]);
+		if (got && strlen(got) == wl && CRYPTO_memcmp(got, want, wl) == 0)
+			return true;
+	}
+	return false;
+}
+
 void api_handle(void *arg, struct http_req *r)
 {
 	struct server *s = arg;
 	const char *method = http_req_method(r), *path = http_req_path(r);
 	char id[API_MAX_ID + 1] = "", allow[64] = "";
 	size_t n = sizeof(api_routes) / sizeof(*api_routes);
+
+	if (!api_authorized(s, r)) {
+		http_req_add_header(r, "WWW-Authenticate", "Token");
+		http_req_text(r, 401, "Missing or wrong access token (send it "
+			      "in X-Access-Token or E2B-Traffic-Access-Token)");
+		return;
+	}
 
 	for (size_t i = 0; i < n; i++) {
 		if (!api_match(api_routes[i].pattern, path, id, sizeof(id)))

@@ -136,6 +136,18 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("max-backlog", "E2B_CI_MAX_BACKLOG", max_backlog, 67108864, 65536,
 	    4294967296LL, CFG_SIZE,
 	    "output kept per execution for slow readers, bytes"),
+	STR("access-token", "E2B_CI_ACCESS_TOKEN", access_token, "", NULL,
+	    NULL, "when set, every request must carry it in X-Access-Token or "
+	    "E2B-Traffic-Access-Token (401 otherwise)"),
+	NUM("kernel-memory-max", "E2B_CI_KERNEL_MEMORY_MAX", kernel_memory_max,
+	    0, 0, 1099511627776LL, CFG_SIZE,
+	    "memory limit of each kernel, bytes (cgroup v2 memory.max, else "
+	    "RLIMIT_AS); 0: none"),
+	NUM("kernel-cpu-weight", "E2B_CI_KERNEL_CPU_WEIGHT", kernel_cpu_weight,
+	    50, 1, 10000, 0,
+	    "cgroup v2 cpu.weight of each kernel (the daemon keeps 100)"),
+	STR("kernel-user", "E2B_CI_KERNEL_USER", kernel_user, "", NULL, NULL,
+	    "run kernels as this user (E2B's \"user\"); empty: as the daemon"),
 };
 
 /* clang-format on */

@@ -30,6 +30,10 @@ struct cfg {
 	long max_contexts;      /* --max-contexts: 64 */
 	long max_connections;   /* --max-connections: 2048 */
 	long max_backlog;       /* --max-backlog: bytes of output kept per execution, 64 MiB */
+	char *access_token;     /* --access-token: "" = no check */
+	long kernel_memory_max; /* --kernel-memory-max: bytes, 0 = none */
+	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
+	char *kernel_user;      /* --kernel-user: "" = the daemon's user */
 };
 
 /* Fills c from defaults, environment and argv (argv[0] skipped). Returns 0 to

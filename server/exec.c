@@ -60,6 +60,7 @@ void exec_unref(struct exec *e)
 	if (!e || --e->refs > 0)
 		return;
 	loop_timer_disarm(e->loop, &e->keepalive);
+	loop_timer_disarm(e->loop, &e->deadline);
 	free(e->code);
 	json_decref(e->env_vars);
 	free(e->token);
@@ -175,7 +176,7 @@ static void exec_on_reply(struct exec *e, struct wire_msg *m)
 	 * sent with stop_on_error (its abort window closes asynchronously).
 	 * Such a request never ran: it is sent again instead of failing. */
 	if (st && strcmp(st, "aborted") == 0 && !e->sent_count &&
-	    e->resends < EXEC_MAX_RESENDS) {
+	    e->state != EXEC_DONE && e->resends < EXEC_MAX_RESENDS) {
 		e->aborted_unrun = true;
 		return;
 	}
@@ -233,8 +234,8 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 
 enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
 {
-	if (e->state == EXEC_DONE)
-		return EXEC_GOING;
+	/* A stream that already ended (deadline) still follows the kernel
+	 * until the cell is over, so the context knows when it is free. */
 	e->last_msg_ms = loop_now_ms();
 	if (shell) {
 		if (strcmp(m->msg_type, "execute_reply") == 0)
@@ -258,6 +259,7 @@ void exec_finish(struct exec *e)
 	exec_append(e, enc_simple("end_of_execution"), false);
 	e->state = EXEC_DONE;
 	loop_timer_disarm(e->loop, &e->keepalive);
+	loop_timer_disarm(e->loop, &e->deadline);
 	if (e->wake)
 		e->wake(e->sink);
 }

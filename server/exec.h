@@ -62,7 +62,9 @@ struct exec {
 	long keepalive_ms;
 	uint64_t started_ms;
 	uint64_t last_msg_ms;
-	uint64_t run_ms;      /* when its execute_request was sent */ /* when the kernel last sent anything for it */
+	uint64_t run_ms;      /* when its execute_request was sent */
+	long long deadline_ms; /* server-side deadline from arrival, 0: none */
+	struct loop_timer deadline; /* when the kernel last sent anything for it */
 	struct exec *next; /* the context's queue */
 };
 

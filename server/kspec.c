@@ -349,7 +349,8 @@ nomem:
 	return -ENOMEM;
 }
 
-static int kspec_parse(struct kspec *k, json_t *root, char *err, size_t errlen)
+static int kspec_parse_root(struct kspec *k, json_t *root, char *err,
+			    size_t errlen)
 {
 	json_t *im;
 	int r;
@@ -383,15 +384,14 @@ static int kspec_parse(struct kspec *k, json_t *root, char *err, size_t errlen)
 	return 0;
 }
 
-struct kspec *kspec_load(const char *dir, const char *name, char *err,
-			 size_t errlen)
+struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
+			  const char *name, char *err, size_t errlen)
 {
 	struct kspec *k = NULL;
 	struct kspec_buf b = {0};
 	json_error_t jerr;
 	json_t *root = NULL;
-	char *path = NULL, *text = NULL, why[200];
-	size_t len = 0;
+	char *path = NULL, why[200];
 	int ok = 0;
 
 	kspec_seterr(err, errlen, "out of memory");
@@ -399,31 +399,54 @@ struct kspec *kspec_load(const char *dir, const char *name, char *err,
 	if (k == NULL || (k->name = strdup(name)) == NULL ||
 	    (k->dir = kspec_abspath(dir)) == NULL)
 		goto out;
+	/* The path only names the file in reasons. */
 	kspec_buf_add(&b, k->dir, strlen(k->dir));
 	kspec_buf_add(&b, "/kernel.json", strlen("/kernel.json"));
 	if ((path = kspec_buf_take(&b)) == NULL)
 		goto out;
-	if ((text = kspec_read(path, &len, err, errlen)) == NULL)
-		goto out;
-	root = json_loadb(text, len, 0, &jerr);
+	root = json_loadb(json, len, 0, &jerr);
 	if (root == NULL) {
 		kspec_seterr(err, errlen, "%s: line %d: %s", path, jerr.line,
 			     jerr.text);
 		goto out;
 	}
-	if (kspec_parse(k, root, why, sizeof(why)) != 0) {
+	if (kspec_parse_root(k, root, why, sizeof(why)) != 0) {
 		kspec_seterr(err, errlen, "%s: %s", path, why);
 		goto out;
 	}
 	ok = 1;
 out:
 	json_decref(root);
-	free(text);
 	free(path);
 	if (!ok) {
 		kspec_free(k);
 		k = NULL;
 	}
+	return k;
+}
+
+struct kspec *kspec_load(const char *dir, const char *name, char *err,
+			 size_t errlen)
+{
+	struct kspec *k = NULL;
+	struct kspec_buf b = {0};
+	char *abs = NULL, *path = NULL, *text = NULL;
+	size_t len = 0;
+
+	kspec_seterr(err, errlen, "out of memory");
+	if ((abs = kspec_abspath(dir)) == NULL)
+		goto out;
+	kspec_buf_add(&b, abs, strlen(abs));
+	kspec_buf_add(&b, "/kernel.json", strlen("/kernel.json"));
+	if ((path = kspec_buf_take(&b)) == NULL)
+		goto out;
+	if ((text = kspec_read(path, &len, err, errlen)) == NULL)
+		goto out;
+	k = kspec_parse(text, len, abs, name, err, errlen);
+out:
+	free(text);
+	free(path);
+	free(abs);
 	return k;
 }
 

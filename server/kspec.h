@@ -34,6 +34,13 @@ struct kspec {
  * unreadable file). */
 struct kspec *kspec_load(const char *dir, const char *name, char *err,
 			 size_t errlen);
+
+/* The same from the text of a kernel.json already in memory (len bytes, need
+ * not be NUL-terminated); dir is the kernelspec directory it belongs to
+ * (made absolute, as k->dir) and names the file in reasons. Returns a new
+ * kspec or NULL, with a reason in err as kspec_load gives it. */
+struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
+			  const char *name, char *err, size_t errlen);
 void kspec_free(struct kspec *k);
 
 /* Builds the search path list described above. extra may be NULL or a

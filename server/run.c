@@ -120,7 +120,7 @@ static void run_send_main(struct ctx *c)
 	json_t *content;
 
 	c->phase = RUN_MAIN;
-	if (e->client_gone) {
+	if (e->client_gone || e->state == EXEC_DONE) {
 		/* Nobody waits for it any more: do not run it at all. */
 		run_complete(c);
 		return;
@@ -224,9 +224,29 @@ void run_pump(struct ctx *c)
 	run_advance(c);
 }
 
+/* The request's own deadline passed: the stream ends with an error now and
+ * the cell is interrupted (or dropped from the queue). */
+static void run_deadline(void *arg, short revents)
+{
+	struct exec *e = arg;
+	char value[96];
+
+	(void)revents;
+	snprintf(value, sizeof(value), "Execution exceeded its deadline of "
+		 "%lld ms", e->deadline_ms);
+	exec_ref(e);
+	if (e->ctx)
+		run_cancel(e->ctx, e);
+	exec_fail(e, "TimeoutError", value);
+	exec_unref(e);
+}
+
 void run_submit(struct ctx *c, struct exec *e)
 {
 	exec_ref(e);
+	if (e->deadline_ms > 0)
+		loop_timer_arm(c->srv->loop, &e->deadline,
+			       (uint64_t)e->deadline_ms, run_deadline, e);
 	e->ctx = c;
 	e->state = EXEC_QUEUED;
 	if (c->tail)
@@ -293,8 +313,8 @@ void run_cancel(struct ctx *c, struct exec *e)
 		return;
 	if (c->running != e || e->state != EXEC_RUNNING || !c->kernel)
 		return;
-	log_info("context %.8s: client went away; interrupting the cell",
-		 c->id);
+	log_info("context %.8s: %s; interrupting the cell", c->id,
+		 e->client_gone ? "client went away" : "deadline passed");
 	c->srv->stats.interrupts++;
 	kernel_interrupt(c->kernel);
 	c->interrupt_sent_ms = loop_now_ms();

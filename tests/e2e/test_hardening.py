@@ -1,0 +1,105 @@
+"""Issue 7 bounds that live in the daemon: the access token, the optional
+per-execution deadline, cwd validation, the output backlog bound."""
+
+from harness import error, main_text, of_type, stdout
+
+
+def _wait_healthy(c, headers, deadline=60):
+    import time
+    end = time.monotonic() + deadline
+    while time.monotonic() < end:
+        try:
+            r = c.request("GET", "/health", headers=headers, timeout=5)
+            if r.status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("daemon never became healthy")
+
+
+def test_access_token(make_daemon):
+    d = make_daemon(args=["--access-token", "s3cret"])
+    c = d.client()
+    good = {"E2B-Traffic-Access-Token": "s3cret"}
+    _wait_healthy(c, good)
+    for path, method in [("/health", "GET"), ("/contexts", "GET"),
+                         ("/execute", "POST"), ("/metrics", "GET"),
+                         ("/nope", "GET")]:
+        r = c.request(method, path, body={"code": "1"} if method == "POST" else None)
+        assert r.status == 401, (path, r.status)
+        assert "token" in r.text.lower()
+        r = c.request(method, path, headers={"X-Access-Token": "wrong"},
+                      body={"code": "1"} if method == "POST" else None)
+        assert r.status == 401
+    assert c.request("GET", "/contexts", headers={"X-Access-Token": "s3cret"}).status == 200
+    lines = c.execute("1+1", headers=good)
+    assert main_text(lines) == "2"
+    # CORS preflights carry no credentials and are answered anyway.
+    r = c.request("OPTIONS", "/execute", headers={
+        "Origin": "http://x", "Access-Control-Request-Method": "POST"})
+    assert 200 <= r.status < 300
+
+
+def test_deadline_header_interrupts_and_reports(client, new_context):
+    ctx = new_context()
+    client.execute("kept = 1", context_id=ctx["id"])
+    lines = client.execute("import time; time.sleep(60)", context_id=ctx["id"],
+                           headers={"X-E2B-CI-Deadline-Ms": "700"}, timeout=30)
+    err = error(lines)
+    assert err and err["name"] == "TimeoutError" and "700 ms" in err["value"]
+    assert lines[-1]["type"] == "end_of_execution"
+    # The cell was interrupted, not the kernel restarted: state is kept.
+    assert main_text(client.execute("kept + 1", context_id=ctx["id"], timeout=20)) == "2"
+
+
+def test_deadline_header_is_validated(client):
+    r = client.request("POST", "/execute", body={"code": "1"},
+                       headers={"X-E2B-CI-Deadline-Ms": "soon"})
+    assert r.status == 400 and "X-E2B-CI-Deadline-Ms" in r.text
+
+
+def test_deadline_not_reached_changes_nothing(client):
+    lines = client.execute("1+1", headers={"X-E2B-CI-Deadline-Ms": "30000"})
+    assert main_text(lines) == "2" and error(lines) is None
+
+
+def test_context_cwd_must_exist(client, tmp_path):
+    r = client.request("POST", "/contexts", body={"cwd": str(tmp_path / "missing")})
+    assert r.status == 400 and "not an existing directory" in r.text
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = client.request("POST", "/contexts", body={"cwd": str(f)})
+    assert r.status == 400
+
+
+def test_backlog_bound_truncates_with_a_notice(make_daemon):
+    import socket, json, time
+    d = make_daemon(args=["--max-backlog", "65536"]).wait_healthy()
+    # A client that does not read while the kernel writes 5 MB.
+    s = socket.create_connection((d.host, d.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    body = json.dumps({"code": "import sys\nfor i in range(5000): "
+                       "sys.stdout.write('x' * 999 + '\\n')\nsys.stdout.flush()\n'done'"}).encode()
+    s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    # Wait (without reading) until the kernel is done with the cell.
+    c = d.client()
+    end = time.monotonic() + 60
+    while time.monotonic() < end:
+        m = c.request("GET", "/metrics").text
+        if "e2bci_executions_in_flight 0" in m and "e2bci_executions_total 1" in m:
+            break
+        time.sleep(0.05)
+    data = b""
+    s.settimeout(30)
+    while b'"end_of_execution"' not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    s.close()
+    assert b"output truncated" in data
+    assert b'"text":"done"' in data
+    assert data.count(b"x" * 999) < 5000
+    d.stop()
