@@ -27,6 +27,7 @@
 #include "grave.h"
 #include "exec.h"
 #include "kernel.h"
+#include "kres.h"
 #include "kspec.h"
 #include "lang.h"
 #include "log.h"
@@ -283,9 +284,20 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	struct ctx *c = arg;
 
 	(void)status;
+	bool oom = kernel_oom_killed(k);
+
 	kernel_free(k);
 	c->kernel = NULL;
 	c->srv->stats.kernel_deaths++;
+	if (oom) {
+		char limit[64], value[160];
+		kres_describe_mem(&c->srv->kres, limit, sizeof(limit));
+		snprintf(value, sizeof(value),
+			 "The kernel ran out of memory (limit: %s) and was "
+			 "restarted", limit);
+		log_warnx("context %.8s: %s", c->id, value);
+		run_fail_all(c, false, "OutOfMemoryError", value);
+	}
 	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
 	if (c->srv->stopping)
 		return;

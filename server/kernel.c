@@ -37,6 +37,7 @@
 #include <uuid/uuid.h>
 #include <zmq.h>
 
+#include "kres.h"
 #include "kspec.h"
 #include "log.h"
 #include "wire.h"
@@ -87,6 +88,9 @@ struct kernel {
 	struct loop_timer dead_timer; /* start deadline, then SIGKILL escalation */
 	uint64_t started_ms;
 	bool exited;
+	bool oom;
+	char *user_dir;            /* per-kernel dir owned by --kernel-user */
+	struct kres_kernel kk;
 };
 
 static const char *const chan_name[KERNEL_NCHAN] = {"shell", "control",
@@ -112,6 +116,11 @@ pid_t kernel_pid(const struct kernel *k)
 const char *kernel_id(const struct kernel *k)
 {
 	return k->id;
+}
+
+bool kernel_oom_killed(const struct kernel *k)
+{
+	return k->oom;
 }
 
 json_t *kernel_info(const struct kernel *k)
@@ -214,34 +223,44 @@ static void kernel_unlink_files(struct kernel *k)
 
 	if (k->conn_file)
 		unlink(k->conn_file);
-	if (!k->ipc_prefix)
-		return;
-	for (int p = 1; p <= 5; p++) {
-		snprintf(path, sizeof(path), "%s-%d", k->ipc_prefix, p);
-		unlink(path);
+	if (k->ipc_prefix) {
+		for (int p = 1; p <= 5; p++) {
+			snprintf(path, sizeof(path), "%s-%d", k->ipc_prefix, p);
+			unlink(path);
+		}
 	}
+	if (k->user_dir)
+		rmdir(k->user_dir);
 }
 
 /* Builds the child's environment: ours minus systemd's per-service
  * variables, plus the kernelspec's env and a few kernel-friendly settings. */
-static char **kernel_build_env(const struct kspec *spec)
+static char **kernel_build_env(const struct kspec *spec,
+			       const struct kres *kres)
 {
 	static const char *const drop[] = {"NOTIFY_SOCKET=", "WATCHDOG_PID=",
 					   "WATCHDOG_USEC=", "LISTEN_FDS=",
 					   "LISTEN_PID=", "LISTEN_FDNAMES=",
-					   "JPY_PARENT_PID=", NULL};
+					   "JPY_PARENT_PID=", "INVOCATION_ID=",
+					   NULL};
+	static const char *const user_drop[] = {"HOME=", "USER=", "LOGNAME=",
+						NULL};
+	static char home[300], user[80], logname[80];
+	bool as_user = kres && kres->as_user;
 	size_t n = 0, i, j = 0;
 	char **envp;
 	static char parent[64];
 
 	while (environ[n])
 		n++;
-	envp = calloc(n + spec->nenv + 4, sizeof(*envp));
+	envp = calloc(n + spec->nenv + 7, sizeof(*envp));
 	if (!envp)
 		return NULL;
 	for (i = 0; i < n; i++) {
 		bool skip = false;
 		for (const char *const *d = drop; *d; d++)
+			skip |= strncmp(environ[i], *d, strlen(*d)) == 0;
+		for (const char *const *d = user_drop; as_user && *d; d++)
 			skip |= strncmp(environ[i], *d, strlen(*d)) == 0;
 		/* The kernelspec's env overrides ours. */
 		for (size_t e = 0; e < spec->nenv && !skip; e++) {
@@ -259,14 +278,22 @@ static char **kernel_build_env(const struct kspec *spec)
 	envp[j++] = parent;
 	if (!getenv("PYDEVD_DISABLE_FILE_VALIDATION"))
 		envp[j++] = "PYDEVD_DISABLE_FILE_VALIDATION=1";
+	if (as_user) {
+		snprintf(home, sizeof(home), "HOME=%s", kres->home);
+		snprintf(user, sizeof(user), "USER=%s", kres->user);
+		snprintf(logname, sizeof(logname), "LOGNAME=%s", kres->user);
+		envp[j++] = home;
+		envp[j++] = user;
+		envp[j++] = logname;
+	}
 	envp[j] = NULL;
 	return envp;
 }
 
 /* The child between fork and exec: only async-signal-safe calls. Any
  * failure is reported as an errno through errfd. */
-static void kernel_child(const char *cwd, char **argv, char **envp, int outfd,
-			 int errfd_pipe, int errfd)
+static void kernel_child(const struct kernel *k, const char *cwd, char **argv,
+			 char **envp, int outfd, int errfd_pipe, int errfd)
 {
 	sigset_t all;
 	int e, devnull;
@@ -289,6 +316,16 @@ static void kernel_child(const char *cwd, char **argv, char **envp, int outfd,
 	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
 	    dup2(errfd_pipe, 2) < 0)
 		goto fail;
+	/* Own cgroup (or rlimits), then the kernel user; a uid change clears
+	 * the parent-death signal, so it is set again. */
+	if (k->env.kres) {
+		int rc = kres_child(k->env.kres, &k->kk);
+		if (rc < 0) {
+			errno = -rc;
+			goto fail;
+		}
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+	}
 	if (chdir(cwd) < 0)
 		goto fail;
 	/* errfd is O_CLOEXEC: a successful exec closes it, telling the parent
@@ -368,6 +405,8 @@ static void kernel_reaped(struct kernel *k, int status)
 {
 	bool was_ready = k->state == KERNEL_READY;
 
+	k->oom = kres_oom_killed(&k->kk, status);
+	kres_release(&k->kk);
 	k->exited = true;
 	k->state = KERNEL_EXITED;
 	loop_del(k->env.loop, k->pidw);
@@ -458,7 +497,7 @@ static int kernel_spawn(struct kernel *k, const char *cwd, char *err,
 	int rc = -1, child_errno = 0;
 
 	argv = kspec_argv(k->spec, k->conn_file);
-	envp = kernel_build_env(k->spec);
+	envp = kernel_build_env(k->spec, k->env.kres);
 	if (!argv || !envp) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -474,7 +513,8 @@ static int kernel_spawn(struct kernel *k, const char *cwd, char *err,
 		goto out;
 	}
 	if (k->pid == 0)
-		kernel_child(cwd, argv, envp, outp[1], errp[1], ep[1]);
+		kernel_child(k, cwd, argv, envp, outp[1], errp[1], ep[1]);
+	kres_after_fork(&k->kk);
 	close(ep[1]);
 	ep[1] = -1;
 	if (read(ep[0], &child_errno, sizeof(child_errno)) ==
@@ -510,12 +550,30 @@ out:
 	return rc;
 }
 
+/* Where this kernel's files go: the runtime dir, or for --kernel-user a
+ * private per-kernel dir owned by that user (the kernel must read its
+ * connection file and create its ipc sockets; nobody else may). */
+static int kernel_files_dir(struct kernel *k, char *dir, size_t len)
+{
+	const struct kres *r = k->env.kres;
+
+	if (!r || !r->as_user) {
+		snprintf(dir, len, "%s", k->env.runtime_dir);
+		return 0;
+	}
+	snprintf(dir, len, "%s/u%.8s", k->env.runtime_dir, k->id);
+	if (mkdir(dir, 0700) < 0 || chown(dir, r->uid, r->gid) < 0)
+		return -errno;
+	k->user_dir = strdup(dir);
+	return k->user_dir ? 0 : -ENOMEM;
+}
+
 static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 			  size_t errlen)
 {
 	unsigned char rnd[32];
 	uuid_t u;
-	char path[512];
+	char path[512], dir[300];
 
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, k->id);
@@ -527,12 +585,15 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 	}
 	for (size_t i = 0; i < sizeof(rnd); i++)
 		snprintf(k->key + 2 * i, 3, "%02x", rnd[i]);
-	snprintf(path, sizeof(path), "%s/kernel-%.8s.json", k->env.runtime_dir,
-		 k->id);
+	if (kernel_files_dir(k, dir, sizeof(dir)) < 0) {
+		snprintf(err, errlen, "cannot make a kernel dir in %s: %s",
+			 k->env.runtime_dir, strerror(errno));
+		return -1;
+	}
+	snprintf(path, sizeof(path), "%s/kernel-%.8s.json", dir, k->id);
 	k->conn_file = strdup(path);
 	if (kernel_supports_ipc(k->spec)) {
-		snprintf(path, sizeof(path), "%s/k%.8s", k->env.runtime_dir,
-			 k->id);
+		snprintf(path, sizeof(path), "%s/k%.8s", dir, k->id);
 		k->ipc_prefix = strdup(path);
 		for (int i = 0; i < 5; i++)
 			ports[i] = i + 1;
@@ -545,8 +606,17 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 	}
 	if (!k->conn_file || kernel_write_conn_file(k, ports) < 0) {
 		snprintf(err, errlen, "cannot write connection file in %s: %s",
-			 k->env.runtime_dir, strerror(errno));
+			 dir, strerror(errno));
 		return -1;
+	}
+	if (k->env.kres) {
+		if (k->env.kres->as_user &&
+		    chown(k->conn_file, k->env.kres->uid, k->env.kres->gid) < 0) {
+			snprintf(err, errlen, "cannot hand %s to the kernel user: %s",
+				 k->conn_file, strerror(errno));
+			return -1;
+		}
+		kres_prepare(k->env.kres, k->id, &k->kk);
 	}
 	return 0;
 }
@@ -568,6 +638,7 @@ struct kernel *kernel_start(const struct kernel_env *env,
 	k->ops = ops;
 	k->arg = arg;
 	k->pidfd = k->out.fd = k->err.fd = -1;
+	k->kk.procs_fd = -1;
 	k->out.k = k->err.k = k;
 	k->out.name = "stdout";
 	k->err.name = "stderr";
@@ -803,7 +874,9 @@ void kernel_free(struct kernel *k)
 	if (k->pidfd >= 0)
 		close(k->pidfd);
 	kernel_unlink_files(k);
+	kres_release(&k->kk);
 	json_decref(k->info);
+	free(k->user_dir);
 	free(k->conn_file);
 	free(k->ipc_prefix);
 	free(k);

@@ -51,6 +51,7 @@ struct kernel_env {
 	void *zmq;                /* the daemon's ZeroMQ context */
 	struct loop *loop;
 	long start_timeout_ms;
+	const struct kres *kres;  /* limits and user for kernels; may be NULL */
 };
 
 /* Spawns a kernel for spec in cwd. Borrowed args; spec must outlive k.
@@ -87,6 +88,9 @@ void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,
 enum kernel_state kernel_state(const struct kernel *k);
 pid_t kernel_pid(const struct kernel *k);
 const char *kernel_id(const struct kernel *k);
+/* After the exit: whether the OOM killer ended the kernel. */
+bool kernel_oom_killed(const struct kernel *k);
+
 /* The kernel_info_reply content (borrowed), NULL before ready. */
 json_t *kernel_info(const struct kernel *k);
 

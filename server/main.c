@@ -234,8 +234,17 @@ static int main_setup(struct server *s, int *sigfd)
 		log_errx("out of memory at startup");
 		return -1;
 	}
+	if (kres_init(&s->kres, s->cfg.kernel_memory_max,
+		      s->cfg.kernel_cpu_weight, s->cfg.kernel_user, err,
+		      sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
+	/* A kernel user must be able to reach its own dir inside. */
+	if (s->kres.as_user && chmod(s->runtime_dir, 0711) < 0)
+		log_warn("chmod %s", s->runtime_dir);
 	s->kenv = (struct kernel_env){s->runtime_dir, s->zmq, s->loop,
-				      s->cfg.kernel_start_timeout_ms};
+				      s->cfg.kernel_start_timeout_ms, &s->kres};
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

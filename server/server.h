@@ -25,6 +25,7 @@
  *   pool_     warm spare kernels per language, handed out once
  *   grave_    kernels on their way out, freed once reaped
  *   lang_     per-language helper cells (env vars, cwd)
+ *   kres_     kernel limits: cgroup v2 groups or rlimits, kernel user, OOM
  *   kernel_   one kernel process: spawn, connection file, sockets,
  *             handshake, interrupt, stop
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
@@ -41,6 +42,7 @@
 
 #include "cfg.h"
 #include "kernel.h"
+#include "kres.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -65,6 +67,7 @@ struct server {
 	char **kspec_path;
 	char runtime_dir[200];
 	struct kernel_env kenv;
+	struct kres kres;
 
 	struct ctx *contexts; /* every context, in creation order */
 	size_t ncontexts;
