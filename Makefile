@@ -76,6 +76,7 @@ system: all
 test: deps
 	@$(MAKE) --no-print-directory all
 	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
 	@$(MAKE) --no-print-directory e2e
 	@$(MAKE) --no-print-directory kernels-test
 	@$(MAKE) --no-print-directory sdk

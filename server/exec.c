@@ -172,6 +172,16 @@ static void exec_on_reply(struct exec *e, struct wire_msg *m)
 							   "status"));
 
 	e->got_reply = true;
+	/* quit() in IRkernel (and exit in IPython terminals) does not end the
+	 * process: the reply asks the frontend to, with an ask_exit payload. */
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(m->content, "payload"), i, p) {
+		const char *src = json_string_value(json_object_get(p, "source"));
+		if (src && strcmp(src, "ask_exit") == 0 &&
+		    !json_is_true(json_object_get(p, "keepkernel")))
+			e->ask_exit = true;
+	}
 	/* ipykernel aborts requests that reach it right after a failed cell
 	 * sent with stop_on_error (its abort window closes asynchronously).
 	 * Such a request never ran: it is sent again instead of failing. */

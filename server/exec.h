@@ -47,6 +47,7 @@ struct exec {
 	bool aborted_unrun; /* aborted reply before any execute_input */
 	int resends;
 	bool env_applied; /* its env_vars were set in the kernel */
+	bool ask_exit;    /* the reply asked the frontend to end the kernel */
 
 	/* Pending NDJSON bytes: buf[off..len). */
 	char *buf;

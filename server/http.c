@@ -488,7 +488,7 @@ struct http *http_new(struct loop *l, const struct http_opts *o,
 		 * outside MHD's pool: half the default keeps 1000 idle
 		 * connections cheap. */
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1, MHD_OPTION_END);
+		MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on [%s]:%ld: %s", o->listen,
 			 o->port, strerror(errno));

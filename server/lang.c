@@ -41,6 +41,10 @@ static const struct lang_env_tpl lang_env_tpls[] = {
 	 "(() => { const d = JSON.parse(Buffer.from('",
 	 "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
 	 "for (const k of d.unset) delete process.env[k]; })();", 0},
+	/* System.getenv is read-only in Java: the runner's helper changes the
+	 * process environment (children see it) and, as E2B's reference does,
+	 * the system properties. */
+	{"java", "e2bci.E2b.setenv(\"", "\");", 0},
 	{"r", "local({h <- \"",
 	 "\"; d <- jsonlite::fromJSON(" LANG_R_HEX_DECODE
 	 ", simplifyVector = FALSE); if (length(d$set)) do.call(Sys.setenv, "

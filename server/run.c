@@ -359,7 +359,10 @@ void run_on_msg(struct ctx *c, enum kernel_chan ch, struct wire_msg *m)
 	if (c->phase == RUN_MAIN && e && strcmp(parent, e->msg_id) == 0) {
 		switch (exec_on_msg(e, ch == KERNEL_SHELL, m)) {
 		case EXEC_COMPLETE:
-			run_complete(c);
+			if (e->ask_exit)
+				ctx_restart(c, "the code asked the kernel to exit");
+			else
+				run_complete(c);
 			break;
 		case EXEC_RESEND:
 			log_debug("context %.8s: request aborted before it ran; "

@@ -555,7 +555,10 @@ def check_line(obj):
                 assert isinstance(obj[k], str), f"{k} not a string: {obj}"
         for k in RESULT_OBJ_FIELDS:
             if k in obj:
-                assert isinstance(obj[k], dict), f"{k} not an object: {obj}"
+                # json carries dicts and lists (issue 5: list results get
+                # application/json too); data and chart are objects.
+                ok = (dict, list) if k == "json" else dict
+                assert isinstance(obj[k], ok), f"{k} of the wrong type: {obj}"
         nulls = [k for k, v in obj.items() if v is None]
         assert not nulls, f"absent formats must be omitted, not null: {obj}"
     elif t == "error":

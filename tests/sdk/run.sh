@@ -84,7 +84,7 @@ trap 'exit 130' INT TERM
 
 # Configuration comes from the flags below only.
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep '^E2B_CI_' || true)
-"$bin" --listen "$addr" --port "$port" --default-languages python \
+"$bin" --listen "$addr" --port "$port" --default-languages python,javascript \
 	--cwd "$tmp/home" --runtime-dir "$tmp/run" \
 	--envd-url "http://127.0.0.1:1" --keepalive-ms 300 >"$log" 2>&1 &
 pid=$!
@@ -116,7 +116,8 @@ done
 unset E2B_API_KEY E2B_ACCESS_TOKEN E2B_SANDBOX_URL E2B_DOMAIN E2B_USER_AGENT_SOURCE
 export E2B_DEBUG=true E2BCI_SDK_CWD="$tmp/home" E2BCI_SDK_TMP="$tmp/scratch"
 status=0
-node --test sdk.test.mjs || status=$?
+# One file at a time: both use the default contexts of one daemon.
+node --test --test-concurrency=1 sdk.test.mjs languages.test.mjs charts.test.mjs || status=$?
 
 stop_daemon
 if [[ $daemon_rc != 0 ]]; then

@@ -1,0 +1,646 @@
+/*
+ * E2bJavaRunner: the Java runner of the e2b-kernel host (kernels/RUNNER-PROTOCOL.md,
+ * mode "json"). Requests arrive as NDJSON on stdin (or on the fd given by
+ * --requests-fd, which run.sh uses so that fd 0 can be /dev/null for user code
+ * and its children); user code writes to fd 1 and 2 directly; events go out as
+ * NDJSON on fd 3, and only there.
+ *
+ * Code runs in one JShell with the "local" execution engine: snippets are
+ * compiled by the in-process javac and run on a thread of this JVM, so
+ * System.out is fd 1, user.dir is the cwd the host started us in, and
+ * E2b.setenv can reach this JVM's environment. An interrupt (SIGINT to our
+ * process group) is JShell.stop(), which is Thread.stop on the snippet's
+ * thread group on JDK 17. Requests are handled one at a time on the main
+ * thread; the SIGINT handler thread only stops and never writes events.
+ */
+package e2bci;
+
+import java.io.ByteArrayInputStream;
+import java.io.FileDescriptor;
+import java.io.FileInputStream;
+import java.io.FileOutputStream;
+import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Paths;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.stream.Collectors;
+
+import jdk.jshell.DeclarationSnippet;
+import jdk.jshell.Diag;
+import jdk.jshell.EvalException;
+import jdk.jshell.JShell;
+import jdk.jshell.JShellException;
+import jdk.jshell.Snippet;
+import jdk.jshell.SnippetEvent;
+import jdk.jshell.SourceCodeAnalysis;
+import jdk.jshell.UnresolvedReferenceException;
+
+public final class E2bJavaRunner {
+	/* The imports the jshell tool starts with (its DEFAULT startup). */
+	private static final String[] STARTUP = {
+		"import java.io.*;", "import java.math.*;", "import java.net.*;",
+		"import java.nio.file.*;", "import java.util.*;", "import java.util.concurrent.*;",
+		"import java.util.function.*;", "import java.util.prefs.*;",
+		"import java.util.regex.*;", "import java.util.stream.*;",
+	};
+
+	private final PrintStream events;
+	private final PrintStream out;
+	private final PrintStream err;
+	private final JShell shell;
+	private final SourceCodeAnalysis analysis;
+	private volatile boolean shellDown;
+
+	/* Guarded by lock: which request runs, whether JShell is inside eval, and
+	 * whether an interrupt arrived for it. */
+	private final Object lock = new Object();
+	private long seq;
+	private boolean busy;
+	private boolean executing;
+	private boolean interrupted;
+	private boolean pendingInterrupt;
+	/* Requests read but not yet handled, and bytes of an unfinished line. */
+	private final java.util.concurrent.LinkedBlockingQueue<String> queue =
+			new java.util.concurrent.LinkedBlockingQueue<>();
+	private int partial;
+	private volatile FileInputStream requestsIn;
+	/* Ends the queue; compared by identity. */
+	private static final String EOF = new String("EOF");
+
+	/* Main thread only: the first line, in the running cell, of each of its snippets. */
+	private final Map<String, Integer> cellLines = new java.util.HashMap<>();
+
+	/** One error: ename, evalue, traceback lines. */
+	private static final class Failure {
+		final String ename;
+		final String evalue;
+		final List<String> traceback;
+
+		Failure(String ename, String evalue, List<String> traceback) {
+			this.ename = ename;
+			this.evalue = evalue;
+			this.traceback = traceback;
+		}
+	}
+
+	private E2bJavaRunner(PrintStream events, PrintStream out, PrintStream err) {
+		this.events = events;
+		this.out = out;
+		this.err = err;
+		this.shell = JShell.builder().executionEngine("local").out(out).err(err)
+				.in(new ByteArrayInputStream(new byte[0])).build();
+		this.analysis = shell.sourceCodeAnalysis();
+		shell.onShutdown(s -> shellDown = true);
+	}
+
+	public static void main(String[] args) throws IOException {
+		String requests = null;
+		for (int k = 0; k < args.length; k++) {
+			if (args[k].equals("--requests-fd") && k + 1 < args.length)
+				requests = "/proc/self/fd/" + Integer.parseInt(args[++k]);
+			else {
+				System.err.println("usage: E2bJavaRunner [--requests-fd N]");
+				System.exit(2);
+			}
+		}
+		PrintStream events = openEvents();
+		if (events == null)
+			System.exit(2);
+		FileInputStream in = requests == null ? new FileInputStream(FileDescriptor.in)
+				: new FileInputStream(requests);
+		/* Unbuffered, so output reaches the host as it is printed. */
+		PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true,
+				StandardCharsets.UTF_8);
+		PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true,
+				StandardCharsets.UTF_8);
+		System.setOut(out);
+		System.setErr(err);
+		System.setIn(new ByteArrayInputStream(new byte[0]));
+
+		E2bJavaRunner r = new E2bJavaRunner(events, out, err);
+		r.startup();
+		r.installSigint();
+		r.ready();
+		r.serve(in);
+	}
+
+	/*
+	 * Opens fd 3 for events. Java cannot wrap a raw fd, so this reopens
+	 * /proc/self/fd/3, which is only safe when fd 3 is the host's pipe (or a
+	 * socket or device): when the host left fd 3 closed, the JVM has since
+	 * used that number for a file of its own (lib/modules), and opening it for
+	 * writing would damage the JDK. Never truncates.
+	 */
+	private static PrintStream openEvents() {
+		String target;
+		try {
+			target = Files.readSymbolicLink(Paths.get("/proc/self/fd/3")).toString();
+		} catch (IOException | UnsupportedOperationException e) {
+			System.err.println("e2b java runner: fd 3 (events) is not open");
+			return null;
+		}
+		if (!target.startsWith("pipe:") && !target.startsWith("socket:")
+				&& !target.startsWith("/dev/")) {
+			System.err.println("e2b java runner: fd 3 must be the host's events pipe, not " + target);
+			return null;
+		}
+		try {
+			return new PrintStream(new FileOutputStream("/proc/self/fd/3", true), false,
+					StandardCharsets.UTF_8);
+		} catch (IOException e) {
+			System.err.println("e2b java runner: cannot open fd 3 (events): " + e.getMessage());
+			return null;
+		}
+	}
+
+	private void startup() {
+		for (String s : STARTUP)
+			for (SnippetEvent e : shell.eval(s))
+				if (e.status() == Snippet.Status.REJECTED)
+					err.println("e2b java runner: startup snippet failed: " + s);
+	}
+
+	private void installSigint() {
+		sun.misc.Signal sigint = new sun.misc.Signal("INT");
+		sun.misc.SignalHandler old = sun.misc.Signal.handle(sigint, s -> onSigint());
+		/* HotSpot keeps an inherited SIG_IGN and then never calls us. */
+		if (old == sun.misc.SignalHandler.SIG_IGN && Native.unignoreSigint())
+			sun.misc.Signal.handle(sigint, s -> onSigint());
+	}
+
+	private void ready() {
+		Map<String, Object> li = new LinkedHashMap<>();
+		li.put("name", "java");
+		li.put("version", System.getProperty("java.version"));
+		li.put("mimetype", "text/x-java-source");
+		li.put("file_extension", ".jshell");
+		li.put("codemirror_mode", "java");
+		li.put("pygments_lexer", "java");
+		Map<String, Object> ev = new LinkedHashMap<>();
+		ev.put("type", "ready");
+		ev.put("language_info", li);
+		ev.put("banner", "Java " + System.getProperty("java.version") + " (JShell, "
+				+ System.getProperty("java.vm.name") + ")");
+		emit(ev);
+	}
+
+	/* Reads request lines into the queue, ending it with EOF; a thread of its own,
+	 * so that a SIGINT can see a request that has arrived but not started. */
+	private void readRequests(FileInputStream in) {
+		byte[] chunk = new byte[1 << 16];
+		java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
+		try {
+			int n;
+			while ((n = in.read(chunk)) > 0) {
+				synchronized (lock) {
+					for (int k = 0; k < n; k++) {
+						if (chunk[k] != '\n') {
+							line.write(chunk[k]);
+							continue;
+						}
+						queue.add(new String(line.toByteArray(), StandardCharsets.UTF_8));
+						line.reset();
+					}
+					partial = line.size();
+				}
+			}
+		} catch (IOException e) {
+			err.println("e2b java runner: reading requests: " + e.getMessage());
+		}
+		queue.add(EOF);
+	}
+
+	private static int available(FileInputStream in) {
+		try {
+			return in == null ? 0 : in.available();
+		} catch (IOException e) {
+			return 0;
+		}
+	}
+
+	private void serve(FileInputStream in) throws IOException {
+		requestsIn = in;
+		Thread reader = new Thread(() -> readRequests(in), "e2b-requests");
+		reader.setDaemon(true);
+		reader.start();
+		String line;
+		for (;;) {
+			try {
+				line = queue.take();
+			} catch (InterruptedException e) {
+				continue;
+			}
+			if (line == EOF)
+				break;
+			if (line.isBlank())
+				continue;
+			Map<?, ?> req;
+			try {
+				Object o = Json.parse(line);
+				if (!(o instanceof Map))
+					throw new IllegalArgumentException("not an object");
+				req = (Map<?, ?>) o;
+			} catch (IllegalArgumentException e) {
+				err.println("e2b java runner: bad request: " + e.getMessage());
+				continue;
+			}
+			Object type = req.get("type");
+			if ("shutdown".equals(type))
+				break;
+			if (!"execute".equals(type)) {
+				err.println("e2b java runner: unknown request type " + type);
+				continue;
+			}
+			Object code = req.get("code");
+			execute(req.get("id"), code instanceof String ? (String) code : "",
+					Boolean.TRUE.equals(req.get("silent")));
+		}
+		out.flush();
+		err.flush();
+		events.flush();
+		System.exit(0);
+	}
+
+	/* SIGINT handler (its own thread): ignored while idle; otherwise stops the
+	 * snippet thread, and keeps doing so while the same request is still in
+	 * JShell, since a stop that lands while javac is compiling finds nothing
+	 * to stop, and code that catches ThreadDeath needs another one. */
+	private void onSigint() {
+		long mine;
+		synchronized (lock) {
+			if (!busy) {
+				/* The host only interrupts a running cell: if its request has
+				 * arrived but not started, it starts interrupted. */
+				if (!queue.isEmpty() || partial > 0 || available(requestsIn) > 0)
+					pendingInterrupt = true;
+				return;
+			}
+			interrupted = true;
+			mine = seq;
+		}
+		for (;;) {
+			synchronized (lock) {
+				if (!busy || seq != mine)
+					return;
+				if (executing) {
+					try {
+						shell.stop();
+					} catch (Throwable t) {
+						/* Nothing has run yet in this JShell: nothing to stop. */
+					}
+				}
+			}
+			try {
+				Thread.sleep(100);
+			} catch (InterruptedException e) {
+				return;
+			}
+		}
+	}
+
+	private void execute(Object id, String code, boolean silent) {
+		synchronized (lock) {
+			seq++;
+			busy = true;
+			interrupted = pendingInterrupt;
+			pendingInterrupt = false;
+		}
+		Failure failure = null;
+		String result = null;
+		cellLines.clear();
+		try {
+			String rest = code;
+			int base = 0;
+			for (;;) {
+				if (wasInterrupted()) {
+					failure = keyboardInterrupt();
+					break;
+				}
+				SourceCodeAnalysis.CompletionInfo ci = analysis.analyzeCompletion(rest);
+				SourceCodeAnalysis.Completeness c = ci.completeness();
+				if (c == SourceCodeAnalysis.Completeness.EMPTY)
+					break;
+				String src, next;
+				if (c.isComplete() && rest.endsWith(ci.remaining())) {
+					src = ci.source();
+					next = ci.remaining();
+				} else {
+					/* Incomplete: let the compiler say what is missing. */
+					src = rest;
+					next = "";
+				}
+				if (next.length() >= rest.length())
+					next = ""; /* always progress */
+				List<SnippetEvent> evs = eval(src);
+				if (wasInterrupted()) {
+					failure = keyboardInterrupt();
+					break;
+				}
+				int split = missingSemicolonSplit(evs, src);
+				if (split > 0) {
+					/* "a()\nb()": JShell sees one snippet with a missing ';' at
+					 * the end of a line; nothing ran, so run the lines apart. */
+					next = rest.substring(split);
+					src = analysis.analyzeCompletion(rest.substring(0, split)).source();
+					evs = eval(src);
+					if (wasInterrupted()) {
+						failure = keyboardInterrupt();
+						break;
+					}
+				}
+				result = null;
+				for (SnippetEvent e : evs)
+					if (e.causeSnippet() == null)
+						cellLines.put(e.snippet().id(), lineOf(code, base + leadingBlankLines(src)));
+				failure = inspect(evs, code, base);
+				if (failure != null)
+					break;
+				result = valueOf(evs);
+				base += rest.length() - next.length();
+				rest = next;
+			}
+		} catch (Throwable t) {
+			failure = new Failure(t.getClass().getSimpleName(), String.valueOf(t.getMessage()),
+					List.of("runner error: " + t));
+		}
+		finish(id, failure, result, silent);
+		if (shellDown) {
+			/* Nothing can run any more: let the host see a dead kernel. */
+			err.println("e2b java runner: the JShell execution engine has ended");
+			System.exit(70);
+		}
+	}
+
+	private List<SnippetEvent> eval(String src) {
+		synchronized (lock) {
+			executing = true;
+		}
+		try {
+			return shell.eval(src);
+		} finally {
+			synchronized (lock) {
+				executing = false;
+			}
+		}
+	}
+
+	private boolean wasInterrupted() {
+		synchronized (lock) {
+			return interrupted;
+		}
+	}
+
+	private void finish(Object id, Failure failure, String result, boolean silent) {
+		System.out.flush();
+		System.err.flush();
+		out.flush();
+		err.flush();
+		if (failure != null) {
+			Map<String, Object> ev = event("error", id);
+			ev.put("ename", failure.ename);
+			ev.put("evalue", failure.evalue);
+			ev.put("traceback", failure.traceback);
+			emit(ev);
+		} else if (result != null && !silent) {
+			Map<String, Object> ev = event("result", id);
+			Map<String, Object> data = new LinkedHashMap<>();
+			data.put("text/plain", result);
+			ev.put("data", data);
+			ev.put("metadata", new LinkedHashMap<String, Object>());
+			emit(ev);
+		}
+		synchronized (lock) {
+			busy = false;
+			interrupted = false;
+		}
+		Map<String, Object> done = event("done", id);
+		done.put("status", failure == null ? "ok" : "error");
+		emit(done);
+	}
+
+	private static Map<String, Object> event(String type, Object id) {
+		Map<String, Object> ev = new LinkedHashMap<>();
+		ev.put("type", type);
+		ev.put("id", id);
+		return ev;
+	}
+
+	private void emit(Map<String, Object> ev) {
+		StringBuilder b = Json.write(new StringBuilder(), ev).append('\n');
+		events.print(b);
+		events.flush();
+	}
+
+	private static Failure keyboardInterrupt() {
+		return new Failure("KeyboardInterrupt", "", List.of("KeyboardInterrupt: execution interrupted"));
+	}
+
+	/* When src was rejected for a syntax error ("';' expected", "reached end
+	 * of file") at the end of a line, and the text before it is a complete
+	 * snippet, returns where to cut; else -1. */
+	private int missingSemicolonSplit(List<SnippetEvent> evs, String src) {
+		for (SnippetEvent e : evs) {
+			if (e.causeSnippet() != null || e.status() != Snippet.Status.REJECTED)
+				continue;
+			Diag d = shell.diagnostics(e.snippet()).filter(Diag::isError).findFirst().orElse(null);
+			if (d == null || !(d.getCode().startsWith("compiler.err.expected")
+					|| d.getCode().equals("compiler.err.premature.eof")))
+				return -1;
+			int p = (int) d.getPosition();
+			if (p <= 0 || p >= src.length())
+				return -1;
+			int nl = src.indexOf('\n', p);
+			if (nl < 0 || !src.substring(p, nl).isBlank())
+				return -1;
+			SourceCodeAnalysis.CompletionInfo ci = analysis.analyzeCompletion(src.substring(0, p));
+			if (!ci.completeness().isComplete() || !ci.remaining().isBlank())
+				return -1;
+			return p;
+		}
+		return -1;
+	}
+
+	/* The first error among the events of one snippet, or null. */
+	private Failure inspect(List<SnippetEvent> evs, String code, int base) {
+		for (SnippetEvent e : evs) {
+			if (e.causeSnippet() != null)
+				continue;
+			JShellException x = e.exception();
+			if (x instanceof UnresolvedReferenceException)
+				return unresolved((UnresolvedReferenceException) x);
+			if (x instanceof EvalException)
+				return runtimeError((EvalException) x);
+			if (x != null)
+				return new Failure(x.getClass().getSimpleName(), String.valueOf(x.getMessage()), List.of());
+			if (e.status() == Snippet.Status.REJECTED)
+				return compileError(e.snippet(), code, base);
+			if (e.status() == Snippet.Status.RECOVERABLE_DEFINED
+					|| e.status() == Snippet.Status.RECOVERABLE_NOT_DEFINED)
+				noteUnresolved(e.snippet());
+		}
+		return null;
+	}
+
+	/* The text/plain of the cell's value: only when the snippet is an
+	 * expression (as in IJava); declarations and statements show nothing,
+	 * and neither does null. */
+	private static String valueOf(List<SnippetEvent> evs) {
+		for (SnippetEvent e : evs) {
+			if (e.causeSnippet() != null)
+				continue;
+			switch (e.snippet().subKind()) {
+			case VAR_VALUE_SUBKIND:
+			case OTHER_EXPRESSION_SUBKIND:
+			case TEMP_VAR_EXPRESSION_SUBKIND:
+				String v = e.value();
+				return v == null || v.equals("null") ? null : v;
+			default:
+				return null;
+			}
+		}
+		return null;
+	}
+
+	/* 1-based line of offset in code. */
+	private static int lineOf(String code, int offset) {
+		int line = 1;
+		for (int k = 0; k < offset && k < code.length(); k++)
+			if (code.charAt(k) == '\n')
+				line++;
+		return line;
+	}
+
+	/* Characters of src before its first line that has more than blanks;
+	 * JShell numbers snippet lines from there. */
+	private static int leadingBlankLines(String src) {
+		int k = 0, start = 0;
+		while (k < src.length() && Character.isWhitespace(src.charAt(k))) {
+			if (src.charAt(k) == '\n')
+				start = k + 1;
+			k++;
+		}
+		return start;
+	}
+
+	private Failure compileError(Snippet sn, String code, int base) {
+		List<Diag> diags = shell.diagnostics(sn).filter(Diag::isError).collect(Collectors.toList());
+		List<String> tb = new ArrayList<>();
+		String evalue = null;
+		for (Diag d : diags) {
+			String msg = cleanMessage(d.getMessage(Locale.ROOT));
+			String where = "";
+			String[] caret = null;
+			if (d.getPosition() >= 0) {
+				int abs = Math.min(code.length(), base + (int) d.getPosition());
+				int lineStart = code.lastIndexOf('\n', abs - 1) + 1;
+				int lineEnd = code.indexOf('\n', abs);
+				if (lineEnd < 0)
+					lineEnd = code.length();
+				int line = lineOf(code, lineStart);
+				where = "line " + line + ", column " + (abs - lineStart + 1) + ": ";
+				String text = code.substring(lineStart, lineEnd);
+				caret = new String[] {"    " + text, "    " + " ".repeat(abs - lineStart) + "^"};
+			}
+			if (evalue == null)
+				evalue = where + msg;
+			tb.add("error: " + where + msg);
+			if (caret != null) {
+				tb.add(caret[0]);
+				tb.add(caret[1]);
+			}
+		}
+		if (evalue == null)
+			evalue = "the snippet was rejected";
+		return new Failure("CompilationError", evalue, tb);
+	}
+
+	/* javac's "location: class" names JShell's wrapper, which means nothing here. */
+	private static String cleanMessage(String msg) {
+		StringBuilder b = new StringBuilder();
+		for (String l : msg.split("\n")) {
+			if (l.strip().matches("location: class( \\$?JShell\\$?\\w*)?"))
+				continue;
+			if (b.length() > 0)
+				b.append('\n');
+			b.append(l);
+		}
+		return b.toString();
+	}
+
+	private Failure runtimeError(EvalException x) {
+		String cls = x.getExceptionClassName();
+		String simple = cls.substring(cls.lastIndexOf('.') + 1);
+		simple = simple.substring(simple.lastIndexOf('$') + 1);
+		String msg = x.getMessage() == null ? "" : x.getMessage();
+		List<String> tb = new ArrayList<>();
+		Throwable t = x;
+		String prefix = "";
+		for (int depth = 0; t != null && depth < 20; depth++, t = t.getCause()) {
+			String name = t instanceof EvalException ? ((EvalException) t).getExceptionClassName()
+					: t.getClass().getName();
+			tb.add(prefix + name + (t.getMessage() == null ? "" : ": " + t.getMessage()));
+			for (StackTraceElement s : t.getStackTrace()) {
+				String c = s.getClassName();
+				if (c.startsWith("jdk.internal.reflect.") || c.startsWith("java.lang.reflect.")
+						|| c.startsWith("jdk.jshell."))
+					break;
+				tb.add("\tat " + frame(s));
+			}
+			prefix = "Caused by: ";
+		}
+		return new Failure(simple, msg, tb);
+	}
+
+	/* JShell reports snippet frames with the file "#<snippet id>" and the
+	 * wrapper class and method names removed; show frames of the running cell
+	 * as (line N), earlier cells' as JShell does, (#12:3). */
+	private String frame(StackTraceElement s) {
+		String file = s.getFileName();
+		if (file == null || !file.startsWith("#"))
+			return s.toString();
+		String c = s.getClassName(), m = s.getMethodName();
+		String name = c.isEmpty() ? m : m.isEmpty() ? c : c + "." + m;
+		Integer first = cellLines.get(file.substring(1));
+		String where = first != null && s.getLineNumber() > 0
+				? "line " + (first + s.getLineNumber() - 1)
+				: s.getLineNumber() > 0 ? file + ":" + s.getLineNumber() : file;
+		return (name.isEmpty() ? "" : name + " ") + "(" + where + ")";
+	}
+
+	private Failure unresolved(UnresolvedReferenceException x) {
+		DeclarationSnippet sn = x.getSnippet();
+		String deps = shell.unresolvedDependencies(sn).collect(Collectors.joining(", "));
+		String msg = "attempted to use " + kindName(sn) + " " + sn.name()
+				+ " which cannot be invoked until " + deps + " is declared";
+		return new Failure("UnresolvedReferenceException", msg, List.of("UnresolvedReferenceException: " + msg));
+	}
+
+	private void noteUnresolved(Snippet sn) {
+		if (!(sn instanceof DeclarationSnippet))
+			return;
+		DeclarationSnippet d = (DeclarationSnippet) sn;
+		String deps = shell.unresolvedDependencies(d).collect(Collectors.joining(", "));
+		if (!deps.isEmpty())
+			err.println("note: " + kindName(d) + " " + d.name() + " was declared, but cannot be used until "
+					+ deps + " is declared");
+	}
+
+	private static String kindName(Snippet sn) {
+		switch (sn.kind()) {
+		case METHOD:
+			return "method";
+		case VAR:
+			return "variable";
+		case TYPE_DECL:
+			return "class";
+		default:
+			return "snippet";
+		}
+	}
+}

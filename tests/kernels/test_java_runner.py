@@ -1,0 +1,589 @@
+"""Tests of the Java runner (kernels/java: e2bci.E2bJavaRunner, started by
+kernels/java/run.sh), driven directly over its pipes as e2b-kernel drives it
+(kernels/RUNNER-PROTOCOL.md, mode "json"): requests on stdin, user output on
+fd 1 and 2, events on fd 3. The runner gets its own session, as the host
+gives it, so SIGINT goes to its process group.
+
+    /usr/bin/python3 -m pytest -q tests/kernels/test_java_runner.py
+
+Builds the runner first (make build/java/...); needs a JDK
+(kernels/java/install.sh).
+"""
+
+import base64
+import json
+import os
+import resource
+import select
+import signal
+import subprocess
+import time
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN_SH = os.path.join(ROOT, "kernels", "java", "run.sh")
+BUILD = os.path.join(ROOT, "build", "java")
+TARGETS = ["build/java/e2bci/E2bJavaRunner.class", "build/java/libe2bjenv.so"]
+
+
+def env_helper(set_=None, unset=None):
+    """The daemon's env helper cell for Java (see kernels/java/README.md)."""
+    doc = json.dumps({"set": set_ or {}, "unset": unset or []})
+    return 'e2bci.E2b.setenv("' + base64.b64encode(doc.encode()).decode() + '");'
+
+
+class Runner:
+    """One runner process and the three pipes it writes."""
+
+    def __init__(self, cwd=None, env=None, argv=None, preexec_fn=None):
+        r3, w3 = os.pipe()
+        # The event pipe must be fd 3 in the runner; bash moves it there.
+        argv = argv or ["/bin/sh", RUN_SH]
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["/bin/bash", "-c", f'exec "$0" "$@" 3>&{w3} {w3}>&-'] + argv,
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, pass_fds=(w3,), cwd=cwd, env=env,
+            start_new_session=True, preexec_fn=preexec_fn)
+        os.close(w3)
+        self.fds = {"events": r3, "stdout": self.proc.stdout.fileno(),
+                    "stderr": self.proc.stderr.fileno()}
+        for fd in self.fds.values():
+            os.set_blocking(fd, False)
+        self.buf = b""
+        self.out = {"stdout": b"", "stderr": b""}
+        self.events = []
+        self.closed = set()
+        self.next_id = 100
+        self.ready = self.wait_event(lambda e: True, timeout=30)
+        self.ready_after = time.monotonic() - self.started
+
+    def _read(self, name):
+        try:
+            chunk = os.read(self.fds[name], 1 << 20)
+        except BlockingIOError:
+            return 0
+        if not chunk:
+            self.closed.add(name)
+            return 0
+        if name == "events":
+            self.buf += chunk
+            while b"\n" in self.buf:
+                line, self.buf = self.buf.split(b"\n", 1)
+                self.events.append(json.loads(line))
+        else:
+            self.out[name] += chunk
+        return len(chunk)
+
+    def pump(self, timeout):
+        fds = [fd for n, fd in self.fds.items() if n not in self.closed]
+        if not fds:
+            time.sleep(timeout)
+            return
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for n, fd in self.fds.items():
+            if fd in ready:
+                self._read(n)
+
+    def drain(self, name):
+        """Like the host on "done": reads fd 1 or 2 until EAGAIN."""
+        while self._read(name):
+            pass
+
+    def wait_event(self, pred, timeout=30):
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for e in self.events[seen:]:
+                if pred(e):
+                    return e
+            seen = len(self.events)
+            left = deadline - time.monotonic()
+            if left <= 0 or "events" in self.closed:
+                raise AssertionError(
+                    f"no matching event; events={self.events[-10:]!r} "
+                    f"stderr={self.out['stderr'][-2000:]!r}")
+            self.pump(min(left, 0.2))
+
+    def wait_output(self, name, text, timeout=20):
+        deadline = time.monotonic() + timeout
+        while text.encode() not in self.out[name]:
+            left = deadline - time.monotonic()
+            assert left > 0, f"{name} lacks {text!r}: {self.out[name][-2000:]!r}"
+            self.pump(min(left, 0.2))
+
+    def send(self, obj):
+        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
+        self.proc.stdin.flush()
+
+    def start(self, code, silent=False):
+        self.next_id += 1
+        rid = self.next_id
+        self.send({"type": "execute", "id": rid, "code": code, "silent": silent})
+        return rid
+
+    def finish(self, rid, timeout=30):
+        """Waits for done; returns (events of rid, stdout, stderr) of the cell."""
+        out0, err0 = len(self.out["stdout"]), len(self.out["stderr"])
+        self.wait_event(lambda e: e.get("type") == "done" and e.get("id") == rid,
+                        timeout)
+        self.drain("stdout")
+        self.drain("stderr")
+        evs = [e for e in self.events if e.get("id") == rid]
+        return (evs, self.out["stdout"][out0:].decode(),
+                self.out["stderr"][err0:].decode())
+
+    def run(self, code, silent=False, timeout=30):
+        """Runs one cell; returns a dict: result, error, status, events, stdout, stderr."""
+        out0, err0 = len(self.out["stdout"]), len(self.out["stderr"])
+        rid = self.start(code, silent)
+        evs, _, _ = self.finish(rid, timeout)
+        assert evs[-1]["type"] == "done", evs
+        assert [e["type"] for e in evs].count("done") == 1, evs
+        results = [e for e in evs if e["type"] == "result"]
+        errors = [e for e in evs if e["type"] == "error"]
+        assert len(results) <= 1 and len(errors) <= 1, evs
+        return {
+            "result": results[0]["data"]["text/plain"] if results else None,
+            "error": errors[0] if errors else None,
+            "status": evs[-1]["status"],
+            "events": evs,
+            "stdout": self.out["stdout"][out0:].decode(),
+            "stderr": self.out["stderr"][err0:].decode(),
+        }
+
+    def interrupt(self):
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def close(self):
+        if self.proc.poll() is None:
+            try:
+                self.send({"type": "shutdown"})
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr):
+            f.close()
+        os.close(self.fds["events"])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def built():
+    r = subprocess.run(["make", "--no-print-directory", "-C", ROOT] + TARGETS,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    for t in TARGETS:
+        assert os.path.exists(os.path.join(ROOT, t)), t
+
+
+@pytest.fixture(scope="module")
+def rn(built, tmp_path_factory):
+    r = Runner(cwd=str(tmp_path_factory.mktemp("javacwd")))
+    yield r
+    r.close()
+
+
+@pytest.fixture
+def fresh(built, tmp_path):
+    runners = []
+
+    def make(**kw):
+        kw.setdefault("cwd", str(tmp_path))
+        r = Runner(**kw)
+        runners.append(r)
+        return r
+    yield make
+    for r in runners:
+        r.close()
+
+
+def assert_ok(res):
+    assert res["status"] == "ok" and res["error"] is None, res
+
+
+# -- start --
+
+def test_ready_event(rn):
+    assert rn.ready["type"] == "ready"
+    li = rn.ready["language_info"]
+    assert li["name"] == "java"
+    assert li["version"].split(".")[0].isdigit()
+    assert li["mimetype"] == "text/x-java-source"
+    assert li["file_extension"]
+    assert "Java" in rn.ready["banner"]
+    assert rn.events[0] is rn.ready
+    assert rn.ready_after < 15, rn.ready_after
+
+
+# -- results --
+
+def test_expression_result(rn):
+    res = rn.run("1 + 1")
+    assert_ok(res)
+    assert res["result"] == "2"
+    assert rn.run('"abc".toUpperCase()')["result"] == '"ABC"'
+    assert rn.run("java.util.List.of(1, 2)")["result"] == "[1, 2]"
+
+
+def test_statements_and_declarations_have_no_result(rn):
+    for code in ["int unused1 = 5;", "void unusedM() {}", "class UnusedC {}",
+                 'System.out.print("")', "import java.time.Duration;",
+                 "Object nothing = null;", "nothing"]:
+        res = rn.run(code)
+        assert_ok(res)
+        assert res["result"] is None, (code, res)
+
+
+def test_last_snippet_of_a_cell_is_the_result(rn):
+    res = rn.run('int a1 = 2;\nSystem.out.println("side " + a1);\na1 * 21\n')
+    assert_ok(res)
+    assert res["result"] == "42"
+    assert res["stdout"] == "side 2\n"
+    # A declaration last: no result, though an expression came before.
+    res = rn.run("a1 + 1\nint a2 = 3;")
+    assert_ok(res)
+    assert res["result"] is None
+
+
+def test_lines_without_semicolons(rn):
+    res = rn.run('System.out.println("a")\nSystem.out.println("b")\nint nos = 4\nnos + 1')
+    assert_ok(res)
+    assert res["stdout"] == "a\nb\n"
+    assert res["result"] == "5"
+
+
+# -- output --
+
+def test_stdout_and_stderr_stream_while_running(rn):
+    # One snippet (a block): JShell flushes System.out after each snippet.
+    rid = rn.start('{ System.out.println("first"); System.err.print("err-partial");'
+                   ' System.out.print("no-newline"); Thread.sleep(3000);'
+                   ' System.out.print("second"); }')
+    rn.wait_output("stdout", "first\nno-newline", timeout=20)
+    rn.wait_output("stderr", "err-partial", timeout=20)
+    seen = time.monotonic()
+    assert not any(e.get("id") == rid and e["type"] == "done" for e in rn.events)
+    evs, out, _ = rn.finish(rid)
+    # The output came while the cell slept, not with its end.
+    assert time.monotonic() - seen > 1.5
+    assert evs[-1]["status"] == "ok"
+    assert rn.out["stdout"].endswith(b"first\nno-newlinesecond")
+
+
+def test_output_is_flushed_before_done(rn):
+    res = rn.run('for (int i = 0; i < 20000; i++) System.out.println("line " + i);'
+                 ' System.out.print("tail-no-newline")')
+    assert_ok(res)
+    lines = res["stdout"].split("\n")
+    assert len(lines) == 20001 and lines[-1] == "tail-no-newline", lines[-3:]
+    assert lines[19999] == "line 19999"
+
+
+def test_unicode_output_and_values(rn):
+    res = rn.run('System.out.println("h\\u00e9llo \\u2603 \\ud83d\\ude00"); "\\u00e9t\\u00e9"')
+    assert_ok(res)
+    assert res["stdout"] == "h\u00e9llo \u2603 \U0001F600\n"
+    assert res["result"] == '"\u00e9t\u00e9"'
+
+
+def test_subprocess_output_goes_to_fd_1(rn):
+    res = rn.run('new ProcessBuilder("sh", "-c", "echo from-child; echo child-err >&2")'
+                 ".inheritIO().start().waitFor()")
+    assert_ok(res)
+    assert "from-child\n" in res["stdout"]
+    assert "child-err\n" in res["stderr"]
+    assert res["result"] == "0"
+
+
+def test_user_stdin_is_empty_and_requests_are_safe(rn):
+    res = rn.run("System.in.read()")
+    assert res["result"] == "-1"
+    res = rn.run('new String(new ProcessBuilder("cat").redirectInput('
+                 "ProcessBuilder.Redirect.INHERIT).start().getInputStream().readAllBytes())")
+    assert_ok(res)
+    assert res["result"] == '""'
+    assert rn.run("7 * 6")["result"] == "42"
+
+
+# -- state --
+
+def test_state_persists_across_cells(rn):
+    assert_ok(rn.run("int x = 5;"))
+    assert rn.run("x * 2")["result"] == "10"
+    assert_ok(rn.run("int twice(int v) {\n  return 2 * v;\n}"))
+    assert rn.run("twice(x) + 1")["result"] == "11"
+    assert_ok(rn.run("class Point {\n  final int a, b;\n  Point(int a, int b) { this.a = a; this.b = b; }\n"
+                     "  int sum() { return a + b; }\n}"))
+    assert rn.run("new Point(3, 4).sum()")["result"] == "7"
+    assert_ok(rn.run("import java.time.LocalDate;"))
+    assert rn.run("LocalDate.of(2024, 2, 29).getDayOfYear()")["result"] == "60"
+    # Redefinition replaces.
+    assert_ok(rn.run("int twice(int v) { return 3 * v; }"))
+    assert rn.run("twice(2)")["result"] == "6"
+    # Default imports, as the jshell tool has them.
+    assert rn.run("new ArrayList<>(List.of(3, 1, 2)).stream().sorted()"
+                  ".map(String::valueOf).collect(Collectors.joining(\",\"))")["result"] == '"1,2,3"'
+
+
+# -- errors --
+
+def test_compile_error(rn):
+    res = rn.run('int bad = "s";')
+    assert res["status"] == "error"
+    err = res["error"]
+    assert err["ename"] == "CompilationError"
+    assert "incompatible types" in err["evalue"]
+    assert err["evalue"].startswith("line 1, column 11:"), err["evalue"]
+    assert any("^" in line for line in err["traceback"])
+    assert res["result"] is None
+    # Position in a multi-line cell; nothing after the error runs.
+    res = rn.run('int okBefore = 1;\nSystem.out.println(undefinedName);\nSystem.out.println("after");')
+    assert res["error"]["ename"] == "CompilationError"
+    assert res["error"]["evalue"].startswith("line 2, column 20:"), res["error"]["evalue"]
+    assert "cannot find symbol" in res["error"]["evalue"]
+    assert "after" not in res["stdout"]
+    assert rn.run("okBefore")["result"] == "1"
+
+
+def test_incomplete_code_is_a_compile_error(rn):
+    res = rn.run("for (int i = 0; i < 3; i++) {")
+    assert res["status"] == "error"
+    assert res["error"]["ename"] == "CompilationError"
+
+
+def test_runtime_exception(rn):
+    res = rn.run("1 / 0")
+    assert res["status"] == "error"
+    err = res["error"]
+    assert err["ename"] == "ArithmeticException"
+    assert err["evalue"] == "/ by zero"
+    assert err["traceback"][0] == "java.lang.ArithmeticException: / by zero"
+    assert res["result"] is None
+
+
+def test_exception_from_a_method_with_cause(rn):
+    assert_ok(rn.run("class MyError extends RuntimeException {\n"
+                     "  MyError(String m, Throwable c) { super(m, c); }\n}\n"
+                     "void failing() {\n"
+                     '  throw new MyError("outer", new IllegalStateException("inner"));\n}'))
+    res = rn.run('System.out.println("before");\nfailing();\nSystem.out.println("after");')
+    err = res["error"]
+    assert err["ename"] == "MyError"
+    assert err["evalue"] == "outer"
+    assert any(line.startswith("\tat failing") for line in err["traceback"]), err
+    assert any(line.startswith("Caused by: java.lang.IllegalStateException: inner")
+               for line in err["traceback"]), err
+    assert res["stdout"] == "before\n"
+
+
+def test_unresolved_reference(rn):
+    res = rn.run("int usesMissing() { return missingVar; }")
+    assert_ok(res)
+    assert "missingVar" in res["stderr"]
+    res = rn.run("usesMissing()")
+    assert res["error"]["ename"] == "UnresolvedReferenceException"
+    assert "missingVar" in res["error"]["evalue"]
+
+
+# -- interrupts --
+
+def run_interrupted(rn, code):
+    rid = rn.start('System.out.println("started"); ' + code)
+    rn.wait_output("stdout", "started", timeout=20)
+    time.sleep(0.3)
+    t0 = time.monotonic()
+    rn.interrupt()
+    evs, _, _ = rn.finish(rid, timeout=10)
+    return evs, time.monotonic() - t0
+
+
+def test_interrupt_busy_loop_keeps_state(rn):
+    assert_ok(rn.run("int kept = 41;"))
+    evs, took = run_interrupted(rn, "while (true) {}")
+    err = [e for e in evs if e["type"] == "error"]
+    assert err and err[0]["ename"] == "KeyboardInterrupt", evs
+    assert evs[-1] == {"type": "done", "id": evs[-1]["id"], "status": "error"}
+    assert took < 5
+    assert rn.run("kept + 1")["result"] == "42"
+
+
+def test_interrupt_sleep_keeps_state(rn):
+    assert_ok(rn.run("String keptS = \"still here\";"))
+    evs, took = run_interrupted(rn, "Thread.sleep(100000);")
+    assert [e["ename"] for e in evs if e["type"] == "error"] == ["KeyboardInterrupt"]
+    assert evs[-1]["status"] == "error"
+    assert took < 5
+    assert rn.run("keptS")["result"] == '"still here"'
+
+
+def test_interrupt_stops_the_rest_of_the_cell(rn):
+    evs, _ = run_interrupted(rn, 'Thread.sleep(100000);\nSystem.out.println("not-reached");')
+    assert evs[-1]["status"] == "error"
+    rn.drain("stdout")
+    assert b"not-reached" not in rn.out["stdout"]
+
+
+def test_interrupt_works_when_sigint_was_ignored_at_start(fresh):
+    # HotSpot keeps an inherited SIG_IGN for SIGINT and then never runs the
+    # runner's handler; the runner resets it (libe2bjenv.so).
+    r = fresh(preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    assert_ok(r.run("int k = 1;"))
+    evs, took = run_interrupted(r, "while (true) {}")
+    assert [e["ename"] for e in evs if e["type"] == "error"] == ["KeyboardInterrupt"]
+    assert r.run("k")["result"] == "1"
+
+
+def test_interrupt_right_after_the_request(rn):
+    # The host may interrupt as soon as it has written the request: before the
+    # runner has read it, or while JShell still compiles it.
+    for delay in (0, 0.001, 0.05, 0.2):
+        rid = rn.start("while (true) {}")
+        time.sleep(delay)
+        rn.interrupt()
+        evs, _, _ = rn.finish(rid, timeout=15)
+        assert [e["ename"] for e in evs if e["type"] == "error"] == ["KeyboardInterrupt"], (delay, evs)
+    # Nothing is left pending for the next cell.
+    res = rn.run("2 + 2")
+    assert_ok(res)
+    assert res["result"] == "4"
+
+
+def test_sigint_while_idle_is_ignored(rn):
+    rn.interrupt()
+    time.sleep(0.5)
+    rn.interrupt()
+    time.sleep(0.5)
+    assert rn.proc.poll() is None
+    res = rn.run("3 + 4")
+    assert_ok(res)
+    assert res["result"] == "7"
+
+
+def test_starts_under_an_address_space_limit(fresh):
+    # The daemon's fallback for --kernel-memory-max is RLIMIT_AS; the JVM's
+    # default reservations alone exceed 1 GiB.
+    lim = 1 << 30
+    r = fresh(preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (lim, lim)))
+    res = r.run("Runtime.getRuntime().maxMemory() < (1L << 30)")
+    assert res["result"] == "true", res
+    assert r.run("new int[20_000_000].length")["result"] == "20000000"
+
+
+# -- cwd, env, silent --
+
+def test_user_dir_is_the_start_cwd(fresh, tmp_path):
+    d = tmp_path / "wd with space"
+    d.mkdir()
+    r = fresh(cwd=str(d))
+    assert r.run('System.getProperty("user.dir")')["result"] == json.dumps(str(d))
+    assert r.run('new java.io.File("x").getAbsolutePath()')["result"] == json.dumps(str(d / "x"))
+    r.run('java.nio.file.Files.writeString(java.nio.file.Path.of("made.txt"), "hi")')
+    assert (d / "made.txt").read_text() == "hi"
+
+
+def test_env_helper_sets_and_unsets(rn):
+    value = "v\u00e9 'q\" $x\nline2"
+    res = rn.run(env_helper({"E2B_JT": value, "E2B_JT2": "two"}), silent=True)
+    assert_ok(res)
+    assert [e["type"] for e in res["events"]] == ["done"]
+    assert rn.run('System.getenv("E2B_JT")')["result"] == json.dumps(value, ensure_ascii=False)
+    assert rn.run('System.getenv().get("E2B_JT2")')["result"] == '"two"'
+    # Children see it: ProcessBuilder without an explicit environment.
+    res = rn.run('new String(new ProcessBuilder("sh", "-c", "printf %s \\"$E2B_JT\\"")'
+                 ".start().getInputStream().readAllBytes(), \"UTF-8\")")
+    assert res["result"] == json.dumps(value, ensure_ascii=False)
+    res = rn.run('new String(Runtime.getRuntime().exec(new String[]{"printenv", "E2B_JT2"})'
+                 ".getInputStream().readAllBytes()).trim()")
+    assert res["result"] == '"two"'
+    # Restore, as the daemon does after the cell.
+    assert_ok(rn.run(env_helper({"E2B_JT2": "restored"}, ["E2B_JT"]), silent=True))
+    assert rn.run('String.valueOf(System.getenv("E2B_JT"))')["result"] == '"null"'
+    assert rn.run('System.getenv("E2B_JT2")')["result"] == '"restored"'
+    res = rn.run('new String(new ProcessBuilder("sh", "-c", "echo ${E2B_JT-unset}")'
+                 ".start().getInputStream().readAllBytes()).trim()")
+    assert res["result"] == '"unset"'
+
+
+def test_env_helper_rejects_bad_input(rn):
+    res = rn.run('e2bci.E2b.setenv("not base64!");', silent=True)
+    assert res["status"] == "error"
+    assert res["error"]["ename"] == "IllegalArgumentException"
+
+
+def test_silent_requests_have_no_result(rn):
+    res = rn.run("40 + 2", silent=True)
+    assert_ok(res)
+    assert [e["type"] for e in res["events"]] == ["done"]
+    # Errors are still reported.
+    res = rn.run("1 / 0", silent=True)
+    assert res["error"]["ename"] == "ArithmeticException"
+    assert res["status"] == "error"
+
+
+# -- lifecycle --
+
+def test_shutdown_request_exits_0(fresh):
+    r = fresh()
+    assert r.run("1")["result"] == "1"
+    r.send({"type": "shutdown"})
+    assert r.proc.wait(timeout=10) == 0
+
+
+def test_eof_on_requests_exits(fresh):
+    r = fresh()
+    r.proc.stdin.close()
+    assert r.proc.wait(timeout=10) == 0
+
+
+def test_system_exit_ends_the_runner(fresh):
+    r = fresh()
+    rid = r.start('System.out.println("bye"); System.exit(3);')
+    assert r.proc.wait(timeout=10) == 3
+    r.drain("stdout")
+    assert b"bye" in r.out["stdout"]
+    assert not any(e.get("id") == rid for e in r.events)
+
+
+def test_bad_request_lines_are_skipped(rn):
+    rn.proc.stdin.write(b"this is not json\n{\"type\":\"nonsense\"}\n")
+    rn.proc.stdin.flush()
+    assert rn.run("5 - 3")["result"] == "2"
+
+
+def test_events_fd_must_be_a_pipe(built, tmp_path):
+    # The runner reopens fd 3 by path: it must refuse anything but a pipe,
+    # socket or device, or a regular file the JVM opened itself (its own
+    # lib/modules when fd 3 was left closed) would be overwritten.
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    fd = os.open(victim, os.O_RDONLY)
+    try:
+        r = subprocess.run(
+            ["/bin/bash", "-c", f'exec "$0" "$@" 3<&{fd}', "/usr/bin/java",
+             "-cp", BUILD, "e2bci.E2bJavaRunner"],
+            stdin=subprocess.DEVNULL, capture_output=True, pass_fds=(fd,),
+            timeout=60)
+    finally:
+        os.close(fd)
+    assert r.returncode == 2, r
+    assert b"fd 3 must be the host's events pipe" in r.stderr
+    assert victim.read_bytes() == b"precious"
+
+
+def test_run_sh_refuses_a_closed_fd_3(built, tmp_path):
+    # A stand-in for java records whether run.sh would have started it.
+    fake = tmp_path / "java"
+    mark = tmp_path / "started"
+    fake.write_text(f"#!/bin/sh\ntouch {mark}\n")
+    fake.chmod(0o755)
+    r = subprocess.run(["/bin/bash", "-c", 'exec 3>&-; exec /bin/sh "$0"', RUN_SH],
+                       env=dict(os.environ, E2BCI_JAVA=str(fake)),
+                       stdin=subprocess.DEVNULL, capture_output=True, timeout=30)
+    assert r.returncode == 2, r
+    assert b"fd 3" in r.stderr
+    assert not mark.exists()
