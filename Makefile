@@ -81,6 +81,7 @@ test: deps
 	@$(MAKE) --no-print-directory kernels-test
 	@$(MAKE) --no-print-directory sdk
 	@$(MAKE) --no-print-directory system
+	@$(MAKE) --no-print-directory loadtest-quick
 
 ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=undefined

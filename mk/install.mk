@@ -90,6 +90,8 @@ install-staged: $(BUILD)/e2b-ci $(EXTRA_TARGETS)
 		echo "$(INSTALL) -m 0644 README.md $(DESTDIR)$(E2BCI_DOC)/README.md"; \
 		$(INSTALL) -m 0644 README.md $(DESTDIR)$(E2BCI_DOC)/README.md; \
 	fi
+	+$(if $(EXTRA_INSTALL),@$(MAKE) --no-print-directory BUILD=$(BUILD) \
+		KERNELS_DIR=$(KERNELS_DIR) $(EXTRA_INSTALL))
 
 # Removes what install put there; the options file only if unchanged.
 uninstall:

@@ -247,6 +247,8 @@ enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
 	/* A stream that already ended (deadline) still follows the kernel
 	 * until the cell is over, so the context knows when it is free. */
 	e->last_msg_ms = loop_now_ms();
+	if (shell || strcmp(m->msg_type, "error") == 0)
+		e->last_report_ms = e->last_msg_ms;
 	if (shell) {
 		if (strcmp(m->msg_type, "execute_reply") == 0)
 			exec_on_reply(e, m);

@@ -62,7 +62,8 @@ struct exec {
 	struct loop_timer keepalive;
 	long keepalive_ms;
 	uint64_t started_ms;
-	uint64_t last_msg_ms;
+	uint64_t last_msg_ms;    /* when the kernel last sent anything for it */
+	uint64_t last_report_ms; /* ...an error or its execute_reply */
 	uint64_t run_ms;      /* when its execute_request was sent */
 	long long deadline_ms; /* server-side deadline from arrival, 0: none */
 	struct loop_timer deadline; /* when the kernel last sent anything for it */

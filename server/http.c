@@ -36,6 +36,7 @@
 #define HTTP_MAX_EXTRA_HEADERS 4
 #define HTTP_STREAM_BLOCK (32 * 1024)
 #define HTTP_TRIM_IDLE_MS 2000
+#define HTTP_SWEEP_MS 1000
 
 enum http_state {
 	HTTP_NEW,      /* body still arriving or not yet dispatched */
@@ -51,6 +52,9 @@ struct http {
 	struct loop_watch *w;
 	struct loop_timer timer;
 	struct loop_timer trim_timer;
+	struct loop_timer sweep_timer;
+	int *conn_fds; /* sockets of open connections (MHD's), for the sweep */
+	size_t nconn, capconn;
 	http_handler handler;
 	void *arg;
 	long max_body;
@@ -89,6 +93,11 @@ static void http_run(struct http *h)
 {
 	h->need_run = false;
 	MHD_run(h->d);
+	/* MHD closes the sockets of connections it ended during a run only at
+	 * the start of its next run, and nothing would wake the loop for that:
+	 * a client that aborted would keep its socket (CLOSE-WAIT) until the
+	 * next request. A second, non-blocking run releases them now. */
+	MHD_run(h->d);
 }
 
 static void http_on_epoll(void *arg, short revents)
@@ -109,9 +118,9 @@ void http_prepare(struct http *h)
 
 	if (h->need_run)
 		http_run(h);
-	if (MHD_get_timeout(h->d, &t) == MHD_YES)
+	if (MHD_get_timeout(h->d, &t) == MHD_YES) {
 		loop_timer_arm(h->loop, &h->timer, (uint64_t)t, http_on_timer, h);
-	else
+	} else
 		loop_timer_disarm(h->loop, &h->timer);
 }
 
@@ -404,17 +413,64 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 	free(r);
 }
 
+/* MHD's epoll mode is edge-triggered and reads once per event: when a
+ * client's last bytes and its FIN arrive together before the request is
+ * complete, MHD never looks at that socket again and it stays in CLOSE-WAIT
+ * until the connection timeout. The sweep finds sockets whose peer is gone
+ * and shuts them down: that raises a fresh epoll event, on which MHD sees
+ * the end and closes the connection. */
+static void http_sweep(void *arg, short revents)
+{
+	struct http *h = arg;
+	char c;
+
+	(void)revents;
+	for (size_t i = 0; i < h->nconn; i++) {
+		ssize_t n = recv(h->conn_fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			shutdown(h->conn_fds[i], SHUT_RDWR);
+			h->need_run = true;
+		}
+	}
+	if (h->nconn)
+		loop_timer_arm(h->loop, &h->sweep_timer, HTTP_SWEEP_MS,
+			       http_sweep, h);
+}
+
 static void http_conn_event(void *cls, struct MHD_Connection *conn,
 			    void **socket_context,
 			    enum MHD_ConnectionNotificationCode toe)
 {
 	struct http *h = cls;
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	int fd = ci ? ci->connect_fd : -1;
 
-	(void)conn;
 	(void)socket_context;
-	if (toe == MHD_CONNECTION_NOTIFY_CLOSED)
-		loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS,
-			       http_trim, h);
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED && fd >= 0) {
+		if (h->nconn == h->capconn) {
+			size_t cap = h->capconn ? h->capconn * 2 : 64;
+			int *nf = realloc(h->conn_fds, cap * sizeof(*nf));
+			if (!nf)
+				return;
+			h->conn_fds = nf;
+			h->capconn = cap;
+		}
+		h->conn_fds[h->nconn++] = fd;
+		if (!h->sweep_timer.armed)
+			loop_timer_arm(h->loop, &h->sweep_timer, HTTP_SWEEP_MS,
+				       http_sweep, h);
+		return;
+	}
+	if (toe != MHD_CONNECTION_NOTIFY_CLOSED)
+		return;
+	for (size_t i = 0; i < h->nconn; i++) {
+		if (h->conn_fds[i] == fd) {
+			h->conn_fds[i] = h->conn_fds[--h->nconn];
+			break;
+		}
+	}
+	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim, h);
 }
 
 static void http_logger(void *cls, const char *fmt, va_list ap)
@@ -525,6 +581,8 @@ void http_free(struct http *h)
 	loop_del(h->loop, h->w);
 	loop_timer_disarm(h->loop, &h->timer);
 	loop_timer_disarm(h->loop, &h->trim_timer);
+	loop_timer_disarm(h->loop, &h->sweep_timer);
+	free(h->conn_fds);
 	free(h);
 }
 

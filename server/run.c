@@ -261,11 +261,12 @@ void run_submit(struct ctx *c, struct exec *e)
 	run_pump(c);
 }
 
-/* Repeats the interrupt every RUN_INTERRUPT_REPEAT_MS while the kernel has
- * said nothing since the last one (a SIGINT can land where a kernel ignores
- * it), but never while it is busy reporting the interruption: a second
- * KeyboardInterrupt inside ipykernel's own error handling does harm. Restarts
- * the kernel once interrupt_timeout_ms passed without the cell ending. */
+/* Repeats the interrupt every RUN_INTERRUPT_REPEAT_MS until the kernel
+ * reports it (an error, or the execute_reply): a SIGINT can land before the
+ * cell runs, where ipykernel swallows it. Once reported it is never repeated:
+ * a second KeyboardInterrupt inside ipykernel's own error handling does harm.
+ * Restarts the kernel once interrupt_timeout_ms passed without the cell
+ * ending. */
 static void run_interrupt_tick(void *arg, short revents)
 {
 	struct ctx *c = arg;
@@ -274,7 +275,7 @@ static void run_interrupt_tick(void *arg, short revents)
 	if (!c->running || !c->kernel)
 		return;
 	if (loop_now_ms() < c->interrupt_deadline) {
-		if (c->running->last_msg_ms < c->interrupt_sent_ms) {
+		if (c->running->last_report_ms < c->interrupt_sent_ms) {
 			kernel_interrupt(c->kernel);
 			c->interrupt_sent_ms = loop_now_ms();
 		}

@@ -13,7 +13,7 @@ RUNTIME="libmicrohttpd12 libjansson4 libzmq5 libuuid1 libsystemd0 libssl3
 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
 python3-numpy python3-pil systemd sudo curl iproute2
 r-cran-irkernel fonts-wqy-microhei"
-TEST="python3-pytest python3-jupyter-kernel-test curl clang libclang-rt-14-dev"
+TEST="python3-pytest python3-jupyter-kernel-test curl clang libclang-rt-14-dev valgrind"
 
 PKGS="$RUNTIME"
 if [ "${1:-}" != "--runtime-only" ]; then

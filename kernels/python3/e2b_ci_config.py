@@ -17,6 +17,13 @@ c.InteractiveShell.colors = "NoColor"
 # text/plain of long lists, dicts, ...: never "..." after 1000 items.
 c.PlainTextFormatter.max_seq_length = 0
 
+# History in memory: every kernel of the sandbox would otherwise share one
+# ~/.ipython history.sqlite, and with many kernels busy at once SQLite's
+# "database is locked" warnings end up in users' stdout (and a locked
+# database can stall a starting kernel). In/Out and execution_count work the
+# same without the file.
+c.HistoryManager.hist_file = ":memory:"
+
 # matplotlib figures are PNG images (kernel.json selects the inline backend).
 c.InlineBackend.figure_formats = {"png"}
 
