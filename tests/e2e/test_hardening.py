@@ -103,3 +103,49 @@ def test_backlog_bound_truncates_with_a_notice(make_daemon):
     assert b'"text":"done"' in data
     assert data.count(b"x" * 999) < 5000
     d.stop()
+
+
+def test_max_contexts_is_enforced(make_daemon):
+    d = make_daemon(args=["--max-contexts", "2", "--pool", "python=0"]).wait_healthy()
+    c = d.client()
+    # The default python context is one of the two.
+    ctx = c.create_context()
+    r = c.request("POST", "/contexts", body={})
+    assert r.status == 429 and "Too many contexts" in r.text
+    assert c.delete(ctx["id"]).status == 200
+    assert c.request("POST", "/contexts", body={}).status == 200
+    d.stop()
+
+
+def test_max_connections_is_enforced_and_recovers(make_daemon):
+    import socket
+    d = make_daemon(args=["--max-connections", "16"]).wait_healthy()
+    held = []
+    try:
+        for _ in range(16):
+            s = socket.create_connection((d.host, d.port), timeout=5)
+            held.append(s)
+        # All slots taken: the next connection is closed without an answer.
+        extra = socket.create_connection((d.host, d.port), timeout=5)
+        extra.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        try:
+            data = extra.recv(100)
+        except (ConnectionResetError, socket.timeout):
+            data = b""
+        extra.close()
+        assert not data.startswith(b"HTTP/1.1 200"), data
+    finally:
+        for s in held:
+            s.close()
+    # Slots come back once the idle clients are gone.
+    c = d.client()
+    import time
+    end = time.monotonic() + 10
+    while time.monotonic() < end:
+        try:
+            if c.request("GET", "/health", timeout=2).status == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    assert c.request("GET", "/health").status == 200
+    d.stop()
