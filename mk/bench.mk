@@ -6,7 +6,9 @@
 #
 # tests/bench/bench.c starts the daemon itself (loopback, free port, temp
 # dirs) and talks to the same kernelspec directly through the daemon's own
-# kernel_ module as the floor; it prints the table and writes
+# kernel_ module as the floor, then starts every language's kernel (3 starts
+# each, one at a time) for the "Kernels" table (start p50, idle RSS of the
+# kernel's process tree); it prints the tables and writes
 # $(BUILD)/bench-results.json plus tests/bench/latest.{json,md};
 # tests/bench/chart.py draws tests/bench/latest.svg from the JSON.
 

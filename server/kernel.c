@@ -42,6 +42,10 @@
 #include "log.h"
 #include "wire.h"
 
+/* kernel_info_request resends: the first ones are lost while the kernel has
+ * not bound its sockets yet (and the SUB slow-joiner misses early iopub), so
+ * start fast and back off to the usual 500 ms. */
+#define KERNEL_HANDSHAKE_FIRST_MS 20
 #define KERNEL_HANDSHAKE_MS 500
 #define KERNEL_MAX_FRAMES 64
 #define KERNEL_BATCH 256
@@ -85,6 +89,7 @@ struct kernel {
 	bool got_info, got_iopub;
 	json_t *info;
 	struct loop_timer hs_timer;   /* handshake resend */
+	uint64_t hs_interval;
 	struct loop_timer dead_timer; /* start deadline, then SIGKILL escalation */
 	uint64_t started_ms;
 	bool exited;
@@ -673,7 +678,11 @@ static void kernel_handshake_tick(void *arg, short revents)
 	json_t *c = json_object();
 	kernel_send(k, KERNEL_SHELL, "kernel_info_request", c, NULL);
 	json_decref(c);
-	loop_timer_arm(k->env.loop, &k->hs_timer, KERNEL_HANDSHAKE_MS,
+	k->hs_interval = k->hs_interval ? k->hs_interval * 2
+					 : KERNEL_HANDSHAKE_FIRST_MS;
+	if (k->hs_interval > KERNEL_HANDSHAKE_MS)
+		k->hs_interval = KERNEL_HANDSHAKE_MS;
+	loop_timer_arm(k->env.loop, &k->hs_timer, k->hs_interval,
 		       kernel_handshake_tick, k);
 }
 

@@ -16,6 +16,14 @@
  * asserts timings: it measures, prints a table and writes JSON (and
  * optionally markdown) with the targets of the issue and whether each is met.
  *
+ * Kernels (issue 3): for every language the daemon serves (python,
+ * javascript, typescript, r, bash, java; the kernelspec found as the daemon's
+ * server_spec finds it), the floor client starts the kernel 3 times, one
+ * language and one start at a time (after one uncounted warm-up start), and
+ * reports spawn -> ready p50 and the idle RSS of the kernel's process tree
+ * (the kernel and all its descendants, sum of VmRSS) 2 s after ready; a
+ * language without a kernelspec gets a "not installed" row.
+ *
  * --against URL runs the HTTP rows (health, 1+1, contexts, restart,
  * parallel, connections) against another E2B-compatible server as an extra
  * column.
@@ -25,6 +33,7 @@
  * both carry a parent-death signal.
  */
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -1194,7 +1203,7 @@ static void floor_init(void)
 	if (!g_spec)
 		die("no python kernelspec found");
 	g_kenv = (struct kernel_env){strdup(rt), g_zmq, g_loop,
-				     START_TIMEOUT_MS};
+				     START_TIMEOUT_MS, NULL};
 }
 
 /* Starts a floor kernel; returns spawn -> handshake done in ms. */
@@ -1233,6 +1242,184 @@ static double fk_exec(struct fk *f, const char *code)
 	if (!f->ok)
 		die("floor: execution failed");
 	return ns_ms(f->t_done - f->t_send);
+}
+
+/* ------------------------------------------------ kernels per language */
+
+/* Every language the daemon serves (README.md, "Languages"). */
+static const char *const KLANGS[] = {"python", "javascript", "typescript",
+				     "r",      "bash",       "java"};
+#define NKLANG (sizeof(KLANGS) / sizeof(*KLANGS))
+#define KIDLE_MS 2000          /* idle RSS is read this long after ready */
+#define KSTART_TIMEOUT_MS 30000 /* one start of one language */
+
+struct klang {
+	const char *language;
+	char spec[64];    /* kernelspec name; "" when not installed */
+	char status[160]; /* "ok", "not installed", "failed: ..." */
+	struct samples start;
+	double rss_mib; /* kernel pid + descendants, sum of VmRSS */
+	int nprocs;
+};
+
+/* The daemon's server_spec(): the same search path and kspec_find, and
+ * TypeScript on the JavaScript kernel only if no spec of its own. */
+static struct kspec *klang_spec(const char *language)
+{
+	struct kspec *k = kspec_find(g_kpath, language);
+
+	if (!k && strcmp(language, "typescript") == 0)
+		k = kspec_find(g_kpath, "javascript");
+	return k;
+}
+
+static bool fk_ready_or_exited(void *arg)
+{
+	const struct fk *f = arg;
+
+	return f->ready || f->exited;
+}
+
+static bool never(void *arg)
+{
+	(void)arg;
+	return false;
+}
+
+/* Starts a kernel for spec; returns spawn -> ready in ms, or -1 with a
+ * reason in why (the kernel, if any, is freed then). */
+static double fk_try_start(struct fk *f, const struct kspec *spec,
+			   char *why, size_t len)
+{
+	char err[256];
+
+	memset(f, 0, sizeof(*f));
+	f->t_spawn = now_ns();
+	f->k = kernel_start(&g_kenv, spec, g_cwd, &fk_ops, f, err,
+			    sizeof(err));
+	if (!f->k) {
+		snprintf(why, len, "failed: %.120s", err);
+		return -1;
+	}
+	track_pid(g_kernel_pid, MAX_FLOOR, kernel_pid(f->k), true);
+	if (floor_run(fk_ready_or_exited, f, KSTART_TIMEOUT_MS) < 0 ||
+	    !f->ready) {
+		snprintf(why, len, "failed: %s",
+			 f->exited ? "exited while starting"
+				   : "not ready within 30 s");
+		fk_free(f);
+		return -1;
+	}
+	return ns_ms(f->t_ready - f->t_spawn);
+}
+
+/* Sum of VmRSS (MiB) over pid and all its descendants (by ppid, one
+ * snapshot of /proc); the number of processes goes to nprocs. */
+static double tree_rss(pid_t root, int *nprocs)
+{
+	struct pp {
+		pid_t pid, ppid;
+	} *v = NULL;
+	size_t n = 0, cap = 0;
+	pid_t *tree;
+	size_t nt = 0;
+	double sum = 0;
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	*nprocs = 0;
+	if (!d)
+		return NAN;
+	while ((e = readdir(d))) {
+		char path[300], buf[512], *rp;
+		int fd;
+		ssize_t r;
+		int ppid;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		rp = strrchr(buf, ')'); /* comm may hold spaces and parens */
+		if (!rp || sscanf(rp + 1, " %*c %d", &ppid) != 1)
+			continue;
+		if (n == cap) {
+			cap = cap ? 2 * cap : 256;
+			v = xrealloc(v, cap * sizeof(*v));
+		}
+		v[n++] = (struct pp){(pid_t)atoi(e->d_name), (pid_t)ppid};
+	}
+	closedir(d);
+	tree = xrealloc(NULL, (n + 1) * sizeof(*tree));
+	tree[nt++] = root;
+	for (size_t i = 0; i < nt; i++) /* breadth first */
+		for (size_t j = 0; j < n; j++)
+			if (v[j].ppid == tree[i] && v[j].pid != root)
+				tree[nt++] = v[j].pid;
+	for (size_t i = 0; i < nt; i++) {
+		struct mem m = mem_of(tree[i]);
+		if (isnan(m.rss))
+			continue; /* gone meanwhile */
+		sum += m.rss;
+		(*nprocs)++;
+	}
+	free(tree);
+	free(v);
+	return *nprocs ? sum : NAN;
+}
+
+/* n starts of each language's kernel, one at a time (plus one uncounted
+ * start that warms the page cache); the idle RSS of the tree of the last
+ * one, KIDLE_MS after it was ready. */
+static void bench_kernels(struct klang *kl, int n)
+{
+	for (size_t i = 0; i < NKLANG; i++) {
+		struct klang *L = &kl[i];
+		struct kspec *spec = klang_spec(KLANGS[i]);
+		struct fk f;
+
+		L->language = KLANGS[i];
+		L->rss_mib = NAN;
+		if (!spec) {
+			snprintf(L->status, sizeof(L->status),
+				 "not installed");
+			say("kernel %s: not installed", L->language);
+			continue;
+		}
+		snprintf(L->spec, sizeof(L->spec), "%s", spec->name);
+		snprintf(L->status, sizeof(L->status), "ok");
+		for (int s = -1; s < n; s++) {
+			double ms = fk_try_start(&f, spec, L->status,
+						 sizeof(L->status));
+			if (ms < 0)
+				break;
+			if (s >= 0)
+				sm_add(&L->start, ms);
+			if (s + 1 == n) {
+				floor_run(never, NULL, KIDLE_MS);
+				if (f.exited)
+					snprintf(L->status, sizeof(L->status),
+						 "failed: exited when idle");
+				else
+					L->rss_mib = tree_rss(
+						kernel_pid(f.k), &L->nprocs);
+			}
+			fk_free(&f);
+		}
+		say("kernel %s (%s): start p50 %.0f ms, idle RSS %.1f MiB in "
+		    "%d processes%s%s",
+		    L->language, L->spec, sm_pct(&L->start, 0.5), L->rss_mib,
+		    L->nprocs, strcmp(L->status, "ok") ? "; " : "",
+		    strcmp(L->status, "ok") ? L->status : "");
+		kspec_free(spec);
+	}
 }
 
 /* ------------------------------------------------------ HTTP operations */
@@ -1317,7 +1504,7 @@ static double http_ctx_restart(struct hc *h, const char *id)
 struct opts {
 	const char *daemon, *out, *copy, *md, *against;
 	int n_exec, n_health, n_ctx, n_restart, n_tput, n_par_rounds,
-		n_par_each, n_conns, n_conn_health, n_starts;
+		n_par_each, n_conns, n_conn_health, n_starts, n_kstarts;
 	bool quick;
 };
 
@@ -1415,6 +1602,80 @@ static json_t *num(double v)
 	return isnan(v) || isinf(v) ? json_null() : json_real(v);
 }
 
+/* The "Kernels" table: one row per language. */
+static void print_kernels(FILE *f, struct klang *kl, int n, bool markdown)
+{
+	if (markdown) {
+		fprintf(f, "\n### Kernels\n\nStart: spawn -> kernel_info "
+			   "ready through the floor client, p50 of %d (one "
+			   "more uncounted start warms the page cache). Idle "
+			   "RSS: the kernel and all its descendants, sum of "
+			   "VmRSS, %d s after ready.\n\n",
+			n, KIDLE_MS / 1000);
+		fprintf(f, "| language | kernelspec | start p50 | start min "
+			   "/ max | idle RSS | processes |\n"
+			   "|---|---|---|---|---|---|\n");
+	} else {
+		fprintf(f, "\nKernels (start: spawn -> ready, p50 of %d; idle "
+			   "RSS: kernel + descendants, %d s after ready)\n\n",
+			n, KIDLE_MS / 1000);
+		fprintf(f, "%-11s %-12s %11s %17s %11s %6s  %s\n", "language",
+			"kernelspec", "start p50", "start min / max",
+			"idle RSS", "procs", "status");
+	}
+	for (size_t i = 0; i < NKLANG; i++) {
+		struct klang *L = &kl[i];
+		char p50[48] = "-", mm[80] = "-", rss[48] = "-", np[16] = "-";
+		char a[32], b[32];
+
+		if (L->start.n) {
+			fmt_num(a, sizeof(a), sm_pct(&L->start, 0.5));
+			snprintf(p50, sizeof(p50), "%s ms", a);
+			fmt_num(a, sizeof(a), sm_pct(&L->start, 0));
+			fmt_num(b, sizeof(b), sm_pct(&L->start, 1));
+			snprintf(mm, sizeof(mm), "%s / %s ms", a, b);
+		}
+		if (!isnan(L->rss_mib)) {
+			fmt_num(a, sizeof(a), L->rss_mib);
+			snprintf(rss, sizeof(rss), "%s MiB", a);
+			snprintf(np, sizeof(np), "%d", L->nprocs);
+		}
+		if (markdown && strcmp(L->status, "ok") != 0 && !L->start.n)
+			fprintf(f, "| %s | %s | %s | - | - | - |\n",
+				L->language, *L->spec ? L->spec : "-",
+				L->status);
+		else if (markdown)
+			fprintf(f, "| %s | %s | %s | %s | %s | %s |\n",
+				L->language, L->spec, p50, mm, rss, np);
+		else
+			fprintf(f, "%-11s %-12s %11s %17s %11s %6s  %s\n",
+				L->language, *L->spec ? L->spec : "-", p50,
+				mm, rss, np, L->status);
+	}
+}
+
+static json_t *kernels_json(struct klang *kl)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < NKLANG; i++) {
+		struct klang *L = &kl[i];
+		json_array_append_new(
+			a, json_pack("{s:s,s:o,s:s,s:o,s:o,s:o,s:o}",
+				     "language", L->language, "kernelspec",
+				     *L->spec ? json_string(L->spec)
+					      : json_null(),
+				     "status", L->status, "start_p50_ms",
+				     num(sm_pct(&L->start, 0.5)), "start_ms",
+				     sm_json(&L->start), "idle_rss_mib",
+				     num(L->rss_mib), "idle_processes",
+				     isnan(L->rss_mib)
+					     ? json_null()
+					     : json_integer(L->nprocs)));
+	}
+	return a;
+}
+
 /* ------------------------------------------------------------ benchmarks */
 
 struct results {
@@ -1429,6 +1690,7 @@ struct results {
 	/* against */
 	struct samples a_health, a_e1, a_ctx, a_rst, a_par, a_conn_health;
 	int a_conns_held;
+	struct klang kl[NKLANG]; /* kernels per language */
 };
 
 static const char *const THROUGHPUT_CODE =
@@ -1807,7 +2069,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			   .n_par_each = 50,
 			   .n_conns = 1000,
 			   .n_conn_health = 500,
-			   .n_starts = 5};
+			   .n_starts = 5,
+			   .n_kstarts = 3};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
 		if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -1845,6 +2108,7 @@ static void parse_args(struct opts *o, int argc, char **argv)
 		o->n_conns = 100;
 		o->n_conn_health = 50;
 		o->n_starts = 1;
+		o->n_kstarts = 1;
 	}
 }
 
@@ -2011,15 +2275,18 @@ static void write_outputs(const struct opts *o, struct results *R,
 			  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_set_new(
 		root, "params",
-		json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:b}",
+		json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,"
+			  "s:b}",
 			  "exec", o->n_exec, "health", o->n_health, "contexts",
 			  o->n_ctx, "restarts", o->n_restart,
 			  "throughput_rounds", o->n_tput, "parallel_rounds",
 			  o->n_par_rounds, "parallel_each", o->n_par_each,
 			  "connections", o->n_conns, "connection_health",
-			  o->n_conn_health, "starts", o->n_starts, "quick",
-			  o->quick));
+			  o->n_conn_health, "starts", o->n_starts,
+			  "kernel_starts", o->n_kstarts, "kernel_idle_ms",
+			  KIDLE_MS, "quick", o->quick));
 	json_object_set_new(root, "rows", rows);
+	json_object_set_new(root, "kernels", kernels_json(R->kl));
 	json_object_set_new(raw, "memory",
 			    json_pack("{s:o,s:o,s:o,s:o,s:o}", "idle",
 				      mem_json(&R->rss_idle),
@@ -2065,6 +2332,7 @@ static void write_outputs(const struct opts *o, struct results *R,
 			o->against ? " AGAINST=" : "",
 			o->against ? o->against : "", cmd);
 		print_table(f, o->against != NULL, true);
+		print_kernels(f, R->kl, o->n_kstarts, true);
 		fclose(f);
 		say("wrote %s", o->md);
 	}
@@ -2184,6 +2452,10 @@ int main(int argc, char **argv)
 	bench_restart(&B.tg, NULL, o.n_restart, &R.rst_cold);
 	daemon_stop(&B);
 
+	say("kernels: %zu languages, %d starts each (+1 warm-up), idle RSS "
+	    "%d s after ready", NKLANG, o.n_kstarts, KIDLE_MS / 1000);
+	bench_kernels(R.kl, o.n_kstarts);
+
 	if (o.against) {
 		say("against %s: the HTTP rows", o.against);
 		bench_health(&against, o.n_health, &R.a_health);
@@ -2202,6 +2474,7 @@ int main(int argc, char **argv)
 	       o.quick ? "QUICK: too few samples to mean much" : "make bench",
 	       (double)(now_ns() - t_begin) / 1e9);
 	print_table(stdout, o.against != NULL, false);
+	print_kernels(stdout, R.kl, o.n_kstarts, false);
 	fflush(stdout);
 	write_outputs(&o, &R, argc, argv);
 
@@ -2222,6 +2495,8 @@ int main(int argc, char **argv)
 			&R.a_ctx,    &R.a_rst,    &R.a_par,    &R.a_conn_health};
 		for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
 			sm_free(all[i]);
+		for (size_t i = 0; i < NKLANG; i++)
+			sm_free(&R.kl[i].start);
 	}
 	return 0;
 }
