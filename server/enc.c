@@ -580,11 +580,45 @@ hexout:
 	return w;
 }
 
+/* Bytes that go into a JSON string as they are. */
+static inline bool esc_plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
+}
+
+/* esc_str into out, which has room for the worst case (6 bytes per input
+ * byte), copying runs of plain ASCII at once: stream text is mostly that. */
+static size_t esc_fast(char *out, const char *s, size_t n)
+{
+	size_t w = 0, i = 0;
+
+	while (i < n) {
+		size_t j = i;
+		while (j < n && esc_plain((unsigned char)s[j]))
+			j++;
+		memcpy(out + w, s + i, j - i);
+		w += j - i;
+		i = j;
+		if (i == n)
+			break;
+		/* One escaped character (or one UTF-8 sequence). */
+		size_t k = 1;
+		if ((unsigned char)s[i] >= 0x80) {
+			k = utf8_seq((const unsigned char *)s + i, n - i);
+			if (k == 0)
+				k = 1;
+		}
+		w += esc_str(out + w, s + i, k);
+		i += k;
+	}
+	return w;
+}
+
 char *enc_stream_n(const char *stream, const char *text, size_t len,
 		   const char *timestamp)
 {
-	char now[64], *line, *w;
-	size_t tn, sn, total;
+	char now[64], *line, *w, *shrunk;
+	size_t total;
 
 	if (!timestamp) {
 		now_iso(now, sizeof(now));
@@ -593,23 +627,27 @@ char *enc_stream_n(const char *stream, const char *text, size_t len,
 	if (!stream)
 		stream = "stdout";
 	/* Stream text is the bulk of most executions: escape it straight into
-	 * the line instead of building and dumping a JSON object. */
-	tn = esc_str(NULL, text, len);
-	sn = esc_str(NULL, timestamp, strlen(timestamp));
+	 * the line in one pass instead of building and dumping a JSON object.
+	 * The worst case is reserved; pages never written are never touched. */
 	total = sizeof("{\"type\":\"\",\"text\":\"\",\"timestamp\":\"\"}\n") +
-		strlen(stream) * 6 + tn + sn;
+		6 * (strlen(stream) + len + strlen(timestamp));
 	line = malloc(total);
 	if (!line)
 		return NULL;
 	w = line;
-	w += sprintf(w, "{\"type\":\"");
-	w += esc_str(w, stream, strlen(stream));
-	w += sprintf(w, "\",\"text\":\"");
-	w += esc_str(w, text, len);
-	w += sprintf(w, "\",\"timestamp\":\"");
-	w += esc_str(w, timestamp, strlen(timestamp));
-	strcpy(w, "\"}\n");
-	return line;
+	memcpy(w, "{\"type\":\"", 9);
+	w += 9;
+	w += esc_fast(w, stream, strlen(stream));
+	memcpy(w, "\",\"text\":\"", 10);
+	w += 10;
+	w += esc_fast(w, text, len);
+	memcpy(w, "\",\"timestamp\":\"", 15);
+	w += 15;
+	w += esc_fast(w, timestamp, strlen(timestamp));
+	memcpy(w, "\"}\n", 4);
+	w += 3;
+	shrunk = realloc(line, (size_t)(w - line) + 1);
+	return shrunk ? shrunk : line;
 }
 
 char *enc_stream(const char *stream, const char *text, const char *timestamp)

@@ -46,6 +46,8 @@
  * not bound its sockets yet (and the SUB slow-joiner misses early iopub), so
  * start fast and back off to the usual 500 ms. */
 #define KERNEL_HANDSHAKE_FIRST_MS 20
+#define KERNEL_HANDSHAKE_EARLY_MS 100
+#define KERNEL_HANDSHAKE_EARLY_FOR_MS 3000
 #define KERNEL_HANDSHAKE_MS 500
 #define KERNEL_MAX_FRAMES 64
 #define KERNEL_BATCH 256
@@ -680,6 +682,12 @@ static void kernel_handshake_tick(void *arg, short revents)
 	json_decref(c);
 	k->hs_interval = k->hs_interval ? k->hs_interval * 2
 					 : KERNEL_HANDSHAKE_FIRST_MS;
+	/* Every 100 ms while a typical kernel is still starting (a ready kernel
+	 * answers within a few ms, so readiness is seen at most ~100 ms late),
+	 * then every 500 ms. */
+	if (k->hs_interval > KERNEL_HANDSHAKE_EARLY_MS &&
+	    loop_now_ms() - k->started_ms < KERNEL_HANDSHAKE_EARLY_FOR_MS)
+		k->hs_interval = KERNEL_HANDSHAKE_EARLY_MS;
 	if (k->hs_interval > KERNEL_HANDSHAKE_MS)
 		k->hs_interval = KERNEL_HANDSHAKE_MS;
 	loop_timer_arm(k->env.loop, &k->hs_timer, k->hs_interval,
