@@ -131,6 +131,8 @@ static const struct cfg_opt cfg_options[] = {
 	    50, 60000, 0, "timeout of requests to envd"),
 	NUM("max-contexts", "E2B_CI_MAX_CONTEXTS", max_contexts, 64, 1, 4096,
 	    0, "most contexts alive at once"),
+	NUM("max-kernels", "E2B_CI_MAX_KERNELS", max_kernels, 96, 1, 4096, 0,
+	    "most kernel processes at once (contexts, warm spares, exiting)"),
 	NUM("max-connections", "E2B_CI_MAX_CONNECTIONS", max_connections, 2048,
 	    16, 65536, 0, "most HTTP connections at once"),
 	NUM("max-backlog", "E2B_CI_MAX_BACKLOG", max_backlog, 67108864, 65536,

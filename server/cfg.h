@@ -28,6 +28,7 @@ struct cfg {
 	long interrupt_timeout_ms;    /* --interrupt-timeout-ms: 5000, then restart */
 	long envd_timeout_ms;   /* --envd-timeout-ms: 2000 */
 	long max_contexts;      /* --max-contexts: 64 */
+	long max_kernels;       /* --max-kernels: 96 */
 	long max_connections;   /* --max-connections: 2048 */
 	long max_backlog;       /* --max-backlog: bytes of output kept per execution, 64 MiB */
 	char *access_token;     /* --access-token: "" = no check */

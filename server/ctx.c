@@ -214,6 +214,15 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 			 "one first", s->cfg.max_contexts);
 		return NULL;
 	}
+	/* A warm spare becomes this context's kernel: no new process. */
+	size_t warm, warming;
+	pool_count(s, &warm, &warming);
+	if ((long)server_kernels(s) >= s->cfg.max_kernels && warm == 0) {
+		*status = 429;
+		snprintf(err, errlen, "Too many kernels (limit %ld): delete a "
+			 "context first", s->cfg.max_kernels);
+		return NULL;
+	}
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->language = strdup(language)) ||
 	    !(c->cwd = strdup(cwd))) {

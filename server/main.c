@@ -21,6 +21,7 @@
 
 #include "api.h"
 #include "ctx.h"
+#include "grave.h"
 #include "http.h"
 #include "kspec.h"
 #include "log.h"
@@ -54,6 +55,16 @@ const struct kspec *server_spec(struct server *s, const char *language)
 	e->next = s->specs;
 	s->specs = e;
 	return e->spec;
+}
+
+size_t server_kernels(const struct server *s)
+{
+	size_t n = grave_count(s), warm, warming;
+
+	for (const struct ctx *c = s->contexts; c; c = c->next)
+		n += c->kernel != NULL;
+	pool_count(s, &warm, &warming);
+	return n + warm + warming;
 }
 
 void server_check_ready(struct server *s)

@@ -168,7 +168,8 @@ static void pool_spawn(struct pool *p, const struct pool_target *t)
 	struct pool_kernel *pk;
 	char err[256];
 
-	if (!spec)
+	/* Spares never take the last kernel slots: contexts come first. */
+	if (!spec || (long)server_kernels(p->s) >= p->s->cfg.max_kernels)
 		return;
 	pk = calloc(1, sizeof(*pk));
 	if (!pk)

@@ -91,6 +91,10 @@ struct server {
  * Borrowed; NULL when none is installed. Defined in main.c. */
 const struct kspec *server_spec(struct server *s, const char *language);
 
+/* Kernel processes alive now: contexts', warm spares and exiting ones.
+ * Defined in main.c. */
+size_t server_kernels(const struct server *s);
+
 /* Called by ctx_ whenever a context becomes ready: turns /health green once
  * all default contexts have answered. Defined in main.c. */
 void server_check_ready(struct server *s);

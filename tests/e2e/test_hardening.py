@@ -149,3 +149,24 @@ def test_max_connections_is_enforced_and_recovers(make_daemon):
             time.sleep(0.1)
     assert c.request("GET", "/health").status == 200
     d.stop()
+
+
+def test_max_kernels_is_enforced(make_daemon):
+    # The default python context holds one kernel; no warm spares.
+    d = make_daemon(args=["--max-kernels", "2", "--pool", "python=0"]).wait_healthy()
+    c = d.client()
+    ctx = c.create_context()
+    r = c.request("POST", "/contexts", body={})
+    assert r.status == 429 and "Too many kernels" in r.text
+    assert main_text(c.execute("1+1", context_id=ctx["id"])) == "2"
+    assert c.delete(ctx["id"]).status == 200
+    # The deleted context's kernel is gone once reaped: a slot frees up.
+    import time
+    end = time.monotonic() + 20
+    while time.monotonic() < end:
+        r = c.request("POST", "/contexts", body={})
+        if r.status == 200:
+            break
+        time.sleep(0.1)
+    assert r.status == 200
+    d.stop()

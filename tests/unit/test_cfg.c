@@ -22,6 +22,7 @@ static const char *const names[][2] = {
     {"runtime-dir", "E2B_CI_RUNTIME_DIR"},
     {"default-languages", "E2B_CI_DEFAULT_LANGUAGES"},
     {"pool", "E2B_CI_POOL"},
+    {"max-kernels", "E2B_CI_MAX_KERNELS"},
     {"access-token", "E2B_CI_ACCESS_TOKEN"},
     {"kernel-memory-max", "E2B_CI_KERNEL_MEMORY_MAX"},
     {"kernel-cpu-weight", "E2B_CI_KERNEL_CPU_WEIGHT"},
