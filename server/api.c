@@ -94,7 +94,7 @@ static void api_stream_closed(void *arg, bool completed)
 	struct api_stream *st = arg;
 	struct exec *e = st->e;
 
-	bool big = e->cap >= API_TRIM_AFTER;
+	bool big = e->total >= API_TRIM_AFTER;
 
 	exec_set_sink(e, NULL, NULL);
 	if (!completed && e->ctx)

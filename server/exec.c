@@ -64,7 +64,12 @@ void exec_unref(struct exec *e)
 	free(e->code);
 	json_decref(e->env_vars);
 	free(e->token);
-	free(e->buf);
+	while (e->head) {
+		struct exec_line *l = e->head;
+		e->head = l->next;
+		free(l->text);
+		free(l);
+	}
 	free(e);
 }
 
@@ -101,7 +106,7 @@ static void exec_append(struct exec *e, char *line, bool droppable)
 		free(line);
 		return;
 	}
-	if (droppable && e->len - e->off + n > e->max_backlog) {
+	if (droppable && e->pending + n > e->max_backlog) {
 		if (e->dropped++ == 0) {
 			char *note = enc_stream("stderr",
 				"[e2b-ci: output truncated: the client reads "
@@ -114,23 +119,23 @@ static void exec_append(struct exec *e, char *line, bool droppable)
 			return;
 		}
 	}
-	if (e->off > 0 && e->off == e->len)
-		e->off = e->len = 0;
-	if (e->len + n > e->cap) {
-		size_t cap = e->cap ? e->cap : 4096;
-		while (cap < e->len + n)
-			cap *= 2;
-		char *nb = realloc(e->buf, cap);
-		if (!nb) {
-			free(line);
-			return;
-		}
-		e->buf = nb;
-		e->cap = cap;
+	struct exec_line *l = malloc(sizeof(*l));
+	if (!l || !line) {
+		free(l);
+		free(line);
+		return;
 	}
-	memcpy(e->buf + e->len, line, n);
-	e->len += n;
-	free(line);
+	l->next = NULL;
+	l->text = line;
+	l->len = n;
+	l->off = 0;
+	if (e->tail)
+		e->tail->next = l;
+	else
+		e->head = l;
+	e->tail = l;
+	e->pending += n;
+	e->total += n;
 	exec_arm_keepalive(e);
 	if (e->wake)
 		e->wake(e->sink);
@@ -147,15 +152,28 @@ static void exec_keepalive_fire(void *arg, short revents)
 
 ssize_t exec_read(struct exec *e, char *buf, size_t max)
 {
-	size_t n = e->len - e->off;
+	size_t w = 0;
 
-	if (n == 0)
+	if (!e->head)
 		return e->state == EXEC_DONE ? -1 : 0;
-	if (n > max)
-		n = max;
-	memcpy(buf, e->buf + e->off, n);
-	e->off += n;
-	return (ssize_t)n;
+	while (e->head && w < max) {
+		struct exec_line *l = e->head;
+		size_t n = l->len - l->off;
+		if (n > max - w)
+			n = max - w;
+		memcpy(buf + w, l->text + l->off, n);
+		l->off += n;
+		w += n;
+		if (l->off == l->len) {
+			e->head = l->next;
+			if (!e->head)
+				e->tail = NULL;
+			free(l->text);
+			free(l);
+		}
+	}
+	e->pending -= w;
+	return (ssize_t)w;
 }
 
 static void exec_count(struct exec *e, json_t *count)

@@ -27,6 +27,12 @@
 struct ctx;
 struct wire_msg;
 
+struct exec_line {
+	struct exec_line *next;
+	char *text; /* owned */
+	size_t len, off;
+};
+
 enum exec_state {
 	EXEC_QUEUED,  /* waiting for its context */
 	EXEC_PREPARE, /* global env fetch / env helper cells in flight */
@@ -49,9 +55,12 @@ struct exec {
 	bool env_applied; /* its env_vars were set in the kernel */
 	bool ask_exit;    /* the reply asked the frontend to end the kernel */
 
-	/* Pending NDJSON bytes: buf[off..len). */
-	char *buf;
-	size_t off, len, cap, max_backlog, dropped;
+	/* Pending NDJSON lines, oldest first; each line is the string enc_
+	 * made (kept as it is: no copy until the HTTP layer reads it). */
+	struct exec_line *head, *tail;
+	size_t pending;     /* unread bytes */
+	size_t total;       /* bytes ever queued */
+	size_t max_backlog, dropped;
 
 	/* The reader: wake() is called when bytes or the end arrive. */
 	void (*wake)(void *sink);

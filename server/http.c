@@ -93,11 +93,6 @@ static void http_run(struct http *h)
 {
 	h->need_run = false;
 	MHD_run(h->d);
-	/* MHD closes the sockets of connections it ended during a run only at
-	 * the start of its next run, and nothing would wake the loop for that:
-	 * a client that aborted would keep its socket (CLOSE-WAIT) until the
-	 * next request. A second, non-blocking run releases them now. */
-	MHD_run(h->d);
 }
 
 static void http_on_epoll(void *arg, short revents)
@@ -425,6 +420,9 @@ static void http_sweep(void *arg, short revents)
 	char c;
 
 	(void)revents;
+	/* MHD also closes the sockets of connections it ended only in its next
+	 * run, and nothing else may wake it: one run per sweep releases them. */
+	h->need_run = true;
 	for (size_t i = 0; i < h->nconn; i++) {
 		ssize_t n = recv(h->conn_fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
