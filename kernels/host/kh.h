@@ -111,5 +111,7 @@ void kh_ready(struct kh *kh, json_t *language_info, const char *banner);
 /* Starts an orderly stop (shutdown_request, SIGTERM): the host exits 0
  * once the runner is gone. Idempotent. */
 void kh_stop(struct kh *kh);
+/* Handles signals already queued on the signalfd, now. */
+void kh_signals_poll(struct kh *kh);
 
 #endif

@@ -237,6 +237,9 @@ static void kh_exec_start(struct kh *kh, struct kh_req *r)
 	json_t *input;
 	int rc;
 
+	/* A SIGINT sent while we were idle may still sit in the signalfd: it
+	 * belongs to no cell and must not interrupt this one. */
+	kh_signals_poll(kh);
 	kh->running = r;
 	json_decref(kh->parent);
 	kh->parent = json_incref(r->msg->header);

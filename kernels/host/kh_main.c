@@ -174,6 +174,11 @@ static void kh_on_signal(void *arg, short revents)
 	}
 }
 
+void kh_signals_poll(struct kh *kh)
+{
+	kh_on_signal(kh, 0);
+}
+
 /* Blocks the signals the loop handles and opens their signalfd. Must run
  * before any thread is created. */
 static int kh_signals(struct kh *kh)
