@@ -279,7 +279,12 @@ enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
 		e->resends++;
 		return EXEC_RESEND;
 	}
-	return e->got_reply && e->got_idle ? EXEC_COMPLETE : EXEC_GOING;
+	/* A SIGINT landing inside ipykernel's own dispatch code (before the
+	 * cell runs) ends the request with "KeyboardInterrupt caught in
+	 * kernel": idle comes, the execute_reply never does. */
+	if (e->got_idle && (e->got_reply || e->interrupted))
+		return EXEC_COMPLETE;
+	return EXEC_GOING;
 }
 
 void exec_finish(struct exec *e)

@@ -54,6 +54,7 @@ struct exec {
 	int resends;
 	bool env_applied; /* its env_vars were set in the kernel */
 	bool ask_exit;    /* the reply asked the frontend to end the kernel */
+	bool interrupted; /* we interrupted it (client gone, deadline) */
 
 	/* Pending NDJSON lines, oldest first; each line is the string enc_
 	 * made (kept as it is: no copy until the HTTP layer reads it). */

@@ -317,6 +317,7 @@ void run_cancel(struct ctx *c, struct exec *e)
 	log_info("context %.8s: %s; interrupting the cell", c->id,
 		 e->client_gone ? "client went away" : "deadline passed");
 	c->srv->stats.interrupts++;
+	e->interrupted = true;
 	kernel_interrupt(c->kernel);
 	c->interrupt_sent_ms = loop_now_ms();
 	c->interrupt_deadline = loop_now_ms() +
