@@ -92,7 +92,8 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' e2e
 
 check:
-	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c
+	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c \
+		kernels/host/*.c kernels/host/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -D__GNUC__ server
 	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)

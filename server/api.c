@@ -14,10 +14,10 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include "ctx.h"
@@ -28,8 +28,8 @@
 #include "run.h"
 #include "server.h"
 
-#define API_MAX_ID 200
-#define API_TRIM_AFTER (1u << 20)
+#define API_MAX_ID	    200
+#define API_TRIM_AFTER	    (1u << 20)
 #define API_DEADLINE_HEADER "X-E2B-CI-Deadline-Ms"
 
 typedef void (*api_fn)(struct server *s, struct http_req *r, const char *id);
@@ -61,8 +61,8 @@ struct api_pending {
 
 static void api_json(struct http_req *r, unsigned status, json_t *j)
 {
-	char *text = json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII |
-					   JSON_ENCODE_ANY);
+	char *text =
+	    json_dumps(j, JSON_COMPACT | JSON_ENSURE_ASCII | JSON_ENCODE_ANY);
 
 	if (!text) {
 		http_req_text(r, 500, "out of memory");
@@ -252,7 +252,8 @@ static int api_deadline(struct http_req *r, struct exec *e)
 		return 0;
 	ms = strtoll(v, &end, 10);
 	if (!*v || *end || ms <= 0 || ms > 86400000LL) {
-		http_req_text(r, 400, "%s must be milliseconds from 1 to 86400000",
+		http_req_text(r, 400,
+			      "%s must be milliseconds from 1 to 86400000",
 			      API_DEADLINE_HEADER);
 		return -1;
 	}
@@ -321,8 +322,8 @@ static void api_contexts_create(struct server *s, struct http_req *r,
 	}
 	cwd = q.cwd ? q.cwd : s->cfg.cwd;
 	if (stat(cwd, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		http_req_text(r, 400, "cwd '%.200s' is not an existing directory",
-			      cwd);
+		http_req_text(r, 400,
+			      "cwd '%.200s' is not an existing directory", cwd);
 		goto out;
 	}
 	c = ctx_new(s, q.language, cwd, false, &status, err, sizeof(err));
@@ -387,13 +388,13 @@ static void api_metrics(struct server *s, struct http_req *r, const char *id)
 }
 
 static const struct api_route api_routes[] = {
-	{"GET", "/metrics", api_metrics},
-	{"GET", "/health", api_health},
-	{"POST", "/execute", api_execute},
-	{"GET", "/contexts", api_contexts_list},
-	{"POST", "/contexts", api_contexts_create},
-	{"POST", "/contexts/{id}/restart", api_contexts_restart},
-	{"DELETE", "/contexts/{id}", api_contexts_delete},
+    {"GET", "/metrics", api_metrics},
+    {"GET", "/health", api_health},
+    {"POST", "/execute", api_execute},
+    {"GET", "/contexts", api_contexts_list},
+    {"POST", "/contexts", api_contexts_create},
+    {"POST", "/contexts/{id}/restart", api_contexts_restart},
+    {"DELETE", "/contexts/{id}", api_contexts_delete},
 };
 
 /* Matches path against pattern; a "{id}" segment is copied into id. */
@@ -433,7 +434,8 @@ static bool api_authorized(const struct server *s, const struct http_req *r)
 		return true;
 	for (size_t i = 0; i < 2; i++) {
 		const char *got = http_req_header(r, hdrs[i]);
-		if (got && strlen(got) == wl && CRYPTO_memcmp(got, want, wl) == 0)
+		if (got && strlen(got) == wl &&
+		    CRYPTO_memcmp(got, want, wl) == 0)
 			return true;
 	}
 	return false;
@@ -448,7 +450,8 @@ void api_handle(void *arg, struct http_req *r)
 
 	if (!api_authorized(s, r)) {
 		http_req_add_header(r, "WWW-Authenticate", "Token");
-		http_req_text(r, 401, "Missing or wrong access token (send it "
+		http_req_text(r, 401,
+			      "Missing or wrong access token (send it "
 			      "in X-Access-Token or E2B-Traffic-Access-Token)");
 		return;
 	}

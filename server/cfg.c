@@ -452,31 +452,34 @@ void cfg_usage(FILE *out, const char *prog)
 		"validate the configuration, print it and exit", "--version",
 		"print the version and exit", "-h, --help",
 		"print this help and exit");
-	fputs("\nRoutes: GET /health, POST /execute (NDJSON stream), GET and POST "
-	      "/contexts,\n  POST /contexts/{id}/restart, DELETE /contexts/{id}, "
-	      "GET /metrics (Prometheus).\n"
-	      "\nFiles:\n"
-	      "  /etc/default/e2b-ci   E2B_CI_* settings read by e2b-ci.service\n"
-	      "  runtime dir           kernel connection files and ipc sockets "
-	      "(0700), removed at exit\n"
-	      "  kernelspecs           --kernel-path, $JUPYTER_PATH/kernels, "
-	      "~/.local/share/jupyter/kernels,\n"
-	      "                        /usr/local/share/jupyter/kernels, "
-	      "/usr/share/jupyter/kernels\n"
-	      "\nEnvironment besides E2B_CI_*:\n"
-	      "  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID   systemd notify "
-	      "protocol (READY, STATUS, STOPPING, WATCHDOG)\n"
-	      "  JOURNAL_STREAM        log lines get <N> syslog priorities\n"
-	      "  RUNTIME_DIRECTORY     default runtime dir (systemd "
-	      "RuntimeDirectory=)\n"
-	      "  JUPYTER_PATH, JUPYTER_DATA_DIR, HOME   kernelspec search\n"
-	      "\nSignals: SIGTERM, SIGINT and SIGHUP stop the daemon: streams end "
-	      "with an error line,\n  kernels are stopped, runtime files "
-	      "removed.\n"
-	      "\nExit status: 0 after a clean stop (and for --help, --version, "
-	      "--check), 1 when\n  startup failed (port taken, runtime dir), 2 "
-	      "for a bad option or value.\n",
-	      out);
+	fputs(
+	    "\nRoutes: GET /health, POST /execute (NDJSON stream), GET and "
+	    "POST "
+	    "/contexts,\n  POST /contexts/{id}/restart, DELETE /contexts/{id}, "
+	    "GET /metrics (Prometheus).\n"
+	    "\nFiles:\n"
+	    "  /etc/default/e2b-ci   E2B_CI_* settings read by e2b-ci.service\n"
+	    "  runtime dir           kernel connection files and ipc sockets "
+	    "(0700), removed at exit\n"
+	    "  kernelspecs           --kernel-path, $JUPYTER_PATH/kernels, "
+	    "~/.local/share/jupyter/kernels,\n"
+	    "                        /usr/local/share/jupyter/kernels, "
+	    "/usr/share/jupyter/kernels\n"
+	    "\nEnvironment besides E2B_CI_*:\n"
+	    "  NOTIFY_SOCKET, WATCHDOG_USEC, WATCHDOG_PID   systemd notify "
+	    "protocol (READY, STATUS, STOPPING, WATCHDOG)\n"
+	    "  JOURNAL_STREAM        log lines get <N> syslog priorities\n"
+	    "  RUNTIME_DIRECTORY     default runtime dir (systemd "
+	    "RuntimeDirectory=)\n"
+	    "  JUPYTER_PATH, JUPYTER_DATA_DIR, HOME   kernelspec search\n"
+	    "\nSignals: SIGTERM, SIGINT and SIGHUP stop the daemon: streams "
+	    "end "
+	    "with an error line,\n  kernels are stopped, runtime files "
+	    "removed.\n"
+	    "\nExit status: 0 after a clean stop (and for --help, --version, "
+	    "--check), 1 when\n  startup failed (port taken, runtime dir), 2 "
+	    "for a bad option or value.\n",
+	    out);
 }
 
 void cfg_print(const struct cfg *c, FILE *out)

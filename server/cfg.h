@@ -13,28 +13,30 @@
 #include <stdio.h>
 
 struct cfg {
-	char *listen;           /* --listen: address; "::" = all, IPv4+IPv6 */
-	long port;              /* --port: 49999 */
-	char *cwd;              /* --cwd: default context cwd, /home/user */
-	char *envd_url;         /* --envd-url: http://localhost:49983 */
-	char *log_level;        /* --log-level: error|warn|info|debug */
-	char *kernel_path;      /* --kernel-path: extra kernelspec dirs, ':'-sep */
-	char *runtime_dir;      /* --runtime-dir: connection files, ipc sockets */
-	char *default_languages;/* --default-languages: "python,javascript" */
-	char *pool;             /* --pool: spare kernels, "python=1" */
-	long max_body;          /* --max-body: request body cap, bytes */
-	long keepalive_ms;      /* --keepalive-ms: 5000 */
+	char *listen;	   /* --listen: address; "::" = all, IPv4+IPv6 */
+	long port;	   /* --port: 49999 */
+	char *cwd;	   /* --cwd: default context cwd, /home/user */
+	char *envd_url;	   /* --envd-url: http://localhost:49983 */
+	char *log_level;   /* --log-level: error|warn|info|debug */
+	char *kernel_path; /* --kernel-path: extra kernelspec dirs, ':'-sep */
+	char *runtime_dir; /* --runtime-dir: connection files, ipc sockets */
+	char *default_languages; /* --default-languages: "python,javascript" */
+	char *pool;		 /* --pool: spare kernels, "python=1" */
+	long max_body;		 /* --max-body: request body cap, bytes */
+	long keepalive_ms;	 /* --keepalive-ms: 5000 */
 	long kernel_start_timeout_ms; /* --kernel-start-timeout-ms: 60000 */
-	long interrupt_timeout_ms;    /* --interrupt-timeout-ms: 5000, then restart */
-	long envd_timeout_ms;   /* --envd-timeout-ms: 2000 */
-	long max_contexts;      /* --max-contexts: 64 */
-	long max_kernels;       /* --max-kernels: 96 */
-	long max_connections;   /* --max-connections: 2048 */
-	long max_backlog;       /* --max-backlog: bytes of output kept per execution, 64 MiB */
-	char *access_token;     /* --access-token: "" = no check */
+	long interrupt_timeout_ms; /* --interrupt-timeout-ms: 5000, then restart
+				    */
+	long envd_timeout_ms;	   /* --envd-timeout-ms: 2000 */
+	long max_contexts;	   /* --max-contexts: 64 */
+	long max_kernels;	   /* --max-kernels: 96 */
+	long max_connections;	   /* --max-connections: 2048 */
+	long max_backlog; /* --max-backlog: bytes of output kept per execution,
+			     64 MiB */
+	char *access_token;	/* --access-token: "" = no check */
 	long kernel_memory_max; /* --kernel-memory-max: bytes, 0 = none */
 	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
-	char *kernel_user;      /* --kernel-user: "" = the daemon's user */
+	char *kernel_user;	/* --kernel-user: "" = the daemon's user */
 };
 
 /* Fills c from defaults, environment and argv (argv[0] skipped). Returns 0 to

@@ -24,8 +24,8 @@
 #include <uuid/uuid.h>
 
 #include "envd.h"
-#include "grave.h"
 #include "exec.h"
+#include "grave.h"
 #include "kernel.h"
 #include "kres.h"
 #include "kspec.h"
@@ -205,13 +205,16 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 		*status = 400;
 		snprintf(err, errlen,
 			 "Unknown language '%.64s': no kernel is installed "
-			 "for it", language);
+			 "for it",
+			 language);
 		return NULL;
 	}
 	if ((long)s->ncontexts >= s->cfg.max_contexts) {
 		*status = 429;
-		snprintf(err, errlen, "Too many contexts (limit %ld): delete "
-			 "one first", s->cfg.max_contexts);
+		snprintf(err, errlen,
+			 "Too many contexts (limit %ld): delete "
+			 "one first",
+			 s->cfg.max_contexts);
 		return NULL;
 	}
 	/* A warm spare becomes this context's kernel: no new process. */
@@ -219,8 +222,10 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	pool_count(s, &warm, &warming);
 	if ((long)server_kernels(s) >= s->cfg.max_kernels && warm == 0) {
 		*status = 429;
-		snprintf(err, errlen, "Too many kernels (limit %ld): delete a "
-			 "context first", s->cfg.max_kernels);
+		snprintf(err, errlen,
+			 "Too many kernels (limit %ld): delete a "
+			 "context first",
+			 s->cfg.max_kernels);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
@@ -303,7 +308,8 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 		kres_describe_mem(&c->srv->kres, limit, sizeof(limit));
 		snprintf(value, sizeof(value),
 			 "The kernel ran out of memory (limit: %s) and was "
-			 "restarted", limit);
+			 "restarted",
+			 limit);
 		log_warnx("context %.8s: %s", c->id, value);
 		run_fail_all(c, false, "OutOfMemoryError", value);
 	}
@@ -313,8 +319,8 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	if (!was_ready && ++c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
 		snprintf(c->fail_reason, sizeof(c->fail_reason),
 			 "Kernel '%s' for %s exited during startup %d times "
-			 "in a row", c->spec->name, c->language,
-			 c->quick_failures);
+			 "in a row",
+			 c->spec->name, c->language, c->quick_failures);
 		log_errx("context %.8s: %s", c->id, c->fail_reason);
 		c->state = CTX_FAILED;
 		ctx_notify(c, -EIO, c->fail_reason);

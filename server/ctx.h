@@ -28,7 +28,7 @@ struct ctx;
 enum ctx_state {
 	CTX_STARTING, /* kernel spawned, handshake running */
 	CTX_READY,
-	CTX_FAILED,   /* the kernel could not be started; see fail_reason */
+	CTX_FAILED, /* the kernel could not be started; see fail_reason */
 };
 
 /* Told once: err 0 and reason NULL when the context is ready, else a
@@ -59,8 +59,8 @@ struct ctx {
 	/* The execution pipeline (run.c). */
 	struct exec *head, *tail; /* queued, in arrival order */
 	struct exec *running;
-	int phase;                /* enum run_phase */
-	char *helper_code;        /* the helper cell in flight, owned */
+	int phase;	   /* enum run_phase */
+	char *helper_code; /* the helper cell in flight, owned */
 	char helper_id[37];
 	int helper_tries;
 	struct ctx_waiter *waiters;

@@ -528,12 +528,12 @@ static size_t esc_str(char *out, const char *s, size_t n)
 		if (c < 0x80) {
 			const char *e = c == '"'    ? "\\\""
 					: c == '\\' ? "\\\\"
-					: c == '\b'  ? "\\b"
-					: c == '\f'  ? "\\f"
-					: c == '\n'  ? "\\n"
-					: c == '\r'  ? "\\r"
-					: c == '\t'  ? "\\t"
-						     : NULL;
+					: c == '\b' ? "\\b"
+					: c == '\f' ? "\\f"
+					: c == '\n' ? "\\n"
+					: c == '\r' ? "\\r"
+					: c == '\t' ? "\\t"
+						    : NULL;
 			if (e) {
 				k = strlen(e);
 				memcpy(tmp, e, k);
@@ -549,27 +549,31 @@ static size_t esc_str(char *out, const char *s, size_t n)
 			} else if (len == 2) {
 				cp = (c & 0x1Fu) << 6 | (p[i + 1] & 0x3Fu);
 			} else if (len == 3) {
-				cp = (c & 0x0Fu) << 12 | (p[i + 1] & 0x3Fu) << 6 |
+				cp = (c & 0x0Fu) << 12 |
+				     (p[i + 1] & 0x3Fu) << 6 |
 				     (p[i + 2] & 0x3Fu);
 			} else {
-				cp = (c & 0x07u) << 18 | (p[i + 1] & 0x3Fu) << 12 |
-				     (p[i + 2] & 0x3Fu) << 6 | (p[i + 3] & 0x3Fu);
+				cp = (c & 0x07u) << 18 |
+				     (p[i + 1] & 0x3Fu) << 12 |
+				     (p[i + 2] & 0x3Fu) << 6 |
+				     (p[i + 3] & 0x3Fu);
 			}
-hexout:
+		hexout:
 			if (cp > 0xFFFF) {
-				unsigned v = cp - 0x10000, hi = 0xD800 | (v >> 10),
+				unsigned v = cp - 0x10000,
+					 hi = 0xD800 | (v >> 10),
 					 lo = 0xDC00 | (v & 0x3FF);
-				k = (size_t)snprintf(tmp, sizeof(tmp),
-						     "\\u%c%c%c%c\\u%c%c%c%c",
-						     hex[hi >> 12], hex[(hi >> 8) & 15],
-						     hex[(hi >> 4) & 15], hex[hi & 15],
-						     hex[lo >> 12], hex[(lo >> 8) & 15],
-						     hex[(lo >> 4) & 15], hex[lo & 15]);
+				k = (size_t)snprintf(
+				    tmp, sizeof(tmp), "\\u%c%c%c%c\\u%c%c%c%c",
+				    hex[hi >> 12], hex[(hi >> 8) & 15],
+				    hex[(hi >> 4) & 15], hex[hi & 15],
+				    hex[lo >> 12], hex[(lo >> 8) & 15],
+				    hex[(lo >> 4) & 15], hex[lo & 15]);
 			} else {
-				k = (size_t)snprintf(tmp, sizeof(tmp),
-						     "\\u%c%c%c%c", hex[cp >> 12],
-						     hex[(cp >> 8) & 15],
-						     hex[(cp >> 4) & 15], hex[cp & 15]);
+				k = (size_t)snprintf(
+				    tmp, sizeof(tmp), "\\u%c%c%c%c",
+				    hex[cp >> 12], hex[(cp >> 8) & 15],
+				    hex[(cp >> 4) & 15], hex[cp & 15]);
 			}
 		}
 		if (out)
@@ -647,7 +651,9 @@ char *enc_stream_n(const char *stream, const char *text, size_t len,
 	memcpy(w, "\"}\n", 4);
 	w += 3;
 	shrunk = realloc(line, (size_t)(w - line) + 1);
-	return shrunk ? shrunk : line;
+	if (shrunk)
+		line = shrunk;
+	return line;
 }
 
 char *enc_stream(const char *stream, const char *text, const char *timestamp)

@@ -17,7 +17,8 @@
 struct loop;
 struct envd_req;
 
-/* vars: a new reference to a JSON object (possibly empty); the callee owns it. */
+/* vars: a new reference to a JSON object (possibly empty); the callee owns it.
+ */
 typedef void (*envd_done_fn)(void *arg, json_t *vars);
 
 /* Starts a fetch. done is called exactly once, from the loop (never from

@@ -76,8 +76,9 @@ void exec_unref(struct exec *e)
 static void exec_arm_keepalive(struct exec *e)
 {
 	if (e->wake && e->state != EXEC_DONE)
-		loop_timer_arm(e->loop, &e->keepalive, (uint64_t)e->keepalive_ms,
-			       exec_keepalive_fire, e);
+		loop_timer_arm(e->loop, &e->keepalive,
+			       (uint64_t)e->keepalive_ms, exec_keepalive_fire,
+			       e);
 	else
 		loop_timer_disarm(e->loop, &e->keepalive);
 }
@@ -108,9 +109,11 @@ static void exec_append(struct exec *e, char *line, bool droppable)
 	}
 	if (droppable && e->pending + n > e->max_backlog) {
 		if (e->dropped++ == 0) {
-			char *note = enc_stream("stderr",
-				"[e2b-ci: output truncated: the client reads "
-				"slower than the kernel writes]\n", NULL);
+			char *note = enc_stream(
+			    "stderr",
+			    "[e2b-ci: output truncated: the client reads "
+			    "slower than the kernel writes]\n",
+			    NULL);
 			free(line);
 			line = note;
 			n = line ? strlen(line) : 0;
@@ -186,16 +189,18 @@ static void exec_count(struct exec *e, json_t *count)
 
 static void exec_on_reply(struct exec *e, struct wire_msg *m)
 {
-	const char *st = json_string_value(json_object_get(m->content,
-							   "status"));
+	const char *st =
+	    json_string_value(json_object_get(m->content, "status"));
 
 	e->got_reply = true;
 	/* quit() in IRkernel (and exit in IPython terminals) does not end the
 	 * process: the reply asks the frontend to, with an ask_exit payload. */
 	size_t i;
 	json_t *p;
-	json_array_foreach(json_object_get(m->content, "payload"), i, p) {
-		const char *src = json_string_value(json_object_get(p, "source"));
+	json_array_foreach(json_object_get(m->content, "payload"), i, p)
+	{
+		const char *src =
+		    json_string_value(json_object_get(p, "source"));
 		if (src && strcmp(src, "ask_exit") == 0 &&
 		    !json_is_true(json_object_get(p, "keepkernel")))
 			e->ask_exit = true;
@@ -216,8 +221,9 @@ static void exec_on_reply(struct exec *e, struct wire_msg *m)
 		exec_append(e, enc_error_content(m->content), false);
 	} else if (strcmp(st, "abort") == 0 || strcmp(st, "aborted") == 0) {
 		e->had_error = true;
-		exec_append(e, enc_error("ExecutionAborted",
-					 "The kernel aborted the execution", ""),
+		exec_append(e,
+			    enc_error("ExecutionAborted",
+				      "The kernel aborted the execution", ""),
 			    false);
 	}
 }
@@ -228,25 +234,27 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 	json_t *c = m->content;
 
 	if (strcmp(t, "status") == 0) {
-		const char *st = json_string_value(
-			json_object_get(c, "execution_state"));
+		const char *st =
+		    json_string_value(json_object_get(c, "execution_state"));
 		if (st && strcmp(st, "idle") == 0)
 			e->got_idle = true;
 	} else if (strcmp(t, "execute_input") == 0) {
 		exec_count(e, json_object_get(c, "execution_count"));
 	} else if (strcmp(t, "stream") == 0) {
-		const char *name = json_string_value(json_object_get(c, "name"));
+		const char *name =
+		    json_string_value(json_object_get(c, "name"));
 		json_t *text = json_object_get(c, "text");
-		const char *date = json_string_value(
-			json_object_get(m->header, "date"));
+		const char *date =
+		    json_string_value(json_object_get(m->header, "date"));
 		if (json_is_string(text))
-			exec_append(e,
-				    enc_stream_n(name && strcmp(name, "stderr") == 0
-							 ? "stderr"
-							 : "stdout",
-						 json_string_value(text),
-						 json_string_length(text), date),
-				    true);
+			exec_append(
+			    e,
+			    enc_stream_n(name && strcmp(name, "stderr") == 0
+					     ? "stderr"
+					     : "stdout",
+					 json_string_value(text),
+					 json_string_length(text), date),
+			    true);
 	} else if (strcmp(t, "execute_result") == 0) {
 		exec_append(e, enc_result(json_object_get(c, "data"), true),
 			    true);

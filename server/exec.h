@@ -47,20 +47,20 @@ struct exec {
 	char *code;
 	size_t code_len;
 	json_t *env_vars; /* owned object or NULL */
-	char *token;      /* X-Access-Token of the request, or NULL */
+	char *token;	  /* X-Access-Token of the request, or NULL */
 	char msg_id[37];  /* of the execute_request, "" before it is sent */
 	bool got_reply, got_idle, had_error, sent_count;
 	bool aborted_unrun; /* aborted reply before any execute_input */
 	int resends;
 	bool env_applied; /* its env_vars were set in the kernel */
-	bool ask_exit;    /* the reply asked the frontend to end the kernel */
+	bool ask_exit;	  /* the reply asked the frontend to end the kernel */
 	bool interrupted; /* we interrupted it (client gone, deadline) */
 
 	/* Pending NDJSON lines, oldest first; each line is the string enc_
 	 * made (kept as it is: no copy until the HTTP layer reads it). */
 	struct exec_line *head, *tail;
-	size_t pending;     /* unread bytes */
-	size_t total;       /* bytes ever queued */
+	size_t pending; /* unread bytes */
+	size_t total;	/* bytes ever queued */
 	size_t max_backlog, dropped;
 
 	/* The reader: wake() is called when bytes or the end arrive. */
@@ -72,11 +72,12 @@ struct exec {
 	struct loop_timer keepalive;
 	long keepalive_ms;
 	uint64_t started_ms;
-	uint64_t last_msg_ms;    /* when the kernel last sent anything for it */
+	uint64_t last_msg_ms;	 /* when the kernel last sent anything for it */
 	uint64_t last_report_ms; /* ...an error or its execute_reply */
-	uint64_t run_ms;      /* when its execute_request was sent */
+	uint64_t run_ms;	 /* when its execute_request was sent */
 	long long deadline_ms; /* server-side deadline from arrival, 0: none */
-	struct loop_timer deadline; /* when the kernel last sent anything for it */
+	struct loop_timer
+	    deadline;	   /* when the kernel last sent anything for it */
 	struct exec *next; /* the context's queue */
 };
 

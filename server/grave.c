@@ -50,8 +50,7 @@ static void grave_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	free(g);
 }
 
-static const struct kernel_ops grave_ops = {grave_ready, grave_msg,
-					    grave_exit};
+static const struct kernel_ops grave_ops = {grave_ready, grave_msg, grave_exit};
 
 void grave_bury(struct server *s, struct kernel *k)
 {

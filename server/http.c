@@ -20,13 +20,13 @@
 
 #include <errno.h>
 #include <malloc.h>
+#include <microhttpd.h>
 #include <netdb.h>
+#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <microhttpd.h>
-#include <netinet/in.h>
 #include <sys/socket.h>
 #include <zmq.h>
 
@@ -34,9 +34,9 @@
 #include "loop.h"
 
 #define HTTP_MAX_EXTRA_HEADERS 4
-#define HTTP_STREAM_BLOCK (32 * 1024)
-#define HTTP_TRIM_IDLE_MS 2000
-#define HTTP_SWEEP_MS 1000
+#define HTTP_STREAM_BLOCK      (32 * 1024)
+#define HTTP_TRIM_IDLE_MS      2000
+#define HTTP_SWEEP_MS	       1000
 
 enum http_state {
 	HTTP_NEW,      /* body still arriving or not yet dispatched */
@@ -78,7 +78,8 @@ struct http_req {
 	char *ctype;
 	char *resp;
 	size_t resp_len;
-	char *hdr_name[HTTP_MAX_EXTRA_HEADERS], *hdr_value[HTTP_MAX_EXTRA_HEADERS];
+	char *hdr_name[HTTP_MAX_EXTRA_HEADERS],
+	    *hdr_value[HTTP_MAX_EXTRA_HEADERS];
 	int nhdr;
 	void (*gone)(void *arg);
 	void *gone_arg;
@@ -114,7 +115,8 @@ void http_prepare(struct http *h)
 	if (h->need_run)
 		http_run(h);
 	if (MHD_get_timeout(h->d, &t) == MHD_YES) {
-		loop_timer_arm(h->loop, &h->timer, (uint64_t)t, http_on_timer, h);
+		loop_timer_arm(h->loop, &h->timer, (uint64_t)t, http_on_timer,
+			       h);
 	} else
 		loop_timer_disarm(h->loop, &h->timer);
 }
@@ -162,7 +164,8 @@ static void http_on_sock(void *arg, short revents)
 	ssize_t n;
 
 	(void)revents;
-	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	n = ci ? recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -189,7 +192,8 @@ static void http_suspend(struct http_req *r)
 	if (r->next)
 		r->next->prev = r;
 	r->h->suspended = r;
-	ci = MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	ci =
+	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	if (ci)
 		r->sockw = loop_add_fd(r->h->loop, ci->connect_fd, ZMQ_POLLIN,
 				       http_on_sock, r);
@@ -249,9 +253,8 @@ static enum MHD_Result http_queue_stream(struct http_req *r)
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
-	resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
-						 HTTP_STREAM_BLOCK,
-						 http_stream_reader, r, NULL);
+	resp = MHD_create_response_from_callback(
+	    MHD_SIZE_UNKNOWN, HTTP_STREAM_BLOCK, http_stream_reader, r, NULL);
 	if (!resp)
 		return MHD_NO;
 	http_add_common_headers(r, resp);
@@ -277,14 +280,16 @@ static void http_preflight(struct http_req *r)
 static void http_dispatch(struct http *h, struct http_req *r)
 {
 	if (r->too_large)
-		http_req_text(r, 413, "Request body too large (limit %ld bytes)",
+		http_req_text(r, 413,
+			      "Request body too large (limit %ld bytes)",
 			      h->max_body);
 	else if (strcmp(r->method, "OPTIONS") == 0)
 		http_preflight(r);
 	else
 		h->handler(h->arg, r);
 	if (r->state == HTTP_NEW)
-		http_req_text(r, 500, "Internal error: the request got no answer");
+		http_req_text(r, 500,
+			      "Internal error: the request got no answer");
 }
 
 static bool http_collect(struct http *h, struct http_req *r, const char *data,
@@ -391,13 +396,14 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 	struct http_req *r = *con_cls;
 
 	(void)conn;
-	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim, h);
+	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim,
+		       h);
 	if (!r)
 		return;
 	*con_cls = NULL;
 	http_resume(r);
 	http_notify_end(r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-				   !r->client_gone);
+			       !r->client_gone);
 	free(r->body);
 	free(r->ctype);
 	free(r->resp);
@@ -421,10 +427,12 @@ static void http_sweep(void *arg, short revents)
 
 	(void)revents;
 	/* MHD also closes the sockets of connections it ended only in its next
-	 * run, and nothing else may wake it: one run per sweep releases them. */
+	 * run, and nothing else may wake it: one run per sweep releases them.
+	 */
 	h->need_run = true;
 	for (size_t i = 0; i < h->nconn; i++) {
-		ssize_t n = recv(h->conn_fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
+		ssize_t n =
+		    recv(h->conn_fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
 			shutdown(h->conn_fds[i], SHUT_RDWR);
 			h->need_run = true;
@@ -441,7 +449,7 @@ static void http_conn_event(void *cls, struct MHD_Connection *conn,
 {
 	struct http *h = cls;
 	const union MHD_ConnectionInfo *ci =
-		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+	    MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
 	int fd = ci ? ci->connect_fd : -1;
 
 	(void)socket_context;
@@ -468,7 +476,8 @@ static void http_conn_event(void *cls, struct MHD_Connection *conn,
 			break;
 		}
 	}
-	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim, h);
+	loop_timer_arm(h->loop, &h->trim_timer, HTTP_TRIM_IDLE_MS, http_trim,
+		       h);
 }
 
 static void http_logger(void *cls, const char *fmt, va_list ap)
@@ -488,7 +497,8 @@ static int http_resolve(const struct http_opts *o,
 			struct sockaddr_storage *addr, char *err, size_t errlen)
 {
 	struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
-				 .ai_flags = AI_PASSIVE}, *res = NULL;
+				 .ai_flags = AI_PASSIVE},
+			*res = NULL;
 	char port[16];
 	int rc;
 
@@ -503,7 +513,8 @@ static int http_resolve(const struct http_opts *o,
 	rc = res->ai_family == AF_INET6 ? MHD_USE_IPv6 : 0;
 	freeaddrinfo(res);
 	/* "::" (or the empty address) means every address, IPv4 included. */
-	if (rc && IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr))
+	if (rc &&
+	    IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr))
 		rc = MHD_USE_DUAL_STACK;
 	return rc;
 }
@@ -530,22 +541,21 @@ struct http *http_new(struct loop *l, const struct http_opts *o,
 	if (flags < 0)
 		goto fail;
 	h->d = MHD_start_daemon(
-		(unsigned)flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-			MHD_USE_ERROR_LOG,
-		0, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER,
-		http_logger, h, MHD_OPTION_SOCK_ADDR, &addr,
-		MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
-		MHD_OPTION_NOTIFY_CONNECTION, http_conn_event, h,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
-		/* Requests here have few small headers and bodies are collected
-		 * outside MHD's pool: half the default keeps 1000 idle
-		 * connections cheap. */
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384,
-		MHD_OPTION_END);
+	    (unsigned)flags | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
+		MHD_USE_ERROR_LOG,
+	    0, NULL, NULL, http_access, h, MHD_OPTION_EXTERNAL_LOGGER,
+	    http_logger, h, MHD_OPTION_SOCK_ADDR, &addr,
+	    MHD_OPTION_NOTIFY_COMPLETED, http_completed, h,
+	    MHD_OPTION_NOTIFY_CONNECTION, http_conn_event, h,
+	    MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+	    MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+	    /* Requests here have few small headers and bodies are collected
+	     * outside MHD's pool: half the default keeps 1000 idle
+	     * connections cheap. */
+	    MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)16384, MHD_OPTION_END);
 	if (!h->d) {
-		snprintf(err, errlen, "cannot listen on [%s]:%ld: %s", o->listen,
-			 o->port, strerror(errno));
+		snprintf(err, errlen, "cannot listen on [%s]:%ld: %s",
+			 o->listen, o->port, strerror(errno));
 		goto fail;
 	}
 	di = MHD_get_daemon_info(h->d, MHD_DAEMON_INFO_BIND_PORT);

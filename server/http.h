@@ -35,8 +35,9 @@ struct http_source {
 };
 
 struct http_opts {
-	const char *listen; /* numeric address or host name; "::" = dual stack */
-	long port;          /* 0: any free port */
+	const char
+	    *listen; /* numeric address or host name; "::" = dual stack */
+	long port;   /* 0: any free port */
 	long max_body;
 	long max_connections;
 	/* Called for every answer queued (tag: see http_req_set_tag). */
@@ -45,8 +46,8 @@ struct http_opts {
 };
 
 /* Starts listening. Returns NULL with a reason in err. */
-struct http *http_new(struct loop *l, const struct http_opts *o,
-		      http_handler h, void *arg, char *err, size_t errlen);
+struct http *http_new(struct loop *l, const struct http_opts *o, http_handler h,
+		      void *arg, char *err, size_t errlen);
 /* The port actually bound. */
 int http_port(const struct http *h);
 /* Must run before every loop turn: lets MHD act on resumed connections and
@@ -70,7 +71,7 @@ void http_req_respond(struct http_req *r, unsigned status, const char *ctype,
 		      const char *body, size_t len);
 /* Answers text/plain with a formatted one-line reason. */
 void http_req_text(struct http_req *r, unsigned status, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 /* Adds a response header to the answer still to come (e.g. Allow). */
 void http_req_add_header(struct http_req *r, const char *name,
 			 const char *value);

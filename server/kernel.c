@@ -19,8 +19,11 @@
  */
 #include "kernel.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,9 +33,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
-#include <openssl/rand.h>
 #include <unistd.h>
 #include <uuid/uuid.h>
 #include <zmq.h>
@@ -45,13 +45,13 @@
 /* kernel_info_request resends: the first ones are lost while the kernel has
  * not bound its sockets yet (and the SUB slow-joiner misses early iopub), so
  * start fast and back off to the usual 500 ms. */
-#define KERNEL_HANDSHAKE_FIRST_MS 20
-#define KERNEL_HANDSHAKE_EARLY_MS 100
+#define KERNEL_HANDSHAKE_FIRST_MS     20
+#define KERNEL_HANDSHAKE_EARLY_MS     100
 #define KERNEL_HANDSHAKE_EARLY_FOR_MS 3000
-#define KERNEL_HANDSHAKE_MS 500
-#define KERNEL_MAX_FRAMES 64
-#define KERNEL_BATCH 256
-#define KERNEL_PIPE_LINE 2048
+#define KERNEL_HANDSHAKE_MS	      500
+#define KERNEL_MAX_FRAMES	      64
+#define KERNEL_BATCH		      256
+#define KERNEL_PIPE_LINE	      2048
 
 extern char **environ;
 
@@ -90,21 +90,21 @@ struct kernel {
 
 	bool got_info, got_iopub;
 	json_t *info;
-	struct loop_timer hs_timer;   /* handshake resend */
+	struct loop_timer hs_timer; /* handshake resend */
 	uint64_t hs_interval;
-	struct loop_timer dead_timer; /* start deadline, then SIGKILL escalation */
+	struct loop_timer
+	    dead_timer; /* start deadline, then SIGKILL escalation */
 	uint64_t started_ms;
 	bool exited;
 	bool oom;
-	char *user_dir;            /* per-kernel dir owned by --kernel-user */
+	char *user_dir; /* per-kernel dir owned by --kernel-user */
 	struct kres_kernel kk;
 };
 
 static const char *const chan_name[KERNEL_NCHAN] = {"shell", "control",
-						     "iopub"};
+						    "iopub"};
 
-void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,
-		      void *arg)
+void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops, void *arg)
 {
 	k->ops = ops;
 	k->arg = arg;
@@ -187,8 +187,8 @@ static int kernel_write_conn_file(struct kernel *k, int ports[5])
 		return -ENOMEM;
 	json_object_set_new(o, "transport",
 			    json_string(k->ipc_prefix ? "ipc" : "tcp"));
-	json_object_set_new(o, "ip", json_string(k->ipc_prefix ? k->ipc_prefix
-							       : "127.0.0.1"));
+	json_object_set_new(
+	    o, "ip", json_string(k->ipc_prefix ? k->ipc_prefix : "127.0.0.1"));
 	json_object_set_new(o, "shell_port", json_integer(ports[0]));
 	json_object_set_new(o, "iopub_port", json_integer(ports[1]));
 	json_object_set_new(o, "stdin_port", json_integer(ports[2]));
@@ -245,13 +245,12 @@ static void kernel_unlink_files(struct kernel *k)
 static char **kernel_build_env(const struct kspec *spec,
 			       const struct kres *kres)
 {
-	static const char *const drop[] = {"NOTIFY_SOCKET=", "WATCHDOG_PID=",
-					   "WATCHDOG_USEC=", "LISTEN_FDS=",
-					   "LISTEN_PID=", "LISTEN_FDNAMES=",
-					   "JPY_PARENT_PID=", "INVOCATION_ID=",
-					   NULL};
-	static const char *const user_drop[] = {"HOME=", "USER=", "LOGNAME=",
-						NULL};
+	static const char *const drop[] = {
+	    "NOTIFY_SOCKET=",  "WATCHDOG_PID=",	 "WATCHDOG_USEC=",
+	    "LISTEN_FDS=",     "LISTEN_PID=",	 "LISTEN_FDNAMES=",
+	    "JPY_PARENT_PID=", "INVOCATION_ID=", NULL};
+	static const char *const user_drop[] = {
+	    "HOME=", "USER=", "LOGNAME=", NULL};
 	static char home[300], user[80], logname[80];
 	bool as_user = kres && kres->as_user;
 	size_t n = 0, i, j = 0;
@@ -273,7 +272,8 @@ static char **kernel_build_env(const struct kspec *spec,
 		for (size_t e = 0; e < spec->nenv && !skip; e++) {
 			const char *eq = strchr(spec->env[e], '=');
 			size_t kl = eq ? (size_t)(eq - spec->env[e]) : 0;
-			skip = kl && strncmp(environ[i], spec->env[e], kl + 1) == 0;
+			skip = kl &&
+			       strncmp(environ[i], spec->env[e], kl + 1) == 0;
 		}
 		if (!skip)
 			envp[j++] = environ[i];
@@ -487,8 +487,10 @@ static int kernel_watch_all(struct kernel *k)
 		if (!k->sockw[c])
 			return -ENOMEM;
 	}
-	k->out.w = loop_add_fd(l, k->out.fd, ZMQ_POLLIN, kernel_on_pipe, &k->out);
-	k->err.w = loop_add_fd(l, k->err.fd, ZMQ_POLLIN, kernel_on_pipe, &k->err);
+	k->out.w =
+	    loop_add_fd(l, k->out.fd, ZMQ_POLLIN, kernel_on_pipe, &k->out);
+	k->err.w =
+	    loop_add_fd(l, k->err.fd, ZMQ_POLLIN, kernel_on_pipe, &k->err);
 	k->pidw = loop_add_fd(l, k->pidfd, ZMQ_POLLIN, kernel_on_pidfd, k);
 	return k->out.w && k->err.w && k->pidw ? 0 : -ENOMEM;
 }
@@ -618,8 +620,10 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 	}
 	if (k->env.kres) {
 		if (k->env.kres->as_user &&
-		    chown(k->conn_file, k->env.kres->uid, k->env.kres->gid) < 0) {
-			snprintf(err, errlen, "cannot hand %s to the kernel user: %s",
+		    chown(k->conn_file, k->env.kres->uid, k->env.kres->gid) <
+			0) {
+			snprintf(err, errlen,
+				 "cannot hand %s to the kernel user: %s",
 				 k->conn_file, strerror(errno));
 			return -1;
 		}
@@ -680,8 +684,8 @@ static void kernel_handshake_tick(void *arg, short revents)
 	json_t *c = json_object();
 	kernel_send(k, KERNEL_SHELL, "kernel_info_request", c, NULL);
 	json_decref(c);
-	k->hs_interval = k->hs_interval ? k->hs_interval * 2
-					 : KERNEL_HANDSHAKE_FIRST_MS;
+	k->hs_interval =
+	    k->hs_interval ? k->hs_interval * 2 : KERNEL_HANDSHAKE_FIRST_MS;
 	/* Every 100 ms while a typical kernel is still starting (a ready kernel
 	 * answers within a few ms, so readiness is seen at most ~100 ms late),
 	 * then every 500 ms. */
@@ -711,8 +715,8 @@ static void kernel_deadline(void *arg, short revents)
 	(void)revents;
 	if (k->state == KERNEL_STARTING)
 		log_warnx("kernel %.8s (%s) did not answer within %ld ms; "
-			  "killing it", k->id, k->spec->name,
-			  k->env.start_timeout_ms);
+			  "killing it",
+			  k->id, k->spec->name, k->env.start_timeout_ms);
 	kernel_kill_group(k, SIGKILL);
 }
 
@@ -790,7 +794,8 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
 	if (n <= 0) {
 		if (n < 0)
 			log_warnx("kernel %.8s: %s receive failed or message "
-				  "too long", k->id, chan_name[ch]);
+				  "too long",
+				  k->id, chan_name[ch]);
 		return n < 0 ? 1 : 0;
 	}
 	for (int i = 0; i < n; i++) {
@@ -836,11 +841,13 @@ int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 	hdr = wire_header_new(msg_type, k->session, msg_id_out);
 	if (!hdr)
 		return -ENOMEM;
-	rc = wire_encode(k->key, strlen(k->key), hdr, NULL, NULL, content, &out);
+	rc =
+	    wire_encode(k->key, strlen(k->key), hdr, NULL, NULL, content, &out);
 	json_decref(hdr);
 	if (rc < 0)
 		return rc;
-	if (zmq_send(k->sock[ch], WIRE_DELIM, WIRE_DELIM_LEN, ZMQ_SNDMORE) < 0 ||
+	if (zmq_send(k->sock[ch], WIRE_DELIM, WIRE_DELIM_LEN, ZMQ_SNDMORE) <
+		0 ||
 	    zmq_send(k->sock[ch], out.sig, strlen(out.sig), ZMQ_SNDMORE) < 0)
 		rc = -errno;
 	for (int i = 0; i < 4 && rc == 0; i++) {

@@ -28,9 +28,9 @@ enum kernel_chan { KERNEL_SHELL, KERNEL_CONTROL, KERNEL_IOPUB, KERNEL_NCHAN };
 
 enum kernel_state {
 	KERNEL_STARTING, /* spawned, handshake running */
-	KERNEL_READY,    /* handshake done: requests may be sent */
+	KERNEL_READY,	 /* handshake done: requests may be sent */
 	KERNEL_STOPPING, /* kernel_stop() called, waiting for exit */
-	KERNEL_EXITED,   /* process reaped; the object only awaits kernel_free */
+	KERNEL_EXITED, /* process reaped; the object only awaits kernel_free */
 };
 
 /* Callbacks into the owner; each may call kernel_free() on k only from
@@ -43,15 +43,16 @@ struct kernel_ops {
 		       struct wire_msg *m);
 	/* The process exited (status as from waitpid) or the handshake timed
 	 * out (then the process group was killed first and reaped). */
-	void (*on_exit)(void *arg, struct kernel *k, int status, bool was_ready);
+	void (*on_exit)(void *arg, struct kernel *k, int status,
+			bool was_ready);
 };
 
 struct kernel_env {
-	const char *runtime_dir;  /* private 0700 dir for connection files */
-	void *zmq;                /* the daemon's ZeroMQ context */
+	const char *runtime_dir; /* private 0700 dir for connection files */
+	void *zmq;		 /* the daemon's ZeroMQ context */
 	struct loop *loop;
 	long start_timeout_ms;
-	const struct kres *kres;  /* limits and user for kernels; may be NULL */
+	const struct kres *kres; /* limits and user for kernels; may be NULL */
 };
 
 /* Spawns a kernel for spec in cwd. Borrowed args; spec must outlive k.

@@ -51,8 +51,8 @@ static void kres_cgroup_init(struct kres *r)
 	FILE *f;
 
 	r->cg_dir[0] = '\0';
-	if (!getenv("INVOCATION_ID") || access("/sys/fs/cgroup/cgroup.controllers",
-						 R_OK) != 0)
+	if (!getenv("INVOCATION_ID") ||
+	    access("/sys/fs/cgroup/cgroup.controllers", R_OK) != 0)
 		return;
 	f = fopen("/proc/self/cgroup", "re");
 	if (!f)
@@ -80,15 +80,16 @@ static void kres_cgroup_init(struct kres *r)
 	kres_path(path, sizeof(path), r->cg_dir, "cgroup.subtree_control");
 	if (kres_write(path, "+memory +cpu") < 0) {
 		log_info("cgroups: cannot enable memory and cpu controllers in "
-			 "%s; kernels get rlimits", r->cg_dir);
+			 "%s; kernels get rlimits",
+			 r->cg_dir);
 		r->cg_dir[0] = '\0';
 		return;
 	}
 	log_info("cgroups: kernels get their own groups under %s", r->cg_dir);
 }
 
-int kres_init(struct kres *r, long mem_max, long cpu_weight,
-	      const char *user, char *err, size_t errlen)
+int kres_init(struct kres *r, long mem_max, long cpu_weight, const char *user,
+	      char *err, size_t errlen)
 {
 	memset(r, 0, sizeof(*r));
 	r->mem_max = mem_max;
@@ -96,7 +97,8 @@ int kres_init(struct kres *r, long mem_max, long cpu_weight,
 	if (user && *user) {
 		struct passwd *pw = getpwnam(user);
 		if (!pw) {
-			snprintf(err, errlen, "--kernel-user: no user '%s'", user);
+			snprintf(err, errlen, "--kernel-user: no user '%s'",
+				 user);
 			return -1;
 		}
 		r->as_user = true;
@@ -124,8 +126,7 @@ static unsigned long long kres_sys_oom_kills(void)
 	return n;
 }
 
-void kres_prepare(const struct kres *r, const char *id,
-		  struct kres_kernel *kk)
+void kres_prepare(const struct kres *r, const char *id, struct kres_kernel *kk)
 {
 	char path[400], val[32];
 

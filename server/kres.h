@@ -20,8 +20,8 @@
 #include <sys/types.h>
 
 struct kres {
-	char cg_dir[256];  /* the daemon's delegated cgroup, "" = no cgroups */
-	long mem_max;      /* bytes, 0 = none */
+	char cg_dir[256]; /* the daemon's delegated cgroup, "" = no cgroups */
+	long mem_max;	  /* bytes, 0 = none */
 	long cpu_weight;
 	bool as_user;
 	uid_t uid;
@@ -32,8 +32,8 @@ struct kres {
 
 /* One kernel's handle, filled by kres_prepare. */
 struct kres_kernel {
-	char cg[300];  /* its cgroup dir, "" when none */
-	int procs_fd;  /* its cgroup.procs, open for the child, or -1 */
+	char cg[300]; /* its cgroup dir, "" when none */
+	int procs_fd; /* its cgroup.procs, open for the child, or -1 */
 	unsigned long long oom_before; /* system oom_kill count at start */
 };
 
@@ -41,11 +41,10 @@ struct kres_kernel {
  * daemon may: moves itself into <cgroup>/daemon and enables the memory and
  * cpu controllers for its subtree. Returns 0, or -1 with a reason in err
  * (unknown user). Missing cgroup support is not an error. */
-int kres_init(struct kres *r, long mem_max, long cpu_weight,
-	      const char *user, char *err, size_t errlen);
+int kres_init(struct kres *r, long mem_max, long cpu_weight, const char *user,
+	      char *err, size_t errlen);
 /* Before fork: the kernel's group (named after id) with its limits. */
-void kres_prepare(const struct kres *r, const char *id,
-		  struct kres_kernel *kk);
+void kres_prepare(const struct kres *r, const char *id, struct kres_kernel *kk);
 /* In the child: joins the group, sets the rlimit fallback, drops to the
  * kernel user. Returns 0 or -errno. Async-signal-safe. */
 int kres_child(const struct kres *r, const struct kres_kernel *kk);

@@ -18,14 +18,14 @@
 #include <stddef.h>
 
 struct kspec {
-	char *name;         /* directory name */
-	char *dir;          /* absolute path of the kernelspec directory */
-	char **argv;        /* NULL-terminated, unsubstituted */
+	char *name;  /* directory name */
+	char *dir;   /* absolute path of the kernelspec directory */
+	char **argv; /* NULL-terminated, unsubstituted */
 	size_t argc;
-	char *display_name; /* "" when absent */
-	char *language;     /* "" when absent */
+	char *display_name;	/* "" when absent */
+	char *language;		/* "" when absent */
 	bool interrupt_message; /* interrupt_mode == "message" */
-	char **env;         /* NULL-terminated "KEY=VALUE" after ${VAR} expansion */
+	char **env; /* NULL-terminated "KEY=VALUE" after ${VAR} expansion */
 	size_t nenv;
 };
 

@@ -20,37 +20,37 @@
 struct lang_env_tpl {
 	const char *language;
 	const char *before, *after; /* the encoded document goes between */
-	int hex;                    /* hex instead of base64 (no base64 in R) */
+	int hex;		    /* hex instead of base64 (no base64 in R) */
 };
 
-#define LANG_R_HEX_DECODE                                                     \
-	"rawToChar(as.raw(strtoi(substring(h, seq(1, nchar(h), 2), "          \
+#define LANG_R_HEX_DECODE                                                      \
+	"rawToChar(as.raw(strtoi(substring(h, seq(1, nchar(h), 2), "           \
 	"seq(2, nchar(h), 2)), 16L)))"
 
 static const struct lang_env_tpl lang_env_tpls[] = {
-	{"python",
-	 "(lambda d, o=__import__('os'): (o.environ.update(d['set']), "
-	 "[o.environ.pop(k, None) for k in d['unset']], None)[-1])"
-	 "(__import__('json').loads(__import__('base64').b64decode('",
-	 "')))", 0},
-	{"javascript",
-	 "(() => { const d = JSON.parse(Buffer.from('",
-	 "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
-	 "for (const k of d.unset) delete process.env[k]; })();", 0},
-	{"typescript",
-	 "(() => { const d = JSON.parse(Buffer.from('",
-	 "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
-	 "for (const k of d.unset) delete process.env[k]; })();", 0},
-	/* System.getenv is read-only in Java: the runner's helper changes the
-	 * process environment (children see it) and, as E2B's reference does,
-	 * the system properties. */
-	{"java", "e2bci.E2b.setenv(\"", "\");", 0},
-	{"r", "local({h <- \"",
-	 "\"; d <- jsonlite::fromJSON(" LANG_R_HEX_DECODE
-	 ", simplifyVector = FALSE); if (length(d$set)) do.call(Sys.setenv, "
-	 "d$set); for (k in unlist(d$unset)) Sys.unsetenv(k); "
-	 "invisible(NULL)})",
-	 1},
+    {"python",
+     "(lambda d, o=__import__('os'): (o.environ.update(d['set']), "
+     "[o.environ.pop(k, None) for k in d['unset']], None)[-1])"
+     "(__import__('json').loads(__import__('base64').b64decode('",
+     "')))", 0},
+    {"javascript", "(() => { const d = JSON.parse(Buffer.from('",
+     "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
+     "for (const k of d.unset) delete process.env[k]; })();",
+     0},
+    {"typescript", "(() => { const d = JSON.parse(Buffer.from('",
+     "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
+     "for (const k of d.unset) delete process.env[k]; })();",
+     0},
+    /* System.getenv is read-only in Java: the runner's helper changes the
+     * process environment (children see it) and, as E2B's reference does,
+     * the system properties. */
+    {"java", "e2bci.E2b.setenv(\"", "\");", 0},
+    {"r", "local({h <- \"",
+     "\"; d <- jsonlite::fromJSON(" LANG_R_HEX_DECODE
+     ", simplifyVector = FALSE); if (length(d$set)) do.call(Sys.setenv, "
+     "d$set); for (k in unlist(d$unset)) Sys.unsetenv(k); "
+     "invisible(NULL)})",
+     1},
 };
 
 static char *lang_b64(const char *s);
@@ -88,7 +88,8 @@ static char *lang_bash_env(json_t *set, json_t *unset)
 	json_t *v;
 	size_t i;
 
-	json_object_foreach(set, key, v) {
+	json_object_foreach(set, key, v)
+	{
 		if (!code || !lang_is_ident(key) || !json_is_string(v))
 			continue;
 		b64 = lang_b64(json_string_value(v));
@@ -102,7 +103,8 @@ static char *lang_bash_env(json_t *set, json_t *unset)
 		free(code);
 		code = next;
 	}
-	json_array_foreach(unset, i, v) {
+	json_array_foreach(unset, i, v)
+	{
 		key = json_string_value(v);
 		if (!code || !key || !lang_is_ident(key))
 			continue;
@@ -142,7 +144,8 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 	doc = json_pack("{s:O?,s:O?}", "set", set, "unset", unset);
 	if (!doc)
 		return NULL;
-	if (!json_object_get(doc, "set") || json_is_null(json_object_get(doc, "set")))
+	if (!json_object_get(doc, "set") ||
+	    json_is_null(json_object_get(doc, "set")))
 		json_object_set_new(doc, "set", json_object());
 	if (!json_object_get(doc, "unset") ||
 	    json_is_null(json_object_get(doc, "unset")))
@@ -159,13 +162,15 @@ char *lang_env_code(const char *language, json_t *set, json_t *unset)
 }
 
 static const struct lang_env_tpl lang_cwd_tpls[] = {
-	{"python", "__import__('os').chdir(__import__('base64').b64decode('",
-	 "').decode('utf-8', 'surrogateescape'))", 0},
-	{"javascript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
-	{"typescript", "process.chdir(Buffer.from('", "', 'base64').toString('utf8'));", 0},
-	{"bash", "__e2b_d=$(printf %s '",
-	 "' | base64 -d; printf x); cd -- \"${__e2b_d%x}\"; unset -v __e2b_d", 0},
-	{"r", "local({h <- \"", "\"; setwd(" LANG_R_HEX_DECODE ")})", 1},
+    {"python", "__import__('os').chdir(__import__('base64').b64decode('",
+     "').decode('utf-8', 'surrogateescape'))", 0},
+    {"javascript", "process.chdir(Buffer.from('",
+     "', 'base64').toString('utf8'));", 0},
+    {"typescript", "process.chdir(Buffer.from('",
+     "', 'base64').toString('utf8'));", 0},
+    {"bash", "__e2b_d=$(printf %s '",
+     "' | base64 -d; printf x); cd -- \"${__e2b_d%x}\"; unset -v __e2b_d", 0},
+    {"r", "local({h <- \"", "\"; setwd(" LANG_R_HEX_DECODE ")})", 1},
 };
 
 char *lang_cwd_code(const char *language, const char *cwd)
@@ -178,7 +183,8 @@ char *lang_cwd_code(const char *language, const char *cwd)
 		if (strcmp(t->language, language) != 0)
 			continue;
 		b64 = t->hex ? lang_hex(cwd) : lang_b64(cwd);
-		if (b64 && asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
+		if (b64 &&
+		    asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
 			code = NULL;
 		free(b64);
 		return code;

@@ -10,7 +10,12 @@
 #ifndef E2BCI_LOG_H
 #define E2BCI_LOG_H
 
-enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARN = 4, LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+enum log_level {
+	LOG_LVL_ERR = 3,
+	LOG_LVL_WARN = 4,
+	LOG_LVL_INFO = 6,
+	LOG_LVL_DEBUG = 7
+};
 
 /* Sets the threshold; journal != 0 selects "<N>" prefixes. */
 void log_init(enum log_level level, int journal);

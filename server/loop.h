@@ -22,7 +22,8 @@ struct loop_watch;
 /* revents: ZMQ_POLLIN / ZMQ_POLLOUT / ZMQ_POLLERR bits as zmq_poll reports. */
 typedef void (*loop_fn)(void *arg, short revents);
 
-/* A timer lives inside its owner's struct (intrusive); the loop never frees it. */
+/* A timer lives inside its owner's struct (intrusive); the loop never frees it.
+ */
 struct loop_timer {
 	uint64_t due_ms;
 	loop_fn fn;

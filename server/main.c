@@ -105,7 +105,8 @@ static int main_runtime_dir(struct server *s)
 		d = buf;
 	}
 	if (strlen(d) > 90) {
-		log_errx("runtime dir '%s' is too long for ipc socket paths", d);
+		log_errx("runtime dir '%s' is too long for ipc socket paths",
+			 d);
 		return -1;
 	}
 	snprintf(s->runtime_dir, sizeof(s->runtime_dir), "%s", d);
@@ -201,10 +202,12 @@ static int main_start_defaults(struct server *s)
 	while (v[i]) {
 		if (!server_spec(s, v[i])) {
 			log_warnx("no kernel installed for default language "
-				  "%s; skipping it", v[i]);
+				  "%s; skipping it",
+				  v[i]);
 			/* Drop it from the list so readiness does not wait. */
 			free(v[i]);
-			memmove(&v[i], &v[i + 1], sizeof(*v) * (strlen_v(v + i)));
+			memmove(&v[i], &v[i + 1],
+				sizeof(*v) * (strlen_v(v + i)));
 			continue;
 		}
 		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
@@ -223,9 +226,9 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 
 static int main_setup(struct server *s, int *sigfd)
 {
-	struct http_opts ho = {s->cfg.listen, s->cfg.port, s->cfg.max_body,
-			       s->cfg.max_connections, main_on_answer,
-			       &s->metrics};
+	struct http_opts ho = {s->cfg.listen,	s->cfg.port,
+			       s->cfg.max_body, s->cfg.max_connections,
+			       main_on_answer,	&s->metrics};
 	char err[256];
 	sigset_t set;
 

@@ -20,7 +20,7 @@
 #include "server.h"
 
 static const double metrics_bounds_s[METRICS_NBUCKETS] = {
-	0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
 
 void metrics_http(struct metrics *m, const char *route, unsigned status)
 {
@@ -158,24 +158,24 @@ static void metrics_counters(struct metrics_buf *b, const struct server *s)
 		const char *name, *help;
 		size_t off;
 	} rows[] = {
-		{"e2bci_executions_total", "Executions sent to kernels.",
-		 offsetof(struct server, stats.executions)},
-		{"e2bci_kernel_starts_total", "Kernel processes started.",
-		 offsetof(struct server, stats.kernel_starts)},
-		{"e2bci_kernel_crashes_total",
-		 "Kernels that died while serving a context.",
-		 offsetof(struct server, stats.kernel_deaths)},
-		{"e2bci_kernel_restarts_total",
-		 "Context restarts (requested, or after a stuck interrupt).",
-		 offsetof(struct server, stats.restarts)},
-		{"e2bci_interrupts_total",
-		 "Cells interrupted because their client went away.",
-		 offsetof(struct server, stats.interrupts)},
+	    {"e2bci_executions_total", "Executions sent to kernels.",
+	     offsetof(struct server, stats.executions)},
+	    {"e2bci_kernel_starts_total", "Kernel processes started.",
+	     offsetof(struct server, stats.kernel_starts)},
+	    {"e2bci_kernel_crashes_total",
+	     "Kernels that died while serving a context.",
+	     offsetof(struct server, stats.kernel_deaths)},
+	    {"e2bci_kernel_restarts_total",
+	     "Context restarts (requested, or after a stuck interrupt).",
+	     offsetof(struct server, stats.restarts)},
+	    {"e2bci_interrupts_total",
+	     "Cells interrupted because their client went away.",
+	     offsetof(struct server, stats.interrupts)},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
 		const unsigned long long *v =
-			(const void *)((const char *)s + rows[i].off);
+		    (const void *)((const char *)s + rows[i].off);
 		metrics_head(b, rows[i].name, "counter", rows[i].help);
 		metrics_printf(b, "%s %llu\n", rows[i].name, *v);
 	}

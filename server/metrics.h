@@ -16,7 +16,7 @@
 struct server;
 
 #define METRICS_MAX_ROUTES 16
-#define METRICS_NBUCKETS 12
+#define METRICS_NBUCKETS   12
 
 struct metrics {
 	struct {
@@ -25,7 +25,8 @@ struct metrics {
 		unsigned long long n;
 	} http[METRICS_MAX_ROUTES * 6];
 	size_t nhttp;
-	unsigned long long exec_buckets[METRICS_NBUCKETS]; /* cumulative on render */
+	unsigned long long
+	    exec_buckets[METRICS_NBUCKETS]; /* cumulative on render */
 	unsigned long long exec_count;
 	double exec_sum_s;
 	unsigned long long bytes_streamed;

@@ -110,14 +110,16 @@ static int pool_parse_one(struct pool_target *t, const char *item, char *err,
 	long n;
 
 	if (!eq || eq == item || (size_t)(eq - item) >= sizeof(name)) {
-		snprintf(err, errlen, "--pool: '%s' is not LANGUAGE=COUNT", item);
+		snprintf(err, errlen, "--pool: '%s' is not LANGUAGE=COUNT",
+			 item);
 		return -1;
 	}
 	memcpy(name, item, (size_t)(eq - item));
 	name[eq - item] = '\0';
 	n = strtol(eq + 1, &end, 10);
 	if (!*(eq + 1) || *end || n < 0 || n > 16) {
-		snprintf(err, errlen, "--pool: count in '%s' must be 0..16", item);
+		snprintf(err, errlen, "--pool: count in '%s' must be 0..16",
+			 item);
 		return -1;
 	}
 	t->language = req_normalize_language(name);
@@ -131,8 +133,8 @@ int pool_init(struct server *s, char *err, size_t errlen)
 	char *copy = strdup(s->cfg.pool), *save = NULL, *tok;
 	int rc = 0;
 
-	if (!p || !copy || !(p->targets = calloc(strlen(copy) / 2 + 1,
-						 sizeof(*p->targets)))) {
+	if (!p || !copy ||
+	    !(p->targets = calloc(strlen(copy) / 2 + 1, sizeof(*p->targets)))) {
 		snprintf(err, errlen, "out of memory");
 		rc = -1;
 		goto out;
@@ -228,7 +230,8 @@ void pool_count(const struct server *s, size_t *ready, size_t *starting)
 	*ready = *starting = 0;
 	if (!s->pool)
 		return;
-	for (const struct pool_kernel *pk = s->pool->spares; pk; pk = pk->next) {
+	for (const struct pool_kernel *pk = s->pool->spares; pk;
+	     pk = pk->next) {
 		if (kernel_state(pk->k) == KERNEL_READY)
 			(*ready)++;
 		else

@@ -12,16 +12,16 @@
 #include <stddef.h>
 
 struct req_execute {
-	char *code;       /* owned, never NULL after success */
+	char *code;	  /* owned, never NULL after success */
 	size_t code_len;  /* bytes, code may hold NUL */
 	char *context_id; /* owned or NULL (absent or null) */
-	char *language;   /* owned, normalized, or NULL (absent or null) */
+	char *language;	  /* owned, normalized, or NULL (absent or null) */
 	json_t *env_vars; /* owned object of string -> string, or NULL */
 };
 
 struct req_context {
 	char *language; /* owned, normalized; "python" when absent/null/empty */
-	char *cwd;      /* owned or NULL (absent/null/empty: caller's default) */
+	char *cwd; /* owned or NULL (absent/null/empty: caller's default) */
 };
 
 /* Parses body (len bytes, need not be NUL-terminated). Returns 0, or an HTTP

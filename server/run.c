@@ -22,16 +22,16 @@
 #include "wire.h"
 
 #define RUN_INTERRUPT_REPEAT_MS 500
-#define RUN_HELPER_TRIES 5
+#define RUN_HELPER_TRIES	5
 
 static void run_advance(struct ctx *c);
 
 static int run_send_helper_now(struct ctx *c)
 {
-	json_t *content = json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code",
-				    c->helper_code, "silent", 1,
-				    "store_history", 0, "user_expressions",
-				    "allow_stdin", 0, "stop_on_error", 0);
+	json_t *content =
+	    json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", c->helper_code,
+		      "silent", 1, "store_history", 0, "user_expressions",
+		      "allow_stdin", 0, "stop_on_error", 0);
 	int rc = -1;
 
 	if (content && c->kernel)
@@ -48,7 +48,8 @@ static bool run_helper(struct ctx *c, char *code, enum run_phase phase)
 {
 	if (!code) {
 		log_warnx("context %.8s: no env helper for language %s; env "
-			  "vars not applied", c->id, c->language);
+			  "vars not applied",
+			  c->id, c->language);
 		return false;
 	}
 	free(c->helper_code);
@@ -82,9 +83,10 @@ static char *run_restore_code(struct ctx *c, struct exec *e)
 	const char *key;
 	char *code;
 
-	json_object_foreach(e->env_vars, key, v) {
-		json_t *g = c->global_env ? json_object_get(c->global_env, key)
-					  : NULL;
+	json_object_foreach(e->env_vars, key, v)
+	{
+		json_t *g =
+		    c->global_env ? json_object_get(c->global_env, key) : NULL;
 		if (json_is_string(g))
 			json_object_set(set, key, g);
 		else
@@ -125,10 +127,10 @@ static void run_send_main(struct ctx *c)
 		run_complete(c);
 		return;
 	}
-	content = json_pack("{s:s%,s:b,s:b,s:{},s:b,s:b}", "code", e->code,
-			    e->code_len, "silent", 0, "store_history", 1,
-			    "user_expressions", "allow_stdin", 0,
-			    "stop_on_error", 1);
+	content =
+	    json_pack("{s:s%,s:b,s:b,s:{},s:b,s:b}", "code", e->code,
+		      e->code_len, "silent", 0, "store_history", 1,
+		      "user_expressions", "allow_stdin", 0, "stop_on_error", 1);
 	if (!content || !c->kernel ||
 	    kernel_send(c->kernel, KERNEL_SHELL, "execute_request", content,
 			e->msg_id) < 0) {
@@ -175,9 +177,9 @@ static void run_advance(struct ctx *c)
 	switch (c->phase) {
 	case RUN_ENVD:
 		if (c->need_global_env) {
-			c->envd = envd_fetch(c->srv->loop, c->srv->cfg.envd_url,
-					     e->token, c->srv->cfg.envd_timeout_ms,
-					     run_on_envd, c);
+			c->envd = envd_fetch(
+			    c->srv->loop, c->srv->cfg.envd_url, e->token,
+			    c->srv->cfg.envd_timeout_ms, run_on_envd, c);
 			if (c->envd)
 				return;
 			c->need_global_env = false;
@@ -187,9 +189,10 @@ static void run_advance(struct ctx *c)
 		c->phase = RUN_ENV;
 		if (e->env_vars && !e->client_gone) {
 			e->env_applied = true;
-			if (run_helper(c, lang_env_code(c->language, e->env_vars,
-							NULL),
-				       RUN_ENV))
+			if (run_helper(
+				c,
+				lang_env_code(c->language, e->env_vars, NULL),
+				RUN_ENV))
 				return;
 		}
 		/* fall through */
@@ -232,8 +235,10 @@ static void run_deadline(void *arg, short revents)
 	char value[96];
 
 	(void)revents;
-	snprintf(value, sizeof(value), "Execution exceeded its deadline of "
-		 "%lld ms", e->deadline_ms);
+	snprintf(value, sizeof(value),
+		 "Execution exceeded its deadline of "
+		 "%lld ms",
+		 e->deadline_ms);
 	exec_ref(e);
 	if (e->ctx)
 		run_cancel(e->ctx, e);
@@ -284,8 +289,8 @@ static void run_interrupt_tick(void *arg, short revents)
 		return;
 	}
 	log_warnx("context %.8s: cell did not stop within %ld ms of an "
-		  "interrupt; restarting the kernel", c->id,
-		  c->srv->cfg.interrupt_timeout_ms);
+		  "interrupt; restarting the kernel",
+		  c->id, c->srv->cfg.interrupt_timeout_ms);
 	ctx_restart(c, "interrupt timed out");
 }
 
@@ -320,16 +325,16 @@ void run_cancel(struct ctx *c, struct exec *e)
 	e->interrupted = true;
 	kernel_interrupt(c->kernel);
 	c->interrupt_sent_ms = loop_now_ms();
-	c->interrupt_deadline = loop_now_ms() +
-				(uint64_t)c->srv->cfg.interrupt_timeout_ms;
+	c->interrupt_deadline =
+	    loop_now_ms() + (uint64_t)c->srv->cfg.interrupt_timeout_ms;
 	loop_timer_arm(c->srv->loop, &c->interrupt_timer,
 		       RUN_INTERRUPT_REPEAT_MS, run_interrupt_tick, c);
 }
 
 static void run_on_helper_reply(struct ctx *c, struct wire_msg *m)
 {
-	const char *st = json_string_value(json_object_get(m->content,
-							   "status"));
+	const char *st =
+	    json_string_value(json_object_get(m->content, "status"));
 
 	if (st && strcmp(st, "aborted") == 0 &&
 	    c->helper_tries < RUN_HELPER_TRIES) {
@@ -340,10 +345,11 @@ static void run_on_helper_reply(struct ctx *c, struct wire_msg *m)
 			return;
 	}
 	if (st && strcmp(st, "ok") != 0)
-		log_warnx("context %.8s: helper cell ended with status %s (%s)",
-			  c->id, st,
-			  json_string_value(json_object_get(m->content,
-							    "evalue")) ?: "");
+		log_warnx(
+		    "context %.8s: helper cell ended with status %s (%s)",
+		    c->id, st,
+		    json_string_value(json_object_get(m->content, "evalue"))
+			?: "");
 	free(c->helper_code);
 	c->helper_code = NULL;
 	c->helper_id[0] = '\0';
@@ -362,13 +368,16 @@ void run_on_msg(struct ctx *c, enum kernel_chan ch, struct wire_msg *m)
 		switch (exec_on_msg(e, ch == KERNEL_SHELL, m)) {
 		case EXEC_COMPLETE:
 			if (e->ask_exit)
-				ctx_restart(c, "the code asked the kernel to exit");
+				ctx_restart(
+				    c, "the code asked the kernel to exit");
 			else
 				run_complete(c);
 			break;
 		case EXEC_RESEND:
-			log_debug("context %.8s: request aborted before it ran; "
-				  "sending it again", c->id);
+			log_debug(
+			    "context %.8s: request aborted before it ran; "
+			    "sending it again",
+			    c->id);
 			run_send_main(c);
 			break;
 		case EXEC_GOING:

@@ -34,14 +34,15 @@ static void sdn_send(const char *text)
 	    strlen(path) >= sizeof(a.sun_path))
 		return;
 	if (sdn_fd < 0)
-		sdn_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK,
-				0);
+		sdn_fd = socket(AF_UNIX,
+				SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (sdn_fd < 0)
 		return;
 	memcpy(a.sun_path, path, strlen(path));
 	if (path[0] == '@')
 		a.sun_path[0] = '\0'; /* abstract namespace */
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
+	len =
+	    (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
 	(void)sendto(sdn_fd, text, strlen(text), MSG_DONTWAIT | MSG_NOSIGNAL,
 		     (struct sockaddr *)&a, len);
 }

@@ -76,13 +76,13 @@ struct server {
 	struct pool *pool;
 
 	char **default_languages; /* NULL-terminated, normalized */
-	bool ready;               /* every default context answered once */
+	bool ready;		  /* every default context answered once */
 	bool stopping;
 
 	struct metrics metrics;
 	struct {
 		unsigned long long executions, kernel_starts, kernel_deaths,
-			interrupts, restarts;
+		    interrupts, restarts;
 	} stats;
 };
 

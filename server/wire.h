@@ -15,10 +15,10 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define WIRE_DELIM "<IDS|MSG>"
-#define WIRE_DELIM_LEN 9
+#define WIRE_DELIM	      "<IDS|MSG>"
+#define WIRE_DELIM_LEN	      9
 #define WIRE_PROTOCOL_VERSION "5.3"
-#define WIRE_SIG_HEX 64
+#define WIRE_SIG_HEX	      64
 
 /* One frame as received or to send: borrowed bytes. */
 struct wire_buf {
@@ -30,7 +30,8 @@ struct wire_buf {
 struct wire_out {
 	char *part[4]; /* header, parent_header, metadata, content; owned */
 	size_t len[4];
-	char sig[WIRE_SIG_HEX + 1]; /* lowercase hex, NUL-terminated; "" if no key */
+	char sig[WIRE_SIG_HEX +
+		 1]; /* lowercase hex, NUL-terminated; "" if no key */
 };
 
 /* A decoded message. All json_t fields are owned (new references). */
@@ -39,9 +40,10 @@ struct wire_msg {
 	json_t *parent_header;
 	json_t *metadata;
 	json_t *content;
-	const char *msg_type;      /* borrowed from header; "" when absent */
-	const char *msg_id;        /* borrowed from header; "" when absent */
-	const char *parent_msg_id; /* borrowed from parent_header; NULL when absent */
+	const char *msg_type; /* borrowed from header; "" when absent */
+	const char *msg_id;   /* borrowed from header; "" when absent */
+	const char
+	    *parent_msg_id; /* borrowed from parent_header; NULL when absent */
 };
 
 /* HMAC-SHA256 of the concatenation of n parts, as 64 lowercase hex digits

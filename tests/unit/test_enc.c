@@ -683,20 +683,22 @@ static void test_recorded_sessions(void)
  * quotes, backslashes, NUL, astral characters). */
 static void test_stream_matches_jansson(void)
 {
-	static const unsigned cps[] = {0x00, 0x01, 0x08, 0x09, 0x0a, 0x0c,
-				       0x0d, 0x1f, 0x20, 0x22, 0x2f, 0x5c,
-				       0x41, 0x7e, 0x7f, 0x80, 0xe9, 0x7ff,
-				       0x800, 0x65e5, 0xfffd, 0xffff, 0x10000,
-				       0x1f600, 0x10ffff};
+	static const unsigned cps[] = {
+	    0x00,   0x01,    0x08,    0x09,    0x0a,  0x0c,   0x0d,
+	    0x1f,   0x20,    0x22,    0x2f,    0x5c,  0x41,   0x7e,
+	    0x7f,   0x80,    0xe9,    0x7ff,   0x800, 0x65e5, 0xfffd,
+	    0xffff, 0x10000, 0x1f600, 0x10ffff};
 	unsigned seed = 12345;
 
 	for (int round = 0; round < 500; round++) {
 		char text[256];
 		size_t n = 0;
-		int count = (int)((seed = seed * 1103515245u + 12345u) >> 16) % 40;
+		int count =
+		    (int)((seed = seed * 1103515245u + 12345u) >> 16) % 40;
 		for (int i = 0; i < count; i++) {
 			seed = seed * 1103515245u + 12345u;
-			unsigned cp = cps[(seed >> 16) % (sizeof(cps) / sizeof(*cps))];
+			unsigned cp =
+			    cps[(seed >> 16) % (sizeof(cps) / sizeof(*cps))];
 			if (cp < 0x80) {
 				text[n++] = (char)cp;
 			} else if (cp < 0x800) {
@@ -713,11 +715,13 @@ static void test_stream_matches_jansson(void)
 				text[n++] = (char)(0x80 | (cp & 0x3F));
 			}
 		}
-		json_t *o = json_pack("{s:s,s:s%,s:s}", "type", "stdout", "text",
-				      text, n, "timestamp", "2026-01-01T00:00:00Z");
+		json_t *o =
+		    json_pack("{s:s,s:s%,s:s}", "type", "stdout", "text", text,
+			      n, "timestamp", "2026-01-01T00:00:00Z");
 		char *want = json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII |
-						   JSON_PRESERVE_ORDER);
-		char *got = enc_stream_n("stdout", text, n, "2026-01-01T00:00:00Z");
+					       JSON_PRESERVE_ORDER);
+		char *got =
+		    enc_stream_n("stdout", text, n, "2026-01-01T00:00:00Z");
 		REQUIRE(want && got);
 		size_t wl = strlen(want);
 		CHECK(strlen(got) == wl + 1 && strncmp(got, want, wl) == 0 &&

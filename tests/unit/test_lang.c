@@ -71,7 +71,8 @@ static void test_python_sets_and_unsets(void)
 
 static void test_bash_sets_and_unsets(void)
 {
-	json_t *set = vars(), *unset = json_pack("[ss]", "E2BCI_GONE", "not-an-ident");
+	json_t *set = vars(),
+	       *unset = json_pack("[ss]", "E2BCI_GONE", "not-an-ident");
 	char *code = lang_env_code("bash", set, unset), *script, *out, *want;
 
 	REQUIRE(code);
@@ -110,7 +111,8 @@ static void test_cwd_python(void)
 	char *code = lang_cwd_code("python", "/tmp"), *script, *out;
 
 	REQUIRE(code);
-	REQUIRE(asprintf(&script, "import os, sys\n%s\nsys.stdout.write(os.getcwd())\n",
+	REQUIRE(asprintf(&script,
+			 "import os, sys\n%s\nsys.stdout.write(os.getcwd())\n",
 			 code) > 0);
 	out = run("cd / && /usr/bin/python3", script);
 	CHECK_STR(out, "/tmp");
