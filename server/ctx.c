@@ -122,8 +122,7 @@ json_t *ctx_to_json(const struct ctx *c)
  * and the caller starts a fresh one in the right cwd). */
 static int ctx_adopt(struct ctx *c, struct kernel *k)
 {
-	char *code = NULL;
-	json_t *content;
+	char *code;
 
 	if (strcmp(c->cwd, c->srv->cfg.cwd) != 0) {
 		code = lang_cwd_code(c->language, c->cwd);
@@ -131,14 +130,7 @@ static int ctx_adopt(struct ctx *c, struct kernel *k)
 			grave_bury(c->srv, k);
 			return -1;
 		}
-		content = json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", code,
-				    "silent", 1, "store_history", 0,
-				    "user_expressions", "allow_stdin", 0,
-				    "stop_on_error", 0);
-		if (content)
-			kernel_send(k, KERNEL_SHELL, "execute_request", content,
-				    NULL);
-		json_decref(content);
+		kernel_execute(k, code, strlen(code), true, NULL);
 		free(code);
 	}
 	c->kernel = k;

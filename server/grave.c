@@ -19,21 +19,6 @@ struct grave {
 	struct grave *next;
 };
 
-static void grave_ready(void *arg, struct kernel *k)
-{
-	(void)arg;
-	(void)k;
-}
-
-static void grave_msg(void *arg, struct kernel *k, enum kernel_chan ch,
-		      struct wire_msg *m)
-{
-	(void)arg;
-	(void)k;
-	(void)ch;
-	(void)m;
-}
-
 static void grave_exit(void *arg, struct kernel *k, int status, bool was_ready)
 {
 	struct grave *g = arg, **pp;
@@ -50,7 +35,7 @@ static void grave_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	free(g);
 }
 
-static const struct kernel_ops grave_ops = {grave_ready, grave_msg, grave_exit};
+static const struct kernel_ops grave_ops = {NULL, NULL, grave_exit};
 
 void grave_bury(struct server *s, struct kernel *k)
 {

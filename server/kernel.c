@@ -729,7 +729,8 @@ static void kernel_check_ready(struct kernel *k)
 	loop_timer_disarm(k->env.loop, &k->dead_timer);
 	log_info("kernel %.8s (%s) ready in %llu ms", k->id, k->spec->name,
 		 (unsigned long long)(loop_now_ms() - k->started_ms));
-	k->ops->on_ready(k->arg, k);
+	if (k->ops->on_ready)
+		k->ops->on_ready(k->arg, k);
 }
 
 static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
@@ -748,7 +749,8 @@ static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 		return;
 	}
 	if (k->state == KERNEL_READY)
-		k->ops->on_msg(k->arg, k, ch, m);
+		if (k->ops->on_msg)
+			k->ops->on_msg(k->arg, k, ch, m);
 }
 
 /* Receives one multipart message into parts (at most KERNEL_MAX_FRAMES are
@@ -856,6 +858,23 @@ int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 			rc = -errno;
 	}
 	wire_out_cleanup(&out);
+	return rc;
+}
+
+int kernel_execute(struct kernel *k, const char *code, size_t len, bool silent,
+		   char *msg_id_out)
+{
+	json_t *content = json_pack("{s:s%,s:b,s:b,s:{},s:b,s:b}", "code", code,
+				    len, "silent", silent, "store_history",
+				    !silent, "user_expressions", "allow_stdin",
+				    0, "stop_on_error", !silent);
+	int rc;
+
+	if (!content)
+		return -ENOMEM;
+	rc = kernel_send(k, KERNEL_SHELL, "execute_request", content,
+			 msg_id_out);
+	json_decref(content);
 	return rc;
 }
 

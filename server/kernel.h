@@ -34,7 +34,8 @@ enum kernel_state {
 };
 
 /* Callbacks into the owner; each may call kernel_free() on k only from
- * on_exit. */
+ * on_exit. on_ready and on_msg may be NULL (an owner that only waits for
+ * the exit). */
 struct kernel_ops {
 	/* The handshake succeeded. */
 	void (*on_ready)(void *arg, struct kernel *k);
@@ -67,6 +68,13 @@ struct kernel *kernel_start(const struct kernel_env *env,
  * goes to msg_id_out (37 bytes) when not NULL. Returns 0 or -errno. */
 int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 		json_t *content, char *msg_id_out);
+
+/* Sends an execute_request for code (len bytes) on shell, the way the
+ * daemon always does: allow_stdin false; a user cell with store_history
+ * and stop_on_error, a helper cell (silent) with neither. Returns 0 or
+ * -errno; the msg_id goes to msg_id_out when not NULL. */
+int kernel_execute(struct kernel *k, const char *code, size_t len, bool silent,
+		   char *msg_id_out);
 
 /* Interrupts the running cell: SIGINT to the process group, or an
  * interrupt_request on control for interrupt_mode "message". */

@@ -37,10 +37,6 @@ static const struct lang_env_tpl lang_env_tpls[] = {
      "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
      "for (const k of d.unset) delete process.env[k]; })();",
      0},
-    {"typescript", "(() => { const d = JSON.parse(Buffer.from('",
-     "', 'base64').toString('utf8')); Object.assign(process.env, d.set); "
-     "for (const k of d.unset) delete process.env[k]; })();",
-     0},
     /* System.getenv is read-only in Java: the runner's helper changes the
      * process environment (children see it) and, as E2B's reference does,
      * the system properties. */
@@ -127,35 +123,48 @@ static char *lang_b64(const char *s)
 	return out;
 }
 
+/* The row for language in a table of n rows, or NULL. TypeScript runs on
+ * the JavaScript runtime and shares its rows. */
+static const struct lang_env_tpl *lang_find(const struct lang_env_tpl *t,
+					    size_t n, const char *language)
+{
+	if (strcmp(language, "typescript") == 0)
+		language = "javascript";
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(t[i].language, language) == 0)
+			return &t[i];
+	return NULL;
+}
+
+/* payload, encoded as the row wants it, between the row's two halves. */
+static char *lang_wrap(const struct lang_env_tpl *t, const char *payload)
+{
+	char *enc = t->hex ? lang_hex(payload) : lang_b64(payload), *code;
+
+	if (!enc || asprintf(&code, "%s%s%s", t->before, enc, t->after) < 0)
+		code = NULL;
+	free(enc);
+	return code;
+}
+
 char *lang_env_code(const char *language, json_t *set, json_t *unset)
 {
-	const struct lang_env_tpl *t = NULL;
+	const struct lang_env_tpl *t;
 	json_t *doc;
-	char *text = NULL, *b64 = NULL, *code = NULL;
+	char *text, *code = NULL;
 
 	if (strcmp(language, "bash") == 0)
 		return lang_bash_env(set, unset);
-	for (size_t i = 0; i < sizeof(lang_env_tpls) / sizeof(*lang_env_tpls);
-	     i++)
-		if (strcmp(lang_env_tpls[i].language, language) == 0)
-			t = &lang_env_tpls[i];
-	if (!t)
+	t = lang_find(lang_env_tpls,
+		      sizeof(lang_env_tpls) / sizeof(*lang_env_tpls), language);
+	if (!t || !(doc = json_object()))
 		return NULL;
-	doc = json_pack("{s:O?,s:O?}", "set", set, "unset", unset);
-	if (!doc)
-		return NULL;
-	if (!json_object_get(doc, "set") ||
-	    json_is_null(json_object_get(doc, "set")))
-		json_object_set_new(doc, "set", json_object());
-	if (!json_object_get(doc, "unset") ||
-	    json_is_null(json_object_get(doc, "unset")))
-		json_object_set_new(doc, "unset", json_array());
+	json_object_set_new(doc, "set", set ? json_incref(set) : json_object());
+	json_object_set_new(doc, "unset",
+			    unset ? json_incref(unset) : json_array());
 	text = json_dumps(doc, JSON_COMPACT | JSON_ENSURE_ASCII);
 	if (text)
-		b64 = t->hex ? lang_hex(text) : lang_b64(text);
-	if (b64 && asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
-		code = NULL;
-	free(b64);
+		code = lang_wrap(t, text);
 	free(text);
 	json_decref(doc);
 	return code;
@@ -166,8 +175,6 @@ static const struct lang_env_tpl lang_cwd_tpls[] = {
      "').decode('utf-8', 'surrogateescape'))", 0},
     {"javascript", "process.chdir(Buffer.from('",
      "', 'base64').toString('utf8'));", 0},
-    {"typescript", "process.chdir(Buffer.from('",
-     "', 'base64').toString('utf8'));", 0},
     {"bash", "__e2b_d=$(printf %s '",
      "' | base64 -d; printf x); cd -- \"${__e2b_d%x}\"; unset -v __e2b_d", 0},
     {"r", "local({h <- \"", "\"; setwd(" LANG_R_HEX_DECODE ")})", 1},
@@ -175,19 +182,9 @@ static const struct lang_env_tpl lang_cwd_tpls[] = {
 
 char *lang_cwd_code(const char *language, const char *cwd)
 {
-	char *b64, *code = NULL;
+	const struct lang_env_tpl *t =
+	    lang_find(lang_cwd_tpls,
+		      sizeof(lang_cwd_tpls) / sizeof(*lang_cwd_tpls), language);
 
-	for (size_t i = 0; i < sizeof(lang_cwd_tpls) / sizeof(*lang_cwd_tpls);
-	     i++) {
-		const struct lang_env_tpl *t = &lang_cwd_tpls[i];
-		if (strcmp(t->language, language) != 0)
-			continue;
-		b64 = t->hex ? lang_hex(cwd) : lang_b64(cwd);
-		if (b64 &&
-		    asprintf(&code, "%s%s%s", t->before, b64, t->after) < 0)
-			code = NULL;
-		free(b64);
-		return code;
-	}
-	return NULL;
+	return t ? lang_wrap(t, cwd) : NULL;
 }

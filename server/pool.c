@@ -61,15 +61,6 @@ static void pool_on_ready(void *arg, struct kernel *k)
 	log_debug("pool: a spare %s kernel is ready", pk->t->language);
 }
 
-static void pool_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
-			struct wire_msg *m)
-{
-	(void)arg;
-	(void)k;
-	(void)ch;
-	(void)m;
-}
-
 static void pool_refill_tick(void *arg, short revents)
 {
 	(void)revents;
@@ -99,8 +90,7 @@ static void pool_on_exit(void *arg, struct kernel *k, int status,
 		       p->s);
 }
 
-static const struct kernel_ops pool_ops = {pool_on_ready, pool_on_msg,
-					   pool_on_exit};
+static const struct kernel_ops pool_ops = {pool_on_ready, NULL, pool_on_exit};
 
 static int pool_parse_one(struct pool_target *t, const char *item, char *err,
 			  size_t errlen)

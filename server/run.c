@@ -28,17 +28,10 @@ static void run_advance(struct ctx *c);
 
 static int run_send_helper_now(struct ctx *c)
 {
-	json_t *content =
-	    json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", c->helper_code,
-		      "silent", 1, "store_history", 0, "user_expressions",
-		      "allow_stdin", 0, "stop_on_error", 0);
-	int rc = -1;
-
-	if (content && c->kernel)
-		rc = kernel_send(c->kernel, KERNEL_SHELL, "execute_request",
-				 content, c->helper_id);
-	json_decref(content);
-	return rc;
+	if (!c->kernel)
+		return -1;
+	return kernel_execute(c->kernel, c->helper_code, strlen(c->helper_code),
+			      true, c->helper_id);
 }
 
 /* Sends a helper cell (code is stolen) and moves to phase; its reply moves
@@ -119,7 +112,6 @@ static void run_complete(struct ctx *c)
 static void run_send_main(struct ctx *c)
 {
 	struct exec *e = c->running;
-	json_t *content;
 
 	c->phase = RUN_MAIN;
 	if (e->client_gone || e->state == EXEC_DONE) {
@@ -127,20 +119,13 @@ static void run_send_main(struct ctx *c)
 		run_complete(c);
 		return;
 	}
-	content =
-	    json_pack("{s:s%,s:b,s:b,s:{},s:b,s:b}", "code", e->code,
-		      e->code_len, "silent", 0, "store_history", 1,
-		      "user_expressions", "allow_stdin", 0, "stop_on_error", 1);
-	if (!content || !c->kernel ||
-	    kernel_send(c->kernel, KERNEL_SHELL, "execute_request", content,
-			e->msg_id) < 0) {
-		json_decref(content);
+	if (!c->kernel || kernel_execute(c->kernel, e->code, e->code_len, false,
+					 e->msg_id) < 0) {
 		exec_fail(e, "UnexpectedEndOfExecution",
 			  "Could not send the code to the kernel");
 		run_complete(c);
 		return;
 	}
-	json_decref(content);
 	if (e->state != EXEC_RUNNING) {
 		c->srv->stats.executions++;
 		e->run_ms = loop_now_ms();
