@@ -156,20 +156,34 @@ static void http_resume(struct http_req *r)
 	r->h->need_run = true;
 }
 
+/* What a peek at a client socket says about the peer. */
+enum http_peer { HTTP_PEER_QUIET, HTTP_PEER_SENT, HTTP_PEER_GONE };
+
+static enum http_peer http_peek(int fd)
+{
+	char c;
+	ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	if (n > 0)
+		return HTTP_PEER_SENT;
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return HTTP_PEER_QUIET;
+	return HTTP_PEER_GONE; /* EOF, reset, or any other error */
+}
+
 static void http_on_sock(void *arg, short revents)
 {
 	struct http_req *r = arg;
 	const union MHD_ConnectionInfo *ci;
-	char c;
-	ssize_t n;
+	enum http_peer p;
 
 	(void)revents;
 	ci =
 	    MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-	n = ci ? recv(ci->connect_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) : 0;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+	p = ci ? http_peek(ci->connect_fd) : HTTP_PEER_GONE;
+	if (p == HTTP_PEER_QUIET)
 		return;
-	if (n > 0) {
+	if (p == HTTP_PEER_SENT) {
 		/* Pipelined bytes, not a close: stop watching, MHD reads them
 		 * once the answer is done. */
 		loop_set_events(r->sockw, 0);
@@ -423,21 +437,15 @@ static void http_completed(void *cls, struct MHD_Connection *conn,
 static void http_sweep(void *arg, short revents)
 {
 	struct http *h = arg;
-	char c;
 
 	(void)revents;
 	/* MHD also closes the sockets of connections it ended only in its next
 	 * run, and nothing else may wake it: one run per sweep releases them.
 	 */
 	h->need_run = true;
-	for (size_t i = 0; i < h->nconn; i++) {
-		ssize_t n =
-		    recv(h->conn_fds[i], &c, 1, MSG_PEEK | MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+	for (size_t i = 0; i < h->nconn; i++)
+		if (http_peek(h->conn_fds[i]) == HTTP_PEER_GONE)
 			shutdown(h->conn_fds[i], SHUT_RDWR);
-			h->need_run = true;
-		}
-	}
 	if (h->nconn)
 		loop_timer_arm(h->loop, &h->sweep_timer, HTTP_SWEEP_MS,
 			       http_sweep, h);
