@@ -304,8 +304,10 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 			 limit);
 		log_warnx("context %.8s: %s", c->id, value);
 		run_fail_all(c, false, "OutOfMemoryError", value);
+	} else {
+		run_fail_all(c, false, "ContextRestarting",
+			     "Context was restarted");
 	}
-	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
 	if (c->srv->stopping)
 		return;
 	if (!was_ready && ++c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
