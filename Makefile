@@ -10,7 +10,7 @@ PREFIX   ?= /usr/local
 DESTDIR  ?=
 BUILD    ?= build
 CC       ?= cc
-PKGS     := libmicrohttpd jansson libzmq uuid libsystemd libcrypto
+PKGS     := libmicrohttpd jansson libzmq uuid libsystemd
 PY       := /usr/bin/python3
 
 WARN     := -std=c11 -Wall -Wextra -Wshadow -Wstrict-prototypes \

@@ -23,8 +23,14 @@ $(BUILD)/bench: tests/bench/bench.c $(BUILD)/libe2bci.a $(wildcard server/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libe2bci.a $(LIBS) -lm
 
-bench: all $(BUILD)/bench
+# The daemon's libraries alone, initialised and idle: the RSS floor.
+$(BUILD)/libfloor: tests/bench/libfloor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
+
+bench: all $(BUILD)/bench $(BUILD)/libfloor
 	$(BUILD)/bench --daemon $(abspath $(BUILD)/e2b-ci) \
+		--lib-floor $(abspath $(BUILD)/libfloor) \
 		--out $(BUILD)/bench-results.json \
 		--copy tests/bench/latest.json --md tests/bench/latest.md \
 		$(if $(AGAINST),--against $(AGAINST))

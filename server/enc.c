@@ -28,6 +28,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "jtext.h"
+
 #define ENC_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
 /* Values nested deeper are replaced by null. Real bundles nest a handful of
  * levels; the bound keeps every line parseable by the SDKs (Python's json
@@ -85,37 +87,12 @@ out:
 }
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 when
- * the bytes there are not one (overlongs, surrogates and code points above
- * U+10FFFF included). */
+ * the bytes there are not one. */
 static size_t utf8_seq(const unsigned char *s, size_t n)
 {
-	unsigned char lo = 0x80, hi = 0xBF;
-	size_t len, i;
+	int step = jtext_utf8_step(s, n);
 
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xC2 && s[0] <= 0xDF)
-		len = 2;
-	else if (s[0] >= 0xE0 && s[0] <= 0xEF)
-		len = 3;
-	else if (s[0] >= 0xF0 && s[0] <= 0xF4)
-		len = 4;
-	else
-		return 0;
-	if (s[0] == 0xE0)
-		lo = 0xA0;
-	else if (s[0] == 0xED)
-		hi = 0x9F;
-	else if (s[0] == 0xF0)
-		lo = 0x90;
-	else if (s[0] == 0xF4)
-		hi = 0x8F;
-	if (n < len || s[1] < lo || s[1] > hi)
-		return 0;
-	for (i = 2; i < len; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return len;
+	return step > 0 ? (size_t)step : 0;
 }
 
 static int utf8_valid(const char *s, size_t len)
@@ -584,12 +561,6 @@ static size_t esc_str(char *out, const char *s, size_t n)
 	return w;
 }
 
-/* Bytes that go into a JSON string as they are. */
-static inline bool esc_plain(unsigned char c)
-{
-	return c >= 0x20 && c < 0x80 && c != '"' && c != '\\';
-}
-
 /* esc_str into out, which has room for the worst case (6 bytes per input
  * byte), copying runs of plain ASCII at once: stream text is mostly that. */
 static size_t esc_fast(char *out, const char *s, size_t n)
@@ -597,9 +568,7 @@ static size_t esc_fast(char *out, const char *s, size_t n)
 	size_t w = 0, i = 0;
 
 	while (i < n) {
-		size_t j = i;
-		while (j < n && esc_plain((unsigned char)s[j]))
-			j++;
+		size_t j = i + jtext_plain_run(s + i, n - i);
 		memcpy(out + w, s + i, j - i);
 		w += j - i;
 		i = j;

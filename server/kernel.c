@@ -23,13 +23,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <openssl/rand.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -588,7 +588,7 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 	uuid_unparse_lower(u, k->id);
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, k->session);
-	if (RAND_bytes(rnd, sizeof(rnd)) != 1) {
+	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd)) {
 		snprintf(err, errlen, "no randomness for the HMAC key");
 		return -1;
 	}
@@ -858,6 +858,8 @@ int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 			rc = -errno;
 	}
 	wire_out_cleanup(&out);
+	/* A send may consume the socket's ZMQ_FD edge (loop.h). */
+	loop_zmq_used(k->sockw[ch]);
 	return rc;
 }
 

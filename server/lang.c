@@ -11,7 +11,6 @@
 #include "lang.h"
 
 #include <ctype.h>
-#include <openssl/evp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -112,14 +111,35 @@ static char *lang_bash_env(json_t *set, json_t *unset)
 	return code;
 }
 
+/* Standard base64 (RFC 4648, padded) of the string s; malloc'd. */
 static char *lang_b64(const char *s)
 {
-	size_t n = strlen(s);
+	static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz0123456789+/";
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s), i, o = 0;
 	char *out = malloc(4 * ((n + 2) / 3) + 1);
 
-	if (out)
-		EVP_EncodeBlock((unsigned char *)out, (const unsigned char *)s,
-				(int)n);
+	if (!out)
+		return NULL;
+	for (i = 0; i + 2 < n; i += 3) {
+		unsigned long v = (unsigned long)p[i] << 16 |
+				  (unsigned long)p[i + 1] << 8 | p[i + 2];
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = tab[v >> 6 & 63];
+		out[o++] = tab[v & 63];
+	}
+	if (i < n) {
+		unsigned long v = (unsigned long)p[i] << 16;
+		if (i + 1 < n)
+			v |= (unsigned long)p[i + 1] << 8;
+		out[o++] = tab[v >> 18];
+		out[o++] = tab[v >> 12 & 63];
+		out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+		out[o++] = '=';
+	}
+	out[o] = '\0';
 	return out;
 }
 

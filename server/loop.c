@@ -1,14 +1,26 @@
 /*
- * loop: the daemon's one event loop, a thin layer over zmq_poll().
+ * loop: the daemon's one event loop, over poll(2).
  *
  * Owns the list of watches (a plain fd or a ZeroMQ socket, the events wanted
  * and a callback) and a list of armed timers sorted by due time. Timers live
  * inside their owners' structs; the loop links them but never frees them.
  *
- * Each turn rebuilds a zmq_pollitem_t array from the watches whose events are
- * not 0, waits until the earliest timer is due (or max_ms), calls the
- * callbacks of the ready watches, then fires the due timers. The invariants
- * that make callbacks free to add and delete anything:
+ * Each turn builds a pollfd array from the watches whose events are not 0,
+ * waits until the earliest timer is due (or max_ms), calls the callbacks of
+ * the ready watches, then fires the due timers.
+ *
+ * ZeroMQ sockets are polled through their ZMQ_FD, which signals "the
+ * socket's state may have changed" as an edge: the state itself comes from
+ * ZMQ_EVENTS, and any zmq call on the socket (a send, a receive) may consume
+ * the edge. So a socket's ZMQ_EVENTS is read when its fd fired, when it is
+ * marked for a recheck (new, resumed, dispatched last turn and perhaps not
+ * drained, or used by its owner outside a callback: loop_zmq_used()), and,
+ * as a safety net, when the loop wakes anyway and the socket was last read
+ * over LOOP_ZMQ_STALE_MS ago. zmq_poll() did this for every socket on every
+ * turn: two system calls per socket (getpid and a zero-timeout poll of the
+ * mailbox), which made a turn cost O(kernels) syscalls while streaming.
+ *
+ * The invariants that make callbacks free to add and delete anything:
  *  - A watch deleted while the ready watches are being dispatched is only
  *    marked; it is skipped for the rest of that round and freed after it.
  *  - A watch added during dispatch is not in this turn's poll array, so it is
@@ -34,13 +46,18 @@
 #include <time.h>
 #include <zmq.h>
 
+/* A socket's ZMQ_EVENTS is read at least this often while the loop turns. */
+#define LOOP_ZMQ_STALE_MS 50
+
 struct loop_watch {
-	int fd;	      /* Used when sock is NULL. */
+	int fd;	      /* The fd, or the socket's ZMQ_FD. */
 	void *sock;   /* A ZeroMQ socket, or NULL for a plain fd. */
 	short events; /* ZMQ_POLLIN|ZMQ_POLLOUT; 0 means paused. */
 	loop_fn fn;
 	void *arg;
-	bool deleted; /* Set by loop_del() during dispatch. */
+	bool deleted;	     /* Set by loop_del() during dispatch. */
+	bool recheck;	     /* ZeroMQ: read ZMQ_EVENTS next turn, fd or not. */
+	uint64_t checked_ms; /* ZeroMQ: when ZMQ_EVENTS was last read. */
 	struct loop_watch *next;
 };
 
@@ -51,7 +68,7 @@ struct loop {
 	bool firing;		    /* Inside the timer callbacks of a turn. */
 	uint64_t fire_now;	    /* The clock reading timers fire against. */
 	size_t ndeleted;	    /* Watches marked deleted this round. */
-	zmq_pollitem_t *items;	    /* The poll array, reused across turns. */
+	struct pollfd *items;	    /* The poll array, reused across turns. */
 	struct loop_watch *
 	    *owners; /* owners[i] is the watch behind items[i]. */
 	size_t cap;  /* Capacity of items and owners. */
@@ -116,12 +133,29 @@ struct loop_watch *loop_add_fd(struct loop *l, int fd, short events, loop_fn fn,
 struct loop_watch *loop_add_zmq(struct loop *l, void *sock, short events,
 				loop_fn fn, void *arg)
 {
-	return watch_add(l, -1, sock, events, fn, arg);
+	struct loop_watch *w;
+	size_t len = sizeof(int);
+	int fd = -1;
+
+	if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) < 0 || fd < 0)
+		return NULL;
+	w = watch_add(l, fd, sock, events, fn, arg);
+	if (w)
+		w->recheck = true;
+	return w;
 }
 
 void loop_set_events(struct loop_watch *w, short events)
 {
 	w->events = events;
+	if (w->sock)
+		w->recheck = true;
+}
+
+void loop_zmq_used(struct loop_watch *w)
+{
+	if (w)
+		w->recheck = true;
 }
 
 void loop_del(struct loop *l, struct loop_watch *w)
@@ -204,12 +238,17 @@ void loop_timer_arm(struct loop *l, struct loop_timer *t, uint64_t ms,
 	t->armed = true;
 }
 
-/* The zmq_poll timeout: until the first timer is due, capped by max_ms. */
+/* The poll timeout: until the first timer is due, capped by max_ms; 0 when
+ * a socket is due for a recheck. */
 static long poll_timeout(const struct loop *l, int max_ms)
 {
+	const struct loop_watch *w;
 	uint64_t now, wait;
 	long timeout = max_ms < 0 ? -1 : max_ms;
 
+	for (w = l->watches; w; w = w->next)
+		if (w->sock && w->events && w->recheck)
+			return 0;
 	if (!l->timers)
 		return timeout;
 	now = loop_now_ms();
@@ -219,6 +258,23 @@ static long poll_timeout(const struct loop *l, int max_ms)
 	if (timeout < 0 || (long)wait < timeout)
 		timeout = (long)wait;
 	return timeout;
+}
+
+/* ZMQ_POLL* bits <-> poll(2) bits, as zmq_poll maps them for plain fds:
+ * anything beyond IN, OUT and PRI reads as ZMQ_POLLERR. */
+static short to_poll(short zev)
+{
+	return (short)((zev & ZMQ_POLLIN ? POLLIN : 0) |
+		       (zev & ZMQ_POLLOUT ? POLLOUT : 0) |
+		       (zev & ZMQ_POLLPRI ? POLLPRI : 0));
+}
+
+static short from_poll(short pev)
+{
+	return (short)((pev & POLLIN ? ZMQ_POLLIN : 0) |
+		       (pev & POLLOUT ? ZMQ_POLLOUT : 0) |
+		       (pev & POLLPRI ? ZMQ_POLLPRI : 0) |
+		       (pev & ~(POLLIN | POLLOUT | POLLPRI) ? ZMQ_POLLERR : 0));
 }
 
 /* Fills the poll array from the active watches; returns its length or
@@ -249,36 +305,59 @@ static int build_items(struct loop *l)
 	for (w = l->watches; w; w = w->next) {
 		if (!w->events)
 			continue;
-		l->items[n].socket = w->sock;
-		l->items[n].fd = w->sock ? -1 : w->fd;
-		l->items[n].events = w->events;
+		l->items[n].fd = w->fd;
+		/* ZMQ_FD only ever signals readable. */
+		l->items[n].events = w->sock ? POLLIN : to_poll(w->events);
 		l->items[n].revents = 0;
 		l->owners[n++] = w;
 	}
 	return (int)n;
 }
 
+/* What a watch is ready for now (ZMQ_POLL* bits), 0 when nothing. */
+static short watch_ready(struct loop *l, struct loop_watch *w, short pev,
+			 uint64_t now)
+{
+	size_t len = sizeof(int);
+	int zev = 0;
+
+	if (!w->sock)
+		return (short)(from_poll(pev) & (w->events | ZMQ_POLLERR));
+	if (!pev && !w->recheck && now - w->checked_ms < LOOP_ZMQ_STALE_MS)
+		return 0;
+	(void)l;
+	w->recheck = false;
+	w->checked_ms = now;
+	if (zmq_getsockopt(w->sock, ZMQ_EVENTS, &zev, &len) < 0)
+		return ZMQ_POLLERR;
+	return (short)(zev & w->events);
+}
+
 /* Calls the callbacks of the ready watches, skipping any deleted or paused
- * by an earlier callback of the same round. */
+ * by an earlier callback of the same round. A socket dispatched is checked
+ * again next turn: its callback may have left messages behind. */
 static void dispatch(struct loop *l, int n)
 {
 	struct loop_watch *w;
+	uint64_t now = loop_now_ms();
 	short revents;
 	int i;
 
 	l->dispatching = true;
 	for (i = 0; i < n; i++) {
 		w = l->owners[i];
-		if (!l->items[i].revents || w->deleted || !w->events)
+		if (w->deleted || !w->events)
 			continue;
-		revents = l->items[i].revents & (w->events | ZMQ_POLLERR);
-		if (revents)
-			w->fn(w->arg, revents);
+		revents = watch_ready(l, w, l->items[i].revents, now);
+		if (!revents)
+			continue;
+		w->fn(w->arg, revents);
+		if (w->sock && !w->deleted)
+			w->recheck = true;
 	}
 	l->dispatching = false;
 	sweep_deleted(l);
 }
-
 /* Fires every timer due at the start of this phase, earliest first. */
 static void fire_timers(struct loop *l)
 {
@@ -303,19 +382,14 @@ int loop_run_once(struct loop *l, int max_ms)
 	if (n < 0)
 		return n;
 	timeout = poll_timeout(l, max_ms);
-	/* libzmq 4.3 sleeps with usleep(timeout * 1000) when given no items,
-	 * which is wrong for -1; poll() with no fds waits correctly. */
-	if (n == 0)
-		rc = poll(NULL, 0, (int)timeout);
-	else
-		rc = zmq_poll(l->items, n, timeout);
+	rc = poll(l->items, (nfds_t)n, (int)timeout);
 	if (rc < 0) {
 		if (errno == EINTR)
 			return 0;
 		return -errno;
 	}
-	if (rc > 0)
-		dispatch(l, n);
+	/* Even with no fd ready: sockets due for a recheck. */
+	dispatch(l, n);
 	fire_timers(l);
 	return 0;
 }

@@ -28,14 +28,11 @@
 #include <string.h>
 #include <time.h>
 
-#include <openssl/core_names.h>
-#include <openssl/crypto.h>
-#include <openssl/err.h>
-#include <openssl/evp.h>
-#include <openssl/params.h>
 #include <uuid/uuid.h>
 
-#define SHA256_LEN 32
+#include "flatj.h"
+#include "jtext.h"
+#include "sha256.h"
 
 static void hex_lower(const unsigned char *src, size_t n, char *dst)
 {
@@ -49,54 +46,21 @@ static void hex_lower(const unsigned char *src, size_t n, char *dst)
 	dst[2 * n] = '\0';
 }
 
-/*
- * HMAC-SHA256 over the concatenated parts into out as lowercase hex. The MAC
- * is fetched per call rather than cached so the module stays stateless;
- * OpenSSL caches fetched algorithms itself. Returns 0 or -ENOMEM (OpenSSL
- * failures other than allocation do not happen for a fixed digest).
- */
-static int hmac_hex(const void *key, size_t keylen,
-		    const struct wire_buf *parts, size_t n,
-		    char out[WIRE_SIG_HEX + 1])
+/* HMAC-SHA256 over the concatenated parts into out as lowercase hex. */
+static void hmac_hex(const void *key, size_t keylen,
+		     const struct wire_buf *parts, size_t n,
+		     char out[WIRE_SIG_HEX + 1])
 {
-	char digest[] = "SHA256";
 	unsigned char mac[SHA256_LEN];
-	size_t maclen = 0, i;
-	EVP_MAC *alg = NULL;
-	EVP_MAC_CTX *ctx = NULL;
-	OSSL_PARAM params[2];
-	int rc = -ENOMEM;
+	struct sha256_hmac h;
 
-	out[0] = '\0';
-	alg = EVP_MAC_fetch(NULL, OSSL_MAC_NAME_HMAC, NULL);
-	if (!alg)
-		goto out;
-	ctx = EVP_MAC_CTX_new(alg);
-	if (!ctx)
-		goto out;
-	params[0] =
-	    OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0);
-	params[1] = OSSL_PARAM_construct_end();
-	if (!EVP_MAC_init(ctx, key, keylen, params))
-		goto out;
-	for (i = 0; i < n; i++) {
-		/* Empty frames may carry a NULL pointer; they add nothing. */
-		if (parts[i].len == 0)
-			continue;
-		if (!EVP_MAC_update(ctx, parts[i].data, parts[i].len))
-			goto out;
-	}
-	if (!EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) ||
-	    maclen != SHA256_LEN)
-		goto out;
+	sha256_hmac_init(&h, key, keylen);
+	/* Empty frames may carry a NULL pointer; they add nothing. */
+	for (size_t i = 0; i < n; i++)
+		if (parts[i].len)
+			sha256_hmac_update(&h, parts[i].data, parts[i].len);
+	sha256_hmac_final(&h, mac);
 	hex_lower(mac, SHA256_LEN, out);
-	rc = 0;
-out:
-	if (rc < 0)
-		ERR_clear_error();
-	EVP_MAC_CTX_free(ctx);
-	EVP_MAC_free(alg);
-	return rc;
 }
 
 void wire_sign(const void *key, size_t keylen, const struct wire_buf *parts,
@@ -105,8 +69,7 @@ void wire_sign(const void *key, size_t keylen, const struct wire_buf *parts,
 	out[0] = '\0';
 	if (keylen == 0)
 		return;
-	/* On failure out stays "", which no keyed verify accepts. */
-	(void)hmac_hex(key, keylen, parts, n, out);
+	hmac_hex(key, keylen, parts, n, out);
 }
 
 /*
@@ -122,10 +85,9 @@ int wire_verify(const void *key, size_t keylen, const struct wire_buf *parts,
 		return siglen == 0 ? 0 : -1;
 	if (siglen != WIRE_SIG_HEX)
 		return -1;
-	if (hmac_hex(key, keylen, parts, n, want) < 0)
-		return -1;
+	hmac_hex(key, keylen, parts, n, want);
 	/* Lowercase only: an uppercase digit differs from want and fails. */
-	return CRYPTO_memcmp(want, sig, WIRE_SIG_HEX) == 0 ? 0 : -1;
+	return sha256_memeq(want, sig, WIRE_SIG_HEX) ? 0 : -1;
 }
 
 /* ISO 8601 UTC with microseconds, as ipykernel writes it. */
@@ -214,8 +176,8 @@ int wire_encode(const void *key, size_t keylen, json_t *header,
 		parts[i].data = out->part[i];
 		parts[i].len = out->len[i];
 	}
-	if (keylen > 0 && hmac_hex(key, keylen, parts, 4, out->sig) < 0)
-		goto out;
+	if (keylen > 0)
+		hmac_hex(key, keylen, parts, 4, out->sig);
 	rc = 0;
 out:
 	if (rc < 0)
@@ -234,53 +196,13 @@ void wire_out_cleanup(struct wire_out *out)
 	memset(out, 0, sizeof(*out));
 }
 
-/*
- * Length (1 to 4) of the well-formed UTF-8 sequence at s, or minus the length
- * of its maximal invalid subpart: the lead byte plus the continuation bytes
- * that could still have begun a well-formed sequence (Unicode 15, §3.9,
- * "U+FFFD Substitution of Maximal Subparts"). The second-byte ranges exclude
- * overlongs (E0, F0), surrogates (ED) and code points above U+10FFFF (F4);
- * C0, C1 and F5..FF never start a sequence.
- */
-static int utf8_step(const unsigned char *s, size_t avail)
-{
-	unsigned char c = s[0], lo = 0x80, hi = 0xbf;
-	size_t need, i;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		need = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		need = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		need = 4;
-	else
-		return -1;
-	if (c == 0xe0)
-		lo = 0xa0;
-	else if (c == 0xed)
-		hi = 0x9f;
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f;
-	for (i = 1; i < need; i++) {
-		if (i >= avail || s[i] < lo || s[i] > hi)
-			return -(int)i;
-		lo = 0x80;
-		hi = 0xbf;
-	}
-	return (int)need;
-}
-
 static bool utf8_valid(const unsigned char *s, size_t len)
 {
 	size_t i = 0;
 	int step;
 
 	while (i < len) {
-		step = utf8_step(s + i, len - i);
+		step = jtext_utf8_step(s + i, len - i);
 		if (step < 0)
 			return false;
 		i += (size_t)step;
@@ -298,7 +220,7 @@ static size_t utf8_repair(const unsigned char *s, size_t len,
 	int step;
 
 	while (i < len) {
-		step = utf8_step(s + i, len - i);
+		step = jtext_utf8_step(s + i, len - i);
 		if (step > 0) {
 			if (dst)
 				memcpy(dst + o, s + i, (size_t)step);
@@ -346,6 +268,11 @@ static int parse_part(const struct wire_buf *b, json_t **out)
 	int rc = -EBADMSG;
 
 	*out = NULL;
+	/* Stream content and most headers: flat objects of strings. */
+	rc = flatj_parse(p, len, out);
+	if (rc != 0)
+		return rc > 0 ? 0 : rc;
+	rc = -EBADMSG;
 	if (!utf8_valid((const unsigned char *)p, len)) {
 		clean = wire_utf8_sanitize(p, len, &len);
 		if (!clean)

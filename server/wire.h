@@ -4,7 +4,7 @@
  * Encodes a message into the frames that follow the "<IDS|MSG>" delimiter and
  * decodes received frames back, signing and verifying with HMAC-SHA256 over
  * the exact bytes of header, parent_header, metadata and content. Verification
- * is constant time (CRYPTO_memcmp after a length check). Decoding is lenient
+ * is constant time (sha256_memeq after a length check). Decoding is lenient
  * where kernels are sloppy: invalid UTF-8 is replaced by U+FFFD before JSON
  * parsing, integers too large for json_int_t are retried as reals, trailing
  * buffer frames are ignored. Pure functions: any thread may call them.

@@ -8,8 +8,8 @@
 set -eu
 
 BUILD="build-essential pkg-config libmicrohttpd-dev libjansson-dev libzmq3-dev
-uuid-dev libsystemd-dev libssl-dev"
-RUNTIME="libmicrohttpd12 libjansson4 libzmq5 libuuid1 libsystemd0 libssl3
+uuid-dev libsystemd-dev"
+RUNTIME="libmicrohttpd12 libjansson4 libzmq5 libuuid1 libsystemd0
 python3-ipykernel python3-jupyter-client python3-matplotlib python3-pandas
 python3-numpy python3-pil systemd sudo curl iproute2
 r-cran-irkernel fonts-wqy-microhei"

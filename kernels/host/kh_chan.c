@@ -311,6 +311,10 @@ static int kh_chan_send(struct kh_chan *c, void *sock,
 			rc = -errno;
 	}
 	wire_out_cleanup(&out);
+	/* A send may consume the socket's ZMQ_FD edge (loop.h). */
+	for (int i = 0; i < KH_NSOCK; i++)
+		if (c->sock[i] == sock)
+			loop_zmq_used(c->watch[i]);
 	if (rc < 0)
 		log_warnx("cannot send %s: %s", msg_type, zmq_strerror(-rc));
 	return rc;

@@ -67,14 +67,14 @@
 #include "loop.h"
 #include "wire.h"
 
-#define BENCH_ALARM_S 900  /* the whole run, whatever happens */
-#define MAX_DAEMONS 4
-#define MAX_FLOOR 8
-#define NFLOOR 4           /* floor kernels: one per parallel context */
-#define NPAR 4             /* parallel contexts */
-#define REQ_TIMEOUT_MS 30000
+#define BENCH_ALARM_S	 900 /* the whole run, whatever happens */
+#define MAX_DAEMONS	 4
+#define MAX_FLOOR	 8
+#define NFLOOR		 4 /* floor kernels: one per parallel context */
+#define NPAR		 4 /* parallel contexts */
+#define REQ_TIMEOUT_MS	 30000
 #define START_TIMEOUT_MS 60000
-#define MIB (1024.0 * 1024.0)
+#define MIB		 (1024.0 * 1024.0)
 
 /* ---------------------------------------------------------------- basics */
 
@@ -99,7 +99,8 @@ static void sleep_ms(long ms)
 		;
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+    __attribute__((format(printf, 1, 2), noreturn));
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
@@ -434,11 +435,12 @@ static void hc_request(struct hc *h, const char *method, const char *path,
 		h->outcap = blen + 512;
 		h->out = xrealloc(h->out, h->outcap);
 	}
-	n = snprintf(h->out, h->outcap,
-		     "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: e2b-ci-bench\r\n"
-		     "Accept: */*\r\n%s",
-		     method, path, h->tg->host,
-		     body ? "Content-Type: application/json\r\n" : "");
+	n = snprintf(
+	    h->out, h->outcap,
+	    "%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: e2b-ci-bench\r\n"
+	    "Accept: */*\r\n%s",
+	    method, path, h->tg->host,
+	    body ? "Content-Type: application/json\r\n" : "");
 	n += snprintf(h->out + n, h->outcap - (size_t)n,
 		      "Content-Length: %zu\r\n\r\n", blen);
 	memcpy(h->out + n, body ? body : "", blen);
@@ -599,8 +601,8 @@ static void hc_parse(struct hc *h)
 		}
 		if (h->chunk_left > 0) {
 			size_t take = avail < (size_t)h->chunk_left
-					      ? avail
-					      : (size_t)h->chunk_left;
+					  ? avail
+					  : (size_t)h->chunk_left;
 			hc_body(h, p, take);
 			pos += take;
 			h->chunk_left -= (long long)take;
@@ -784,8 +786,7 @@ static int target_parse(struct target *t, const char *name, const char *url)
 		memcpy(port, e + 1, l);
 		port[l] = '\0';
 	}
-	snprintf(t->host, sizeof(t->host), "%.*s",
-		 (int)(strcspn(p, "/")), p);
+	snprintf(t->host, sizeof(t->host), "%.*s", (int)(strcspn(p, "/")), p);
 	hints.ai_socktype = SOCK_STREAM;
 	if (getaddrinfo(host, port, &hints, &res) != 0 || !res)
 		return -1;
@@ -841,7 +842,8 @@ static void daemon_scan_log(struct daemon *d)
 			char *r;
 
 			*nl = '\0';
-			if (strstr(line, " kernel ") && strstr(line, " starting in "))
+			if (strstr(line, " kernel ") &&
+			    strstr(line, " starting in "))
 				d->n_starting++;
 			if (strstr(line, " kernel ") &&
 			    (r = strstr(line, ") ready in "))) {
@@ -937,7 +939,8 @@ static void daemon_spawn(struct daemon *d, const char *bin, const char *tag,
 		execl(bin, bin, "--listen", "127.0.0.1", "--port", port,
 		      "--cwd", cwd, "--runtime-dir", rt, "--default-languages",
 		      "python", "--pool", poolopt, "--envd-url",
-		      "http://127.0.0.1:1", "--log-level", "info", (char *)NULL);
+		      "http://127.0.0.1:1", "--log-level", "info",
+		      (char *)NULL);
 		_exit(127);
 	}
 	close(fd);
@@ -986,7 +989,8 @@ static int daemon_wait_quiet(struct daemon *d, long timeout_ms)
 		sleep_ms(5);
 	}
 	say("daemon %s: kernels still starting after %ld ms (%d started, "
-	    "%d ready)", d->tag, timeout_ms, d->n_starting, d->n_ready);
+	    "%d ready)",
+	    d->tag, timeout_ms, d->n_starting, d->n_ready);
 	return -1;
 }
 
@@ -1038,16 +1042,57 @@ static struct mem mem_of(pid_t pid)
 	return m;
 }
 
+/* RSS of tests/bench/libfloor.c (the daemon's libraries, initialised and
+ * idle): started, read once it says "ready", killed. */
+static struct mem libfloor_mem(const char *path)
+{
+	struct mem m = {NAN, NAN, NAN, NAN};
+	char line[64] = "";
+	int fd[2];
+	pid_t pid;
+	FILE *f;
+
+	if (!path || pipe(fd) < 0)
+		return m;
+	pid = fork();
+	if (pid < 0) {
+		close(fd[0]);
+		close(fd[1]);
+		return m;
+	}
+	if (pid == 0) {
+		dup2(fd[1], 1);
+		close(fd[0]);
+		close(fd[1]);
+		execl(path, path, (char *)NULL);
+		_exit(127);
+	}
+	close(fd[1]);
+	f = fdopen(fd[0], "r");
+	if (f && fgets(line, sizeof(line), f) &&
+	    strncmp(line, "ready", 5) == 0) {
+		sleep_ms(300);
+		m = mem_of(pid);
+	} else {
+		say("libfloor %s did not start", path);
+	}
+	if (f)
+		fclose(f);
+	else
+		close(fd[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return m;
+}
+
 static json_t *mem_json(const struct mem *m)
 {
-	return json_pack("{s:o,s:o,s:o,s:o}", "VmRSS_MiB",
-			 isnan(m->rss) ? json_null() : json_real(m->rss),
-			 "RssAnon_MiB",
-			 isnan(m->anon) ? json_null() : json_real(m->anon),
-			 "RssFile_MiB",
-			 isnan(m->file) ? json_null() : json_real(m->file),
-			 "VmHWM_MiB",
-			 isnan(m->hwm) ? json_null() : json_real(m->hwm));
+	return json_pack(
+	    "{s:o,s:o,s:o,s:o}", "VmRSS_MiB",
+	    isnan(m->rss) ? json_null() : json_real(m->rss), "RssAnon_MiB",
+	    isnan(m->anon) ? json_null() : json_real(m->anon), "RssFile_MiB",
+	    isnan(m->file) ? json_null() : json_real(m->file), "VmHWM_MiB",
+	    isnan(m->hwm) ? json_null() : json_real(m->hwm));
 }
 
 /* ------------------------------------------------- the direct ZMQ floor */
@@ -1073,10 +1118,10 @@ struct fk {
 
 static void fk_send(struct fk *f, const char *code)
 {
-	json_t *c = json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", code,
-			      "silent", 0, "store_history", 1,
-			      "user_expressions", "allow_stdin", 0,
-			      "stop_on_error", 1);
+	json_t *c =
+	    json_pack("{s:s,s:b,s:b,s:{},s:b,s:b}", "code", code, "silent", 0,
+		      "store_history", 1, "user_expressions", "allow_stdin", 0,
+		      "stop_on_error", 1);
 
 	f->code = code;
 	f->got_reply = f->got_idle = f->ok = f->two = false;
@@ -1108,24 +1153,23 @@ static void fk_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 	    strcmp(m->parent_msg_id, f->msg_id) != 0)
 		return;
 	if (ch == KERNEL_SHELL && strcmp(m->msg_type, "execute_reply") == 0) {
-		const char *st = json_string_value(
-			json_object_get(m->content, "status"));
+		const char *st =
+		    json_string_value(json_object_get(m->content, "status"));
 		f->got_reply = true;
 		f->ok = st && strcmp(st, "ok") == 0;
 	} else if (ch == KERNEL_IOPUB) {
 		if (strcmp(m->msg_type, "status") == 0) {
-			const char *st = json_string_value(json_object_get(
-				m->content, "execution_state"));
+			const char *st = json_string_value(
+			    json_object_get(m->content, "execution_state"));
 			if (st && strcmp(st, "idle") == 0)
 				f->got_idle = true;
 		} else if (strcmp(m->msg_type, "stream") == 0) {
 			const char *t = json_string_value(
-				json_object_get(m->content, "text"));
+			    json_object_get(m->content, "text"));
 			f->stream_bytes += t ? strlen(t) : 0;
 		} else if (strcmp(m->msg_type, "execute_result") == 0) {
 			const char *t = json_string_value(json_object_get(
-				json_object_get(m->content, "data"),
-				"text/plain"));
+			    json_object_get(m->content, "data"), "text/plain"));
 			f->two = t && strcmp(t, "2") == 0;
 		}
 	}
@@ -1140,8 +1184,7 @@ static void fk_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 	}
 }
 
-static void fk_on_exit(void *arg, struct kernel *k, int status,
-		       bool was_ready)
+static void fk_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 {
 	struct fk *f = arg;
 
@@ -1213,8 +1256,8 @@ static double fk_start(struct fk *f)
 
 	memset(f, 0, sizeof(*f));
 	f->t_spawn = now_ns();
-	f->k = kernel_start(&g_kenv, g_spec, g_cwd, &fk_ops, f, err,
-			    sizeof(err));
+	f->k =
+	    kernel_start(&g_kenv, g_spec, g_cwd, &fk_ops, f, err, sizeof(err));
 	if (!f->k)
 		die("floor: %s", err);
 	track_pid(g_kernel_pid, MAX_FLOOR, kernel_pid(f->k), true);
@@ -1248,14 +1291,14 @@ static double fk_exec(struct fk *f, const char *code)
 
 /* Every language the daemon serves (README.md, "Languages"). */
 static const char *const KLANGS[] = {"python", "javascript", "typescript",
-				     "r",      "bash",       "java"};
-#define NKLANG (sizeof(KLANGS) / sizeof(*KLANGS))
-#define KIDLE_MS 2000          /* idle RSS is read this long after ready */
+				     "r",      "bash",	     "java"};
+#define NKLANG		  (sizeof(KLANGS) / sizeof(*KLANGS))
+#define KIDLE_MS	  2000	/* idle RSS is read this long after ready */
 #define KSTART_TIMEOUT_MS 30000 /* one start of one language */
 
 struct klang {
 	const char *language;
-	char spec[64];    /* kernelspec name; "" when not installed */
+	char spec[64];	  /* kernelspec name; "" when not installed */
 	char status[160]; /* "ok", "not installed", "failed: ..." */
 	struct samples start;
 	double rss_mib; /* kernel pid + descendants, sum of VmRSS */
@@ -1288,15 +1331,14 @@ static bool never(void *arg)
 
 /* Starts a kernel for spec; returns spawn -> ready in ms, or -1 with a
  * reason in why (the kernel, if any, is freed then). */
-static double fk_try_start(struct fk *f, const struct kspec *spec,
-			   char *why, size_t len)
+static double fk_try_start(struct fk *f, const struct kspec *spec, char *why,
+			   size_t len)
 {
 	char err[256];
 
 	memset(f, 0, sizeof(*f));
 	f->t_spawn = now_ns();
-	f->k = kernel_start(&g_kenv, spec, g_cwd, &fk_ops, f, err,
-			    sizeof(err));
+	f->k = kernel_start(&g_kenv, spec, g_cwd, &fk_ops, f, err, sizeof(err));
 	if (!f->k) {
 		snprintf(why, len, "failed: %.120s", err);
 		return -1;
@@ -1388,8 +1430,7 @@ static void bench_kernels(struct klang *kl, int n)
 		L->language = KLANGS[i];
 		L->rss_mib = NAN;
 		if (!spec) {
-			snprintf(L->status, sizeof(L->status),
-				 "not installed");
+			snprintf(L->status, sizeof(L->status), "not installed");
 			say("kernel %s: not installed", L->language);
 			continue;
 		}
@@ -1408,8 +1449,8 @@ static void bench_kernels(struct klang *kl, int n)
 					snprintf(L->status, sizeof(L->status),
 						 "failed: exited when idle");
 				else
-					L->rss_mib = tree_rss(
-						kernel_pid(f.k), &L->nprocs);
+					L->rss_mib = tree_rss(kernel_pid(f.k),
+							      &L->nprocs);
 			}
 			fk_free(&f);
 		}
@@ -1502,9 +1543,9 @@ static double http_ctx_restart(struct hc *h, const char *id)
 /* --------------------------------------------------------------- results */
 
 struct opts {
-	const char *daemon, *out, *copy, *md, *against;
+	const char *daemon, *out, *copy, *md, *against, *lib_floor;
 	int n_exec, n_health, n_ctx, n_restart, n_tput, n_par_rounds,
-		n_par_each, n_conns, n_conn_health, n_starts, n_kstarts;
+	    n_par_each, n_conns, n_conn_health, n_starts, n_kstarts;
 	bool quick;
 };
 
@@ -1512,15 +1553,15 @@ struct row {
 	const char *id, *label, *unit;
 	double value, floor, target, ratio, against;
 	const char *rule; /* human text of the target */
-	int met;          /* 1, 0, -1: no target */
+	int met;	  /* 1, 0, -1: no target */
 };
 
-#define MAX_ROWS 24
+#define MAX_ROWS 28
 static struct row g_rows[MAX_ROWS];
 static size_t g_nrows;
 
-static struct row *row_add(const char *id, const char *label,
-			   const char *unit, double value)
+static struct row *row_add(const char *id, const char *label, const char *unit,
+			   double value)
 {
 	struct row *r;
 
@@ -1574,7 +1615,8 @@ static void print_table(FILE *f, bool against, bool markdown)
 	char val[CELL], flo[CELL], rat[CELL], met[CELL], ag[CELL];
 
 	if (markdown) {
-		fprintf(f, "| row | e2b-ci | floor / target | ratio | met |%s\n",
+		fprintf(f,
+			"| row | e2b-ci | floor / target | ratio | met |%s\n",
 			against ? " against |" : "");
 		fprintf(f, "|---|---|---|---|---|%s\n", against ? "---|" : "");
 	} else {
@@ -1591,8 +1633,8 @@ static void print_table(FILE *f, bool against, bool markdown)
 				against ? " " : "", against ? ag : "",
 				against ? " |" : "");
 		else
-			fprintf(f, "%-34s %14s  %-34s %7s %4s%*s\n",
-				r->label, val, flo, rat, met, against ? 13 : 0,
+			fprintf(f, "%-34s %14s  %-34s %7s %4s%*s\n", r->label,
+				val, flo, rat, met, against ? 13 : 0,
 				against ? ag : "");
 	}
 }
@@ -1606,18 +1648,20 @@ static json_t *num(double v)
 static void print_kernels(FILE *f, struct klang *kl, int n, bool markdown)
 {
 	if (markdown) {
-		fprintf(f, "\n### Kernels\n\nStart: spawn -> kernel_info "
-			   "ready through the floor client, p50 of %d (one "
-			   "more uncounted start warms the page cache). Idle "
-			   "RSS: the kernel and all its descendants, sum of "
-			   "VmRSS, %d s after ready.\n\n",
+		fprintf(f,
+			"\n### Kernels\n\nStart: spawn -> kernel_info "
+			"ready through the floor client, p50 of %d (one "
+			"more uncounted start warms the page cache). Idle "
+			"RSS: the kernel and all its descendants, sum of "
+			"VmRSS, %d s after ready.\n\n",
 			n, KIDLE_MS / 1000);
 		fprintf(f, "| language | kernelspec | start p50 | start min "
 			   "/ max | idle RSS | processes |\n"
 			   "|---|---|---|---|---|---|\n");
 	} else {
-		fprintf(f, "\nKernels (start: spawn -> ready, p50 of %d; idle "
-			   "RSS: kernel + descendants, %d s after ready)\n\n",
+		fprintf(f,
+			"\nKernels (start: spawn -> ready, p50 of %d; idle "
+			"RSS: kernel + descendants, %d s after ready)\n\n",
 			n, KIDLE_MS / 1000);
 		fprintf(f, "%-11s %-12s %11s %17s %11s %6s  %s\n", "language",
 			"kernelspec", "start p50", "start min / max",
@@ -1649,8 +1693,8 @@ static void print_kernels(FILE *f, struct klang *kl, int n, bool markdown)
 				L->language, L->spec, p50, mm, rss, np);
 		else
 			fprintf(f, "%-11s %-12s %11s %17s %11s %6s  %s\n",
-				L->language, *L->spec ? L->spec : "-", p50,
-				mm, rss, np, L->status);
+				L->language, *L->spec ? L->spec : "-", p50, mm,
+				rss, np, L->status);
 	}
 }
 
@@ -1661,17 +1705,15 @@ static json_t *kernels_json(struct klang *kl)
 	for (size_t i = 0; i < NKLANG; i++) {
 		struct klang *L = &kl[i];
 		json_array_append_new(
-			a, json_pack("{s:s,s:o,s:s,s:o,s:o,s:o,s:o}",
-				     "language", L->language, "kernelspec",
-				     *L->spec ? json_string(L->spec)
-					      : json_null(),
-				     "status", L->status, "start_p50_ms",
-				     num(sm_pct(&L->start, 0.5)), "start_ms",
-				     sm_json(&L->start), "idle_rss_mib",
-				     num(L->rss_mib), "idle_processes",
-				     isnan(L->rss_mib)
-					     ? json_null()
-					     : json_integer(L->nprocs)));
+		    a, json_pack("{s:s,s:o,s:s,s:o,s:o,s:o,s:o}", "language",
+				 L->language, "kernelspec",
+				 *L->spec ? json_string(L->spec) : json_null(),
+				 "status", L->status, "start_p50_ms",
+				 num(sm_pct(&L->start, 0.5)), "start_ms",
+				 sm_json(&L->start), "idle_rss_mib",
+				 num(L->rss_mib), "idle_processes",
+				 isnan(L->rss_mib) ? json_null()
+						   : json_integer(L->nprocs)));
 	}
 	return a;
 }
@@ -1679,6 +1721,7 @@ static json_t *kernels_json(struct klang *kl)
 /* ------------------------------------------------------------ benchmarks */
 
 struct results {
+	struct mem lib_floor; /* tests/bench/libfloor.c, idle */
 	struct samples k_start, d_start;
 	struct samples d_kready; /* the daemon's own "ready in" log lines */
 	struct samples health, e1, f1, tput_d, tput_f, par_d, par_f;
@@ -1693,12 +1736,11 @@ struct results {
 	struct klang kl[NKLANG]; /* kernels per language */
 };
 
-static const char *const THROUGHPUT_CODE =
-	"import sys\n"
-	"s = 'x' * 65535 + '\\n'\n"
-	"for _ in range(320):\n"
-	"    sys.stdout.write(s)\n"
-	"    sys.stdout.flush()\n";
+static const char *const THROUGHPUT_CODE = "import sys\n"
+					   "s = 'x' * 65535 + '\\n'\n"
+					   "for _ in range(320):\n"
+					   "    sys.stdout.write(s)\n"
+					   "    sys.stdout.flush()\n";
 #define THROUGHPUT_BYTES (320.0 * 65536.0)
 
 static void bench_health(const struct target *tg, int n, struct samples *out)
@@ -1707,8 +1749,8 @@ static void bench_health(const struct target *tg, int n, struct samples *out)
 
 	hc_init(&h, tg);
 	for (int i = 0; i < n; i++) {
-		int st = hc_do(&h, "GET", "/health", NULL, false,
-			       REQ_TIMEOUT_MS);
+		int st =
+		    hc_do(&h, "GET", "/health", NULL, false, REQ_TIMEOUT_MS);
 		if (st != 200) {
 			say("%s: /health status %d", tg->name, st);
 			continue;
@@ -1761,17 +1803,18 @@ static void bench_throughput(const struct target *tg, struct fk *f, int n,
 				if (f->stream_bytes != (size_t)THROUGHPUT_BYTES)
 					say("floor: got %zu stdout bytes",
 					    f->stream_bytes);
-				sm_add(f_out, THROUGHPUT_BYTES / MIB /
-						      (ms / 1000.0));
+				sm_add(f_out,
+				       THROUGHPUT_BYTES / MIB / (ms / 1000.0));
 			} else {
 				double ms = http_exec(&h, body, false);
 				if (ms < 0)
 					continue;
 				if (h.stdout_bytes < (size_t)THROUGHPUT_BYTES)
 					say("e2b-ci: got only %zu bytes of "
-					    "stdout lines", h.stdout_bytes);
-				sm_add(d_out, THROUGHPUT_BYTES / MIB /
-						      (ms / 1000.0));
+					    "stdout lines",
+					    h.stdout_bytes);
+				sm_add(d_out,
+				       THROUGHPUT_BYTES / MIB / (ms / 1000.0));
 			}
 		}
 	}
@@ -1905,8 +1948,8 @@ static void bench_parallel(const struct target *tg, struct fk *f,
 		for (int side = 0; side < 2; side++) {
 			if ((side ^ (r & 1)) == 0) {
 				if (f)
-					sm_add(f_out,
-					       par_floor_round(f, o->n_par_each));
+					sm_add(f_out, par_floor_round(
+							  f, o->n_par_each));
 			} else {
 				double eps = par_http_round(&p, o->n_par_each);
 				if (eps > 0)
@@ -2042,19 +2085,22 @@ static int bench_conns(const struct target *tg, pid_t pid, int n, int nh,
 
 static void usage(FILE *f, const char *argv0)
 {
-	fprintf(f,
-		"Usage: %s --daemon PATH [--out FILE] [--copy FILE] [--md FILE]\n"
-		"          [--against URL] [--quick]\n"
-		"Starts e2b-ci (loopback, a free port, temp dirs) and measures it\n"
-		"next to a direct-ZeroMQ floor client on the same kernelspec.\n"
-		"  --daemon PATH   the e2b-ci binary\n"
-		"  --out FILE      JSON results (default bench-results.json)\n"
-		"  --copy FILE     a second copy of the JSON\n"
-		"  --md FILE       the table as markdown\n"
-		"  --against URL   also run the HTTP rows against another\n"
-		"                  E2B-compatible server (http://host:port)\n"
-		"  --quick         few repetitions (a smoke test, not numbers)\n",
-		argv0);
+	fprintf(
+	    f,
+	    "Usage: %s --daemon PATH [--out FILE] [--copy FILE] [--md FILE]\n"
+	    "          [--against URL] [--lib-floor PATH] [--quick]\n"
+	    "Starts e2b-ci (loopback, a free port, temp dirs) and measures it\n"
+	    "next to a direct-ZeroMQ floor client on the same kernelspec.\n"
+	    "  --daemon PATH   the e2b-ci binary\n"
+	    "  --out FILE      JSON results (default bench-results.json)\n"
+	    "  --copy FILE     a second copy of the JSON\n"
+	    "  --md FILE       the table as markdown\n"
+	    "  --against URL   also run the HTTP rows against another\n"
+	    "                  E2B-compatible server (http://host:port)\n"
+	    "  --lib-floor PATH  tests/bench/libfloor.c built: the RSS of\n"
+	    "                  the daemon's libraries alone, for comparison\n"
+	    "  --quick         few repetitions (a smoke test, not numbers)\n",
+	    argv0);
 }
 
 static void parse_args(struct opts *o, int argc, char **argv)
@@ -2088,6 +2134,8 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			o->md = v, i++;
 		} else if (v && strcmp(a, "--against") == 0) {
 			o->against = v, i++;
+		} else if (v && strcmp(a, "--lib-floor") == 0) {
+			o->lib_floor = v, i++;
 		} else {
 			usage(stderr, argv[0]);
 			exit(2);
@@ -2191,6 +2239,15 @@ static void build_rows(struct results *R, bool against, int n_conns)
 	r->target = 8;
 	r->rule = "<= 8 MiB";
 	r->met = r->value <= 8;
+	if (!isnan(R->lib_floor.rss)) {
+		r->floor = R->lib_floor.rss;
+		r->ratio = r->value / r->floor;
+		r->rule = "<= 8 MiB";
+		row_add("rss_lib_floor", "  its libraries alone (libfloor)",
+			"MiB", R->lib_floor.rss);
+		row_add("rss_own", "  e2b-ci's own (idle - libraries)", "MiB",
+			R->rss_idle.rss - R->lib_floor.rss);
+	}
 	r = row_add("rss_after", "daemon RSS after the run", "MiB",
 		    R->rss_after.rss);
 	r->target = 16;
@@ -2220,8 +2277,8 @@ static void build_rows(struct results *R, bool against, int n_conns)
 	r->against = sm_pct(&R->a_conn_health, 0.99);
 }
 
-static void write_outputs(const struct opts *o, struct results *R,
-			  int argc, char **argv)
+static void write_outputs(const struct opts *o, struct results *R, int argc,
+			  char **argv)
 {
 	json_t *root = json_object(), *rows = json_array(), *raw, *av;
 	struct utsname u;
@@ -2239,77 +2296,72 @@ static void write_outputs(const struct opts *o, struct results *R,
 	for (size_t i = 0; i < g_nrows; i++) {
 		const struct row *r = &g_rows[i];
 		json_array_append_new(
-			rows,
-			json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o,s:o}",
-				  "id", r->id, "label", r->label, "unit",
-				  r->unit, "value", num(r->value), "floor",
-				  num(r->floor), "target", num(r->target),
-				  "ratio", num(r->ratio), "rule", r->rule,
-				  "met",
-				  r->met < 0 ? json_null()
-					     : json_boolean(r->met),
-				  "against", num(r->against)));
+		    rows,
+		    json_pack("{s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:s,s:o,s:o}", "id",
+			      r->id, "label", r->label, "unit", r->unit,
+			      "value", num(r->value), "floor", num(r->floor),
+			      "target", num(r->target), "ratio", num(r->ratio),
+			      "rule", r->rule, "met",
+			      r->met < 0 ? json_null() : json_boolean(r->met),
+			      "against", num(r->against)));
 	}
 	raw = json_pack(
-		"{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
-		"s:o}",
-		"kernel_start_ms", sm_json(&R->k_start), "start_healthy_ms",
-		sm_json(&R->d_start), "daemon_logged_kernel_ready_ms",
-		sm_json(&R->d_kready), "health_ms",
-		sm_json(&R->health), "exec_ms", sm_json(&R->e1),
-		"floor_exec_ms", sm_json(&R->f1), "stdout_mibps",
-		sm_json(&R->tput_d), "floor_stdout_mibps", sm_json(&R->tput_f),
-		"parallel_eps", sm_json(&R->par_d), "floor_parallel_eps",
-		sm_json(&R->par_f), "ctx_warm_ms", sm_json(&R->ctx_warm),
-		"ctx_cold_ms", sm_json(&R->ctx_cold), "restart_warm_ms",
-		sm_json(&R->rst_warm), "restart_cold_ms",
-		sm_json(&R->rst_cold), "conns_health_ms",
-		sm_json(&R->conn_health));
+	    "{s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,"
+	    "s:o}",
+	    "kernel_start_ms", sm_json(&R->k_start), "start_healthy_ms",
+	    sm_json(&R->d_start), "daemon_logged_kernel_ready_ms",
+	    sm_json(&R->d_kready), "health_ms", sm_json(&R->health), "exec_ms",
+	    sm_json(&R->e1), "floor_exec_ms", sm_json(&R->f1), "stdout_mibps",
+	    sm_json(&R->tput_d), "floor_stdout_mibps", sm_json(&R->tput_f),
+	    "parallel_eps", sm_json(&R->par_d), "floor_parallel_eps",
+	    sm_json(&R->par_f), "ctx_warm_ms", sm_json(&R->ctx_warm),
+	    "ctx_cold_ms", sm_json(&R->ctx_cold), "restart_warm_ms",
+	    sm_json(&R->rst_warm), "restart_cold_ms", sm_json(&R->rst_cold),
+	    "conns_health_ms", sm_json(&R->conn_health));
 	json_object_set_new(root, "generated", json_string(date));
 	json_object_set_new(root, "command", json_string("make bench"));
 	json_object_set_new(root, "argv", json_string(cmd));
 	json_object_set_new(
-		root, "machine",
-		json_pack("{s:s,s:s,s:I}", "sysname", u.sysname, "release",
-			  u.release, "cpus",
-			  (json_int_t)sysconf(_SC_NPROCESSORS_ONLN)));
+	    root, "machine",
+	    json_pack("{s:s,s:s,s:I}", "sysname", u.sysname, "release",
+		      u.release, "cpus",
+		      (json_int_t)sysconf(_SC_NPROCESSORS_ONLN)));
 	json_object_set_new(
-		root, "params",
-		json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,"
-			  "s:b}",
-			  "exec", o->n_exec, "health", o->n_health, "contexts",
-			  o->n_ctx, "restarts", o->n_restart,
-			  "throughput_rounds", o->n_tput, "parallel_rounds",
-			  o->n_par_rounds, "parallel_each", o->n_par_each,
-			  "connections", o->n_conns, "connection_health",
-			  o->n_conn_health, "starts", o->n_starts,
-			  "kernel_starts", o->n_kstarts, "kernel_idle_ms",
-			  KIDLE_MS, "quick", o->quick));
+	    root, "params",
+	    json_pack("{s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,s:i,"
+		      "s:b}",
+		      "exec", o->n_exec, "health", o->n_health, "contexts",
+		      o->n_ctx, "restarts", o->n_restart, "throughput_rounds",
+		      o->n_tput, "parallel_rounds", o->n_par_rounds,
+		      "parallel_each", o->n_par_each, "connections", o->n_conns,
+		      "connection_health", o->n_conn_health, "starts",
+		      o->n_starts, "kernel_starts", o->n_kstarts,
+		      "kernel_idle_ms", KIDLE_MS, "quick", o->quick));
 	json_object_set_new(root, "rows", rows);
 	json_object_set_new(root, "kernels", kernels_json(R->kl));
-	json_object_set_new(raw, "memory",
-			    json_pack("{s:o,s:o,s:o,s:o,s:o}", "idle",
-				      mem_json(&R->rss_idle),
-				      "after_throughput",
-				      mem_json(&R->rss_tput), "before_connections",
-				      mem_json(&R->rss_pre_conns), "connections",
-				      mem_json(&R->rss_conns), "after",
-				      mem_json(&R->rss_after)));
+	json_object_set_new(
+	    raw, "memory",
+	    json_pack("{s:o,s:o,s:o,s:o,s:o,s:o}", "libraries_alone",
+		      mem_json(&R->lib_floor), "idle", mem_json(&R->rss_idle),
+		      "after_throughput", mem_json(&R->rss_tput),
+		      "before_connections", mem_json(&R->rss_pre_conns),
+		      "connections", mem_json(&R->rss_conns), "after",
+		      mem_json(&R->rss_after)));
 	json_object_set_new(root, "raw", raw);
 	if (o->against) {
-		av = json_pack("{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:i}", "url",
-			       o->against, "health_ms", sm_json(&R->a_health),
-			       "exec_ms", sm_json(&R->a_e1), "ctx_ms",
-			       sm_json(&R->a_ctx), "restart_ms",
-			       sm_json(&R->a_rst), "parallel_eps",
-			       sm_json(&R->a_par), "conns_health_ms",
-			       sm_json(&R->a_conn_health), "conns_held",
-			       R->a_conns_held);
+		av = json_pack(
+		    "{s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:i}", "url", o->against,
+		    "health_ms", sm_json(&R->a_health), "exec_ms",
+		    sm_json(&R->a_e1), "ctx_ms", sm_json(&R->a_ctx),
+		    "restart_ms", sm_json(&R->a_rst), "parallel_eps",
+		    sm_json(&R->a_par), "conns_health_ms",
+		    sm_json(&R->a_conn_health), "conns_held", R->a_conns_held);
 		json_object_set_new(root, "against", av);
 	} else {
 		json_object_set_new(root, "against", json_null());
 	}
-	if (json_dump_file(root, o->out, JSON_INDENT(1) | JSON_REAL_PRECISION(6)) < 0)
+	if (json_dump_file(root, o->out,
+			   JSON_INDENT(1) | JSON_REAL_PRECISION(6)) < 0)
 		die("cannot write %s", o->out);
 	say("wrote %s", o->out);
 	if (o->copy) {
@@ -2416,6 +2468,7 @@ int main(int argc, char **argv)
 	R.rss_idle = mem_of(A.pid);
 	say("daemon a: pid %d on port %d, RSS idle %.2f MiB", (int)A.pid,
 	    A.port, R.rss_idle.rss);
+	R.lib_floor = libfloor_mem(o.lib_floor);
 
 	say("GET /health x %d", o.n_health);
 	bench_health(&A.tg, o.n_health, &R.health);
@@ -2454,7 +2507,8 @@ int main(int argc, char **argv)
 	daemon_stop(&B);
 
 	say("kernels: %zu languages, %d starts each (+1 warm-up), idle RSS "
-	    "%d s after ready", NKLANG, o.n_kstarts, KIDLE_MS / 1000);
+	    "%d s after ready",
+	    NKLANG, o.n_kstarts, KIDLE_MS / 1000);
 	bench_kernels(R.kl, o.n_kstarts);
 
 	if (o.against) {
@@ -2464,9 +2518,9 @@ int main(int argc, char **argv)
 		bench_parallel(&against, NULL, &o, &R.a_par, NULL);
 		bench_contexts(&against, NULL, o.n_ctx, &R.a_ctx);
 		bench_restart(&against, NULL, o.n_restart, &R.a_rst);
-		R.a_conns_held = bench_conns(&against, 0, o.n_conns,
-					     o.n_conn_health,
-					     &R.a_conn_health, NULL);
+		R.a_conns_held =
+		    bench_conns(&against, 0, o.n_conns, o.n_conn_health,
+				&R.a_conn_health, NULL);
 	}
 
 	build_rows(&R, o.against != NULL, o.n_conns);
@@ -2489,11 +2543,12 @@ int main(int argc, char **argv)
 	g_tmp[0] = '\0';
 	{
 		struct samples *all[] = {
-			&R.k_start,  &R.d_start, &R.d_kready,  &R.health,   &R.e1,
-			&R.f1,	     &R.tput_d,   &R.tput_f,   &R.par_d,
-			&R.par_f,    &R.ctx_warm, &R.ctx_cold, &R.rst_warm,
-			&R.rst_cold, &R.conn_health, &R.a_health, &R.a_e1,
-			&R.a_ctx,    &R.a_rst,    &R.a_par,    &R.a_conn_health};
+		    &R.k_start,	     &R.d_start,  &R.d_kready,	  &R.health,
+		    &R.e1,	     &R.f1,	  &R.tput_d,	  &R.tput_f,
+		    &R.par_d,	     &R.par_f,	  &R.ctx_warm,	  &R.ctx_cold,
+		    &R.rst_warm,     &R.rst_cold, &R.conn_health, &R.a_health,
+		    &R.a_e1,	     &R.a_ctx,	  &R.a_rst,	  &R.a_par,
+		    &R.a_conn_health};
 		for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
 			sm_free(all[i]);
 		for (size_t i = 0; i < NKLANG; i++)

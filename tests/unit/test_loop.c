@@ -164,6 +164,53 @@ static void test_zmq_readable(void)
 	zmq_ctx_term(ctx);
 }
 
+/*
+ * A send on a watched socket processes its pending commands and so may eat
+ * the edge of its ZMQ_FD while a message waits: loop_zmq_used() makes the
+ * next turn read ZMQ_EVENTS without waiting on the fd.
+ */
+static void test_zmq_edge_eaten_by_send(void)
+{
+	void *ctx = zmq_ctx_new(), *a, *b;
+	struct loop *l = loop_new();
+	struct loop_watch *w;
+	struct hit h = {0};
+	char buf[8];
+
+	REQUIRE(ctx && l);
+	a = zmq_socket(ctx, ZMQ_PAIR);
+	b = zmq_socket(ctx, ZMQ_PAIR);
+	REQUIRE(a && b);
+	REQUIRE(zmq_bind(a, "inproc://test-loop-edge") == 0);
+	REQUIRE(zmq_connect(b, "inproc://test-loop-edge") == 0);
+	h.ptr = b;
+	w = loop_add_zmq(l, b, ZMQ_POLLIN, on_zmq, &h);
+	REQUIRE(w);
+	CHECK(loop_run_once(l, 0) == 0); /* the first check after adding */
+	CHECK(loop_run_once(l, 0) == 0);
+	CHECK(h.count == 0);
+	REQUIRE(zmq_send(a, "hi", 2, 0) == 2);
+	REQUIRE(zmq_send(b, "yo", 2, 0) == 2); /* eats b's edge */
+	loop_zmq_used(w);
+	CHECK(loop_run_once(l, 0) == 0);
+	CHECK(h.count == 1);
+	CHECK(h.norder == 1);
+	REQUIRE(zmq_recv(a, buf, sizeof(buf), 0) == 2);
+	/* Resuming a paused socket also checks it at once. */
+	loop_set_events(w, 0);
+	REQUIRE(zmq_send(a, "hi", 2, 0) == 2);
+	CHECK(loop_run_once(l, 0) == 0);
+	CHECK(h.count == 1);
+	loop_set_events(w, ZMQ_POLLIN);
+	CHECK(loop_run_once(l, 0) == 0);
+	CHECK(h.count == 2);
+	CHECK(h.norder == 2);
+	loop_free(l);
+	zmq_close(a);
+	zmq_close(b);
+	zmq_ctx_term(ctx);
+}
+
 struct tmr {
 	struct loop_timer t;
 	int id;
@@ -460,6 +507,7 @@ int main(void)
 	TEST(test_pause);
 	TEST(test_fd_writable);
 	TEST(test_zmq_readable);
+	TEST(test_zmq_edge_eaten_by_send);
 	TEST(test_timers_order);
 	TEST(test_timer_rearm);
 	TEST(test_timer_rearm_zero);

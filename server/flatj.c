@@ -1,0 +1,272 @@
+/*
+ * flatj.c: flat string-valued JSON objects, parsed without jansson's lexer.
+ *
+ * Grammar accepted (RFC 8259 restricted): ws "{" ws [ member *( ws "," ws
+ * member ) ] ws "}" ws, member = string ws ":" ws string. Strings are copied
+ * into one scratch buffer in runs (jtext_plain_run), escapes decoded, UTF-8
+ * checked and repaired the way wire_utf8_sanitize repairs it, and handed to
+ * jansson with json_stringn_nocheck (valid by construction). Members are set
+ * in order with json_object_setn_new_nocheck, so a repeated key keeps its
+ * first position and its last value, as in jansson's own parser.
+ *
+ * What jansson rejects is declined here rather than reported: raw control
+ * characters, unknown escapes, malformed \u, unpaired surrogates, NUL in a
+ * key, anything after the closing brace but whitespace. Declining is always
+ * safe; accepting is only allowed when the result equals jansson's.
+ */
+#include "flatj.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "jtext.h"
+
+struct scratch {
+	char *p;
+	size_t len, cap;
+};
+
+static bool sc_reserve(struct scratch *b, size_t more)
+{
+	size_t cap;
+	char *p;
+
+	if (b->len + more <= b->cap)
+		return true;
+	cap = b->cap ? b->cap : 256;
+	while (cap < b->len + more)
+		cap *= 2;
+	p = realloc(b->p, cap);
+	if (!p)
+		return false;
+	b->p = p;
+	b->cap = cap;
+	return true;
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *p, size_t len, size_t i)
+{
+	while (i < len && is_ws(p[i]))
+		i++;
+	return i;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Four hex digits at p (len bytes available) or -1. */
+static long hex4(const char *p, size_t len)
+{
+	long v = 0;
+
+	if (len < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		int h = hexval(p[i]);
+		if (h < 0)
+			return -1;
+		v = v << 4 | h;
+	}
+	return v;
+}
+
+static size_t put_utf8(char *o, unsigned long cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | (cp >> 6 & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | (cp >> 12 & 0x3f));
+	o[2] = (char)(0x80 | (cp >> 6 & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * The string whose opening quote is at p[*i], decoded into b (b->len reset).
+ * Advances *i past the closing quote. Returns 1, 0 to decline, -ENOMEM.
+ */
+static int read_string(const char *p, size_t len, size_t *i, struct scratch *b)
+{
+	size_t at = *i + 1;
+
+	b->len = 0;
+	for (;;) {
+		size_t run = jtext_plain_run(p + at, len - at);
+		unsigned char c;
+
+		if (!sc_reserve(b, run + 4))
+			return -ENOMEM;
+		memcpy(b->p + b->len, p + at, run);
+		b->len += run;
+		at += run;
+		if (at >= len)
+			return 0; /* unterminated */
+		c = (unsigned char)p[at];
+		if (c == '"') {
+			*i = at + 1;
+			return 1;
+		}
+		if (c < 0x20)
+			return 0; /* jansson: control character */
+		if (c >= 0x80) {
+			int step = jtext_utf8_step(
+			    (const unsigned char *)p + at, len - at);
+			if (step > 0) {
+				memcpy(b->p + b->len, p + at, (size_t)step);
+				b->len += (size_t)step;
+				at += (size_t)step;
+			} else {
+				memcpy(b->p + b->len, "\xef\xbf\xbd", 3);
+				b->len += 3;
+				at += (size_t)-step;
+			}
+			continue;
+		}
+		/* A backslash. */
+		if (at + 1 >= len)
+			return 0;
+		c = (unsigned char)p[at + 1];
+		at += 2;
+		switch (c) {
+		case '"':
+		case '\\':
+		case '/':
+			b->p[b->len++] = (char)c;
+			continue;
+		case 'b':
+			b->p[b->len++] = '\b';
+			continue;
+		case 'f':
+			b->p[b->len++] = '\f';
+			continue;
+		case 'n':
+			b->p[b->len++] = '\n';
+			continue;
+		case 'r':
+			b->p[b->len++] = '\r';
+			continue;
+		case 't':
+			b->p[b->len++] = '\t';
+			continue;
+		case 'u':
+			break;
+		default:
+			return 0;
+		}
+		long u = hex4(p + at, len - at);
+		unsigned long cp;
+		if (u < 0)
+			return 0;
+		at += 4;
+		cp = (unsigned long)u;
+		if (cp >= 0xdc00 && cp <= 0xdfff)
+			return 0; /* lone low surrogate */
+		if (cp >= 0xd800 && cp <= 0xdbff) {
+			long lo;
+			if (at + 6 > len || p[at] != '\\' || p[at + 1] != 'u')
+				return 0;
+			lo = hex4(p + at + 2, len - at - 2);
+			if (lo < 0xdc00 || lo > 0xdfff)
+				return 0;
+			at += 6;
+			cp = 0x10000 + ((cp - 0xd800) << 10) +
+			     ((unsigned long)lo - 0xdc00);
+		}
+		b->len += put_utf8(b->p + b->len, cp);
+	}
+}
+
+int flatj_parse(const char *p, size_t len, json_t **out)
+{
+	struct scratch key = {0}, val = {0};
+	json_t *obj = NULL, *s;
+	size_t i;
+	int rc = 0;
+
+	*out = NULL;
+	i = skip_ws(p, len, 0);
+	if (i >= len || p[i] != '{')
+		return 0;
+	obj = json_object();
+	if (!obj)
+		return -ENOMEM;
+	i = skip_ws(p, len, i + 1);
+	if (i < len && p[i] == '}') {
+		i++;
+		goto end;
+	}
+	for (;;) {
+		if (i >= len || p[i] != '"')
+			goto done;
+		rc = read_string(p, len, &i, &key);
+		if (rc <= 0)
+			goto done;
+		rc = 0;
+		if (memchr(key.p, '\0', key.len))
+			goto done; /* jansson: NUL byte in object key */
+		i = skip_ws(p, len, i);
+		if (i >= len || p[i] != ':')
+			goto done;
+		i = skip_ws(p, len, i + 1);
+		if (i >= len || p[i] != '"')
+			goto done;
+		rc = read_string(p, len, &i, &val);
+		if (rc <= 0)
+			goto done;
+		rc = -ENOMEM;
+		s = json_stringn_nocheck(val.len ? val.p : "", val.len);
+		if (!s || json_object_setn_new_nocheck(obj, key.p ? key.p : "",
+						       key.len, s) < 0)
+			goto done;
+		rc = 0;
+		i = skip_ws(p, len, i);
+		if (i < len && p[i] == ',') {
+			i = skip_ws(p, len, i + 1);
+			continue;
+		}
+		if (i < len && p[i] == '}') {
+			i++;
+			break;
+		}
+		goto done;
+	}
+end:
+	if (skip_ws(p, len, i) == len) {
+		*out = obj;
+		obj = NULL;
+		rc = 1;
+	}
+done:
+	json_decref(obj);
+	free(key.p);
+	free(val.p);
+	return rc;
+}
