@@ -12,7 +12,8 @@
  *   cfg_      the option table: flags, environment, defaults, --help
  *   log_      leveled logging to stderr, journald priorities
  *   sdn_      systemd notify: READY, STATUS, STOPPING, WATCHDOG
- *   loop_     zmq_poll-based event loop: fd and socket watches, timers
+ *   loop_     poll(2) event loop: fd watches, ZeroMQ sockets through
+ *             their ZMQ_FD edges, timers
  *   http_     libmicrohttpd glue: bodies, deferred answers, streams, CORS
  *   api_      the route table and handlers of the HTTP contract
  *   metrics_  counters and the Prometheus text of GET /metrics
@@ -29,6 +30,10 @@
  *   kernel_   one kernel process: spawn, connection file, sockets,
  *             handshake, interrupt, stop
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
+ *   flatj_    fast path for flat string-valued JSON objects (stream
+ *             content, headers); declines the rest to jansson
+ *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
+ *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
  *   kspec_    kernelspec discovery and kernel.json parsing
  *   envd_     asynchronous GET <envd>/envs for sandbox-wide env vars
  *
