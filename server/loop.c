@@ -315,8 +315,7 @@ static int build_items(struct loop *l)
 }
 
 /* What a watch is ready for now (ZMQ_POLL* bits), 0 when nothing. */
-static short watch_ready(struct loop *l, struct loop_watch *w, short pev,
-			 uint64_t now)
+static short watch_ready(struct loop_watch *w, short pev, uint64_t now)
 {
 	size_t len = sizeof(int);
 	int zev = 0;
@@ -325,7 +324,6 @@ static short watch_ready(struct loop *l, struct loop_watch *w, short pev,
 		return (short)(from_poll(pev) & (w->events | ZMQ_POLLERR));
 	if (!pev && !w->recheck && now - w->checked_ms < LOOP_ZMQ_STALE_MS)
 		return 0;
-	(void)l;
 	w->recheck = false;
 	w->checked_ms = now;
 	if (zmq_getsockopt(w->sock, ZMQ_EVENTS, &zev, &len) < 0)
@@ -348,7 +346,7 @@ static void dispatch(struct loop *l, int n)
 		w = l->owners[i];
 		if (w->deleted || !w->events)
 			continue;
-		revents = watch_ready(l, w, l->items[i].revents, now);
+		revents = watch_ready(w, l->items[i].revents, now);
 		if (!revents)
 			continue;
 		w->fn(w->arg, revents);
