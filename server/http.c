@@ -90,10 +90,25 @@ struct http_req {
 	struct http_req *prev, *next;
 };
 
+/*
+ * MHD writes at most one buffer (the 16 KiB connection pool) per connection
+ * per MHD_run and then reports a zero timeout. While it still has work that
+ * is ready now, run it again here instead of going round the loop (a poll of
+ * every watch) for each 16 KiB of a big stream; bounded, so kernels' sockets
+ * are still read between bursts.
+ */
+#define HTTP_RUN_PASSES 8
+
 static void http_run(struct http *h)
 {
+	MHD_UNSIGNED_LONG_LONG t;
+
 	h->need_run = false;
-	MHD_run(h->d);
+	for (int i = 0; i < HTTP_RUN_PASSES; i++) {
+		MHD_run(h->d);
+		if (MHD_get_timeout(h->d, &t) != MHD_YES || t != 0)
+			break;
+	}
 }
 
 static void http_on_epoll(void *arg, short revents)
