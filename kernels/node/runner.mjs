@@ -20,6 +20,10 @@
  *    in shared memory; every loop and function body of cell code checks
  *    it and throws KeyboardInterrupt. Busy code that is not cell code (a
  *    regular expression, a library's loop) is not interruptible.
+ *  - a leftover of an earlier cell busy between cells (a timer callback in
+ *    `while (true) {}`), which keeps the next request from being read: the
+ *    flag is raised for a second and stops it; the next request then runs
+ *    (or ends with KeyboardInterrupt, when the SIGINT listener sees it).
  * vm's breakOnSigint is deliberately not used: it restores SIGINT to "exit"
  * when another thread holds a libuv signal handle.
  *
@@ -143,8 +147,9 @@ class KeyboardInterrupt extends Error {
 	}
 }
 
-/* [FLAG] is raised by the SIGINT worker while a cell runs and checked by
- * cell code; [RUNNING] tells the worker whether a cell runs. */
+/* [FLAG] is raised by the SIGINT worker and checked by cell code; [RUNNING]
+ * tells the worker whether a cell runs (between cells it lowers the flag
+ * again after a second). */
 const FLAG = 0;
 const RUNNING = 1;
 const shared = new Int32Array(new SharedArrayBuffer(8));
@@ -154,9 +159,20 @@ const { workerData } = require('node:worker_threads');
 process.noDeprecation = true;
 const { Signal } = process.binding('signal_wrap');
 const sig = new Signal();
+let lower = null;
 sig.onsignal = () => {
+	Atomics.store(workerData, ${FLAG}, 1);
 	if (Atomics.load(workerData, ${RUNNING}))
-		Atomics.store(workerData, ${FLAG}, 1);
+		return;
+	/* Between cells the flag stops a busy leftover of an earlier cell (a
+	 * timer callback in a loop) that keeps the next request from being
+	 * read; a cell resets it when it starts. Otherwise it is lowered
+	 * after a second, so later callbacks of cell code run again. */
+	clearTimeout(lower);
+	lower = setTimeout(() => {
+		if (!Atomics.load(workerData, ${RUNNING}))
+			Atomics.store(workerData, ${FLAG}, 0);
+	}, 1000);
 };
 sig.start(require('node:os').constants.signals.SIGINT);
 `;

@@ -15,6 +15,7 @@ a kernelspec that is installed but does not work fails.
 import json
 import os
 import re
+import time
 from pathlib import Path
 
 import pytest
@@ -445,6 +446,26 @@ def test_javascript_busy_loop_is_interrupted(client, new_context, tmp_path):
         s.close()
     lines = run_ok(client, "jsKept + new JsKept().v", ctx, timeout=20)
     assert main_result(lines)["text"] == "kept9"
+
+
+def test_javascript_busy_leftover_timer_is_interrupted(client, new_context, tmp_path):
+    """A cell ends but leaves a timer that spins: the next execution waits
+    behind it (keepalives). The client gives up; the interrupt stops the
+    leftover callback instead of the kernel being restarted, so state
+    survives."""
+    need("javascript")
+    ctx = new_context({"language": "js", "cwd": str(tmp_path)})
+    run_ok(client, "let leftoverKept = 'kept'", ctx)
+    run_ok(client, "setTimeout(() => { while (true) {} }, 0); 1", ctx)
+    time.sleep(0.3)  # the callback is spinning by now
+    s = client.stream("'queued'", context_id=ctx["id"])
+    try:
+        assert s.status == 200
+        assert s.next_line(timeout=30)["type"] == "number_of_executions"
+    finally:
+        s.close()
+    lines = run_ok(client, "leftoverKept", ctx, timeout=30)
+    assert main_result(lines)["text"] == "kept"
 
 
 # ------------------------------------------------------------ TypeScript

@@ -490,6 +490,30 @@ def test_interrupt_busy_timer_callback(js):
     assert js.run("'after'").ok().text == "'after'"
 
 
+def test_interrupt_busy_leftover_between_cells(js):
+    # A cell leaves a timer whose callback spins after the cell is done; the
+    # next request waits unread behind it. An interrupt stops the callback,
+    # the waiting request then runs (or ends as interrupted) and the state
+    # of earlier cells is intact.
+    js.run("let survivor = 'kept'; let spins = 0").ok()
+    js.run("setTimeout(() => { spins++; while (true) {} }, 50); 1").ok()
+    time.sleep(0.3)
+    rid = js.submit("survivor + '!'")
+    time.sleep(0.3)
+    js.interrupt()
+    c = js.collect(rid, timeout=10)
+    if c.status == "ok":
+        assert c.text == "'kept!'"
+    else:
+        assert c.error["ename"] == "KeyboardInterrupt", c.error
+    assert js.run("survivor").ok().text == "'kept'"
+    assert js.run("spins").ok().text == "1"
+    # Timers of cell code run again afterwards.
+    js.run("let ticks = 0; const t = setInterval(() => { for (let i = 0; i < 3; i++) ticks++ }, 20)").ok()
+    time.sleep(1.5)
+    assert int(js.run("clearInterval(t); ticks").ok().text) >= 30
+
+
 def test_interrupt_while_idle_is_ignored(js):
     js.run("const idle = 'ok'").ok()
     js.interrupt()
