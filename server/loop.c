@@ -350,12 +350,14 @@ static void dispatch(struct loop *l, int n)
 		if (!revents)
 			continue;
 		w->fn(w->arg, revents);
-		if (w->sock && !w->deleted)
+		/* Not after a failed ZMQ_EVENTS: a broken socket would spin. */
+		if (w->sock && !w->deleted && revents != ZMQ_POLLERR)
 			w->recheck = true;
 	}
 	l->dispatching = false;
 	sweep_deleted(l);
 }
+
 /* Fires every timer due at the start of this phase, earliest first. */
 static void fire_timers(struct loop *l)
 {
