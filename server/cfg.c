@@ -82,13 +82,13 @@ static int cfg_check_level(const char *v)
 /* One line per option; the layout of this table is kept by hand. */
 /* clang-format off */
 #define STR(n, e, field, def, chk, exp, h)                                     \
-	{.name = n, .env = e, .type = CFG_STR,                                 \
-	 .off = offsetof(struct cfg, field), .sdef = def, .check = chk,        \
-	 .expect = exp, .help = h}
+	{.name = (n), .env = (e), .type = CFG_STR,                             \
+	 .off = offsetof(struct cfg, field), .sdef = (def), .check = (chk),    \
+	 .expect = (exp), .help = (h)}
 #define NUM(n, e, field, def, lo, hi, fl, h)                                   \
-	{.name = n, .env = e, .type = CFG_LONG,                                \
-	 .off = offsetof(struct cfg, field), .ldef = def, .min = lo,           \
-	 .max = hi, .flags = fl, .help = h}
+	{.name = (n), .env = (e), .type = CFG_LONG,                            \
+	 .off = offsetof(struct cfg, field), .ldef = (def), .min = (lo),       \
+	 .max = (hi), .flags = (fl), .help = (h)}
 
 static const struct cfg_opt cfg_options[] = {
 	STR("listen", "E2B_CI_LISTEN", listen, "::", cfg_check_nonempty,

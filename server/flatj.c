@@ -122,7 +122,7 @@ static int read_string(const char *p, size_t len, size_t *i, struct scratch *b)
 		size_t run = jtext_plain_run(p + at, len - at);
 		unsigned char c;
 
-		if (!sc_reserve(b, run + 4))
+		if (!sc_reserve(b, run + 4) || !b->p)
 			return -ENOMEM;
 		memcpy(b->p + b->len, p + at, run);
 		b->len += run;

@@ -504,6 +504,8 @@ static void http_conn_event(void *cls, struct MHD_Connection *conn,
 }
 
 static void http_logger(void *cls, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
+static void http_logger(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
 

@@ -673,6 +673,7 @@ static int kspec_list_dir(struct kspec ***listp, size_t *np, const char *dir)
 			continue;
 		if ((k = kspec_try(dir, names[j])) == NULL)
 			continue;
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): pointers
 		nv = realloc(*listp, (*np + 2) * sizeof(*nv));
 		if (nv == NULL) {
 			kspec_free(k);
@@ -690,6 +691,7 @@ out:
 
 struct kspec **kspec_list(char *const *path)
 {
+	// NOLINTNEXTLINE(bugprone-sizeof-expression): pointers
 	struct kspec **list = calloc(1, sizeof(*list));
 	size_t i, n = 0;
 

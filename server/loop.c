@@ -295,6 +295,7 @@ static int build_items(struct loop *l)
 		if (!p)
 			return -ENOMEM;
 		l->items = p;
+		// NOLINTNEXTLINE(bugprone-sizeof-expression): pointers
 		p = realloc(l->owners, cap * sizeof(*l->owners));
 		if (!p)
 			return -ENOMEM;
