@@ -18,6 +18,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,4 +270,111 @@ done:
 	free(key.p);
 	free(val.p);
 	return rc;
+}
+
+/* Room for a string of n bytes in the worst case (all \u00XX) plus quotes. */
+static size_t dump_room(size_t n)
+{
+	return n > (SIZE_MAX - 2) / 6 ? SIZE_MAX : 6 * n + 2;
+}
+
+/* A JSON string as jansson's dump_string writes it without flags. */
+static size_t dump_str(char *o, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t w = 0, i = 0;
+
+	o[w++] = '"';
+	while (i < n) {
+		size_t run = jtext_plain_run(s + i, n - i);
+		unsigned char c;
+
+		memcpy(o + w, s + i, run);
+		w += run;
+		i += run;
+		if (i == n)
+			break;
+		c = (unsigned char)s[i++];
+		if (c >= 0x80) { /* valid UTF-8 by jansson's invariant */
+			o[w++] = (char)c;
+			continue;
+		}
+		o[w++] = '\\';
+		switch (c) {
+		case '"':
+		case '\\':
+			o[w++] = (char)c;
+			break;
+		case '\b':
+			o[w++] = 'b';
+			break;
+		case '\f':
+			o[w++] = 'f';
+			break;
+		case '\n':
+			o[w++] = 'n';
+			break;
+		case '\r':
+			o[w++] = 'r';
+			break;
+		case '\t':
+			o[w++] = 't';
+			break;
+		default:
+			o[w++] = 'u';
+			o[w++] = '0';
+			o[w++] = '0';
+			o[w++] = hex[c >> 4];
+			o[w++] = hex[c & 15];
+		}
+	}
+	o[w++] = '"';
+	return w;
+}
+
+int flatj_dump(const json_t *obj, char **out, size_t *len)
+{
+	const char *key;
+	json_t *v;
+	size_t room = 3, w = 0;
+	char *buf;
+
+	*out = NULL;
+	*len = 0;
+	if (!json_is_object(obj))
+		return 0;
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		size_t a, b;
+		/* A key holding NUL (json_object_setn) is jansson's to write.
+		 */
+		if (!json_is_string(v) ||
+		    json_object_iter_key_len(json_object_key_to_iter(key)) !=
+			strlen(key))
+			return 0;
+		a = dump_room(strlen(key));
+		b = dump_room(json_string_length(v));
+		if (a == SIZE_MAX || b == SIZE_MAX ||
+		    room > SIZE_MAX - a - b - 2)
+			return -ENOMEM;
+		room += a + b + 2;
+	}
+	buf = malloc(room);
+	if (!buf)
+		return -ENOMEM;
+	buf[w++] = '{';
+	json_object_foreach((json_t *)obj, key, v)
+	{
+		if (w > 1)
+			buf[w++] = ',';
+		w += dump_str(buf + w, key, strlen(key));
+		buf[w++] = ':';
+		w += dump_str(buf + w, json_string_value(v),
+			      json_string_length(v));
+	}
+	buf[w++] = '}';
+	buf[w] = '\0';
+	*out = buf;
+	*len = w;
+	return 1;
 }

@@ -10,6 +10,10 @@
  * that text after the wire's UTF-8 repair (each maximal invalid subpart
  * replaced by U+FFFD).
  *
+ * flatj_dump writes such objects the way jansson's compact dump does, with
+ * the same bulk copies: stream messages a kernel host publishes are dumped,
+ * signed and sent once per pipe read.
+ *
  * It declines (returns 0) everything else: nested values, numbers, literals,
  * an error jansson would report (a raw control character, a bad escape, a
  * lone surrogate, a NUL in a key, trailing bytes). The caller then takes the
@@ -27,5 +31,12 @@
  * text is not a flat object of strings this parser reproduces exactly
  * (*out NULL: use jansson), -ENOMEM. */
 int flatj_parse(const char *p, size_t len, json_t **out);
+
+/* The other way: when obj is an object whose values are all strings, writes
+ * exactly what json_dumps(obj, JSON_COMPACT) writes (members in order,
+ * non-ASCII as UTF-8, control characters escaped as jansson escapes them)
+ * into a new NUL-terminated buffer *out of *len bytes and returns 1; returns
+ * 0 for anything else (*out NULL: use jansson), -ENOMEM. */
+int flatj_dump(const json_t *obj, char **out, size_t *len);
 
 #endif

@@ -139,18 +139,17 @@ static char *dump_part(const json_t *j, size_t *lenp)
 		*lenp = 2;
 		return strdup("{}");
 	}
-	n = json_dumpb(j, NULL, 0, JSON_COMPACT);
-	if (n == 0)
-		return NULL;
-	buf = malloc(n + 1);
+	/* Stream messages: bulk copies instead of jansson's byte loop. */
+	if (flatj_dump(j, &buf, &n) > 0) {
+		*lenp = n;
+		return buf;
+	}
+	/* Once, not sized first and then written: the output never holds a
+	 * raw NUL (jansson escapes it), so strlen is its length. */
+	buf = json_dumps(j, JSON_COMPACT);
 	if (!buf)
 		return NULL;
-	if (json_dumpb(j, buf, n, JSON_COMPACT) != n) {
-		free(buf);
-		return NULL;
-	}
-	buf[n] = '\0';
-	*lenp = n;
+	*lenp = strlen(buf);
 	return buf;
 }
 

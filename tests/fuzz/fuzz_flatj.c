@@ -13,6 +13,9 @@
  *     UTF-8 or \u escapes) and reads back the same object: the fast path
  *     really is taken for what it exists for. (Not the input itself: a
  *     repeated key may have replaced a non-string value.)
+ *   - flatj_dump of any object jansson built writes exactly the bytes of
+ *     json_dumps(JSON_COMPACT) when all values are strings, and declines
+ *     (0) otherwise.
  */
 #include "fuzz.h"
 
@@ -30,6 +33,24 @@ static bool all_strings(json_t *o)
 
 	json_object_foreach(o, k, v) if (!json_is_string(v)) return false;
 	return true;
+}
+
+/* flatj_dump writes what jansson's compact dump writes, or declines. */
+static void check_dump(json_t *o)
+{
+	char *mine = NULL, *theirs;
+	size_t len = 0;
+	int rc = flatj_dump(o, &mine, &len);
+
+	FUZZ_CHECK(rc == 1 || rc == 0 || rc == -ENOMEM);
+	FUZZ_CHECK(rc != 0 || !(json_is_object(o) && all_strings(o)));
+	if (rc == 1) {
+		theirs = json_dumps(o, JSON_COMPACT);
+		FUZZ_CHECK(theirs && strlen(mine) == len &&
+			   strcmp(mine, theirs) == 0);
+		free(theirs);
+	}
+	free(mine);
 }
 
 /* flatj reads jansson's own rendering of o, with each flag set. */
@@ -86,6 +107,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (slow && json_is_object(slow) && all_strings(slow))
 		check_reads_dump(slow);
+	if (slow)
+		check_dump(slow);
 	json_decref(fast);
 	json_decref(slow);
 	return 0;

@@ -139,6 +139,49 @@ static void test_declines(void)
 	DECLINES("\xef\xbb\xbf{}"); /* a BOM is not JSON */
 }
 
+static void dumps_like_jansson(const char *text)
+{
+	json_t *o = json_loads(text, JSON_ALLOW_NUL, NULL);
+	char *mine = NULL, *theirs;
+	size_t len = 0;
+
+	REQUIRE(o);
+	CHECK(flatj_dump(o, &mine, &len) == 1);
+	theirs = json_dumps(o, JSON_COMPACT);
+	CHECK_STR(mine, theirs);
+	CHECK(mine && len == strlen(mine));
+	free(mine);
+	free(theirs);
+	json_decref(o);
+}
+
+static void test_dump(void)
+{
+	char *out = (char *)1;
+	size_t len = 7;
+	json_t *o;
+
+	dumps_like_jansson("{}");
+	dumps_like_jansson("{\"name\": \"stdout\", \"text\": \"hi\\n\"}");
+	dumps_like_jansson(
+	    "{\"e\":\"\\\"\\\\/\\b\\f\\n\\r\\t\\u0001\\u001f\\u007f\"}");
+	dumps_like_jansson(
+	    "{\"u\":\"caf\\u00e9 \\ud83d\\ude00\", \"z\":\"a\\u0000b\"}");
+	dumps_like_jansson("{\"k\\n\\\"\":\"\", \"\":\"v\"}");
+	/* Anything but an object of strings is jansson's. */
+	o = json_pack("{s:s,s:i}", "a", "b", "n", 1);
+	CHECK(flatj_dump(o, &out, &len) == 0);
+	CHECK(out == NULL && len == 0);
+	json_decref(o);
+	o = json_pack("[s]", "a");
+	CHECK(flatj_dump(o, &out, &len) == 0);
+	json_decref(o);
+	o = json_object();
+	json_object_setn_new_nocheck(o, "a\0b", 3, json_string("v"));
+	CHECK(flatj_dump(o, &out, &len) == 0); /* a key holding NUL */
+	json_decref(o);
+}
+
 int main(void)
 {
 	TEST(test_stream_content);
@@ -147,5 +190,6 @@ int main(void)
 	TEST(test_duplicates);
 	TEST(test_long_text);
 	TEST(test_declines);
+	TEST(test_dump);
 	return test_report();
 }
