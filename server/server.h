@@ -30,8 +30,8 @@
  *   kernel_   one kernel process: spawn, connection file, sockets,
  *             handshake, interrupt, stop
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
- *   flatj_    fast path for flat string-valued JSON objects (stream
- *             content, headers); declines the rest to jansson
+ *   flatj_    fast parse and dump of flat string-valued JSON objects
+ *             (stream content, headers); declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
  *   kspec_    kernelspec discovery and kernel.json parsing
