@@ -95,20 +95,6 @@ static size_t utf8_seq(const unsigned char *s, size_t n)
 	return step > 0 ? (size_t)step : 0;
 }
 
-static int utf8_valid(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0, n;
-
-	while (i < len) {
-		n = utf8_seq(p + i, len - i);
-		if (!n)
-			return 0;
-		i += n;
-	}
-	return 1;
-}
-
 /* A JSON string from len bytes; each byte that does not start a valid UTF-8
  * sequence becomes U+FFFD. Returns a new reference or NULL (ENOMEM). */
 static json_t *str_new(const char *s, size_t len)
@@ -120,7 +106,7 @@ static json_t *str_new(const char *s, size_t len)
 
 	if (!s)
 		return json_string_nocheck("");
-	if (utf8_valid(s, len))
+	if (jtext_utf8_valid(s, len))
 		return json_stringn_nocheck(s, len);
 	if (len > SIZE_MAX / 3)
 		return NULL;
@@ -207,7 +193,8 @@ static json_t *clean(json_t *v, int depth)
 	case JSON_ARRAY:
 		return clean_array(v, depth);
 	case JSON_STRING:
-		if (utf8_valid(json_string_value(v), json_string_length(v)))
+		if (jtext_utf8_valid(json_string_value(v),
+				     json_string_length(v)))
 			return json_incref(v);
 		return str_new(json_string_value(v), json_string_length(v));
 	case JSON_REAL:
@@ -495,7 +482,7 @@ static size_t esc_str(char *out, const char *s, size_t n)
 	while (i < n) {
 		unsigned c = p[i], cp;
 		size_t k = 0, len = 1;
-		if (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+		if (jtext_plain((unsigned char)c)) {
 			if (out)
 				out[w] = (char)c;
 			w++;
@@ -503,21 +490,7 @@ static size_t esc_str(char *out, const char *s, size_t n)
 			continue;
 		}
 		if (c < 0x80) {
-			const char *e = c == '"'    ? "\\\""
-					: c == '\\' ? "\\\\"
-					: c == '\b' ? "\\b"
-					: c == '\f' ? "\\f"
-					: c == '\n' ? "\\n"
-					: c == '\r' ? "\\r"
-					: c == '\t' ? "\\t"
-						    : NULL;
-			if (e) {
-				k = strlen(e);
-				memcpy(tmp, e, k);
-			} else {
-				cp = c;
-				goto hexout;
-			}
+			k = jtext_esc_ascii(tmp, (unsigned char)c);
 		} else {
 			len = utf8_seq(p + i, n - i);
 			if (len == 0) {
@@ -535,7 +508,6 @@ static size_t esc_str(char *out, const char *s, size_t n)
 				     (p[i + 2] & 0x3Fu) << 6 |
 				     (p[i + 3] & 0x3Fu);
 			}
-		hexout:
 			if (cp > 0xFFFF) {
 				unsigned v = cp - 0x10000,
 					 hi = 0xD800 | (v >> 10),

@@ -281,7 +281,6 @@ static size_t dump_room(size_t n)
 /* A JSON string as jansson's dump_string writes it without flags. */
 static size_t dump_str(char *o, const char *s, size_t n)
 {
-	static const char hex[] = "0123456789ABCDEF";
 	size_t w = 0, i = 0;
 
 	o[w++] = '"';
@@ -295,38 +294,10 @@ static size_t dump_str(char *o, const char *s, size_t n)
 		if (i == n)
 			break;
 		c = (unsigned char)s[i++];
-		if (c >= 0x80) { /* valid UTF-8 by jansson's invariant */
+		if (c >= 0x80) /* valid UTF-8 by jansson's invariant */
 			o[w++] = (char)c;
-			continue;
-		}
-		o[w++] = '\\';
-		switch (c) {
-		case '"':
-		case '\\':
-			o[w++] = (char)c;
-			break;
-		case '\b':
-			o[w++] = 'b';
-			break;
-		case '\f':
-			o[w++] = 'f';
-			break;
-		case '\n':
-			o[w++] = 'n';
-			break;
-		case '\r':
-			o[w++] = 'r';
-			break;
-		case '\t':
-			o[w++] = 't';
-			break;
-		default:
-			o[w++] = 'u';
-			o[w++] = '0';
-			o[w++] = '0';
-			o[w++] = hex[c >> 4];
-			o[w++] = hex[c & 15];
-		}
+		else
+			w += jtext_esc_ascii(o + w, c);
 	}
 	o[w++] = '"';
 	return w;
@@ -336,23 +307,21 @@ int flatj_dump(const json_t *obj, char **out, size_t *len)
 {
 	const char *key;
 	json_t *v;
-	size_t room = 3, w = 0;
+	size_t klen, room = 3, w = 0;
 	char *buf;
 
 	*out = NULL;
 	*len = 0;
 	if (!json_is_object(obj))
 		return 0;
-	json_object_foreach((json_t *)obj, key, v)
+	json_object_keylen_foreach((json_t *)obj, key, klen, v)
 	{
 		size_t a, b;
 		/* A key holding NUL (json_object_setn) is jansson's to write.
 		 */
-		if (!json_is_string(v) ||
-		    json_object_iter_key_len(json_object_key_to_iter(key)) !=
-			strlen(key))
+		if (!json_is_string(v) || klen != strlen(key))
 			return 0;
-		a = dump_room(strlen(key));
+		a = dump_room(klen);
 		b = dump_room(json_string_length(v));
 		if (a == SIZE_MAX || b == SIZE_MAX ||
 		    room > SIZE_MAX - a - b - 2)
@@ -363,11 +332,11 @@ int flatj_dump(const json_t *obj, char **out, size_t *len)
 	if (!buf)
 		return -ENOMEM;
 	buf[w++] = '{';
-	json_object_foreach((json_t *)obj, key, v)
+	json_object_keylen_foreach((json_t *)obj, key, klen, v)
 	{
 		if (w > 1)
 			buf[w++] = ',';
-		w += dump_str(buf + w, key, strlen(key));
+		w += dump_str(buf + w, key, klen);
 		buf[w++] = ':';
 		w += dump_str(buf + w, json_string_value(v),
 			      json_string_length(v));

@@ -50,6 +50,49 @@ static inline int jtext_utf8_step(const unsigned char *s, size_t avail)
 	return (int)need;
 }
 
+/* Whether all len bytes at s are well-formed UTF-8. */
+static inline int jtext_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+
+	while (i < len) {
+		int step = jtext_utf8_step(p + i, len - i);
+		if (step < 0)
+			return 0;
+		i += (size_t)step;
+	}
+	return 1;
+}
+
+/*
+ * The escape of ASCII byte c (< 0x80, not plain) in a JSON string, as jansson
+ * writes it: \" \\ \b \f \n \r \t, else \u00XX with uppercase hex. Writes
+ * at most 6 bytes to o and returns how many.
+ */
+static inline size_t jtext_esc_ascii(char *o, unsigned char c)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	char e = c == '"'    ? '"'
+		 : c == '\\' ? '\\'
+		 : c == '\b' ? 'b'
+		 : c == '\f' ? 'f'
+		 : c == '\n' ? 'n'
+		 : c == '\r' ? 'r'
+		 : c == '\t' ? 't'
+			     : 0;
+
+	o[0] = '\\';
+	if (e) {
+		o[1] = e;
+		return 2;
+	}
+	memcpy(o + 1, "u00", 3);
+	o[4] = hex[c >> 4];
+	o[5] = hex[c & 15];
+	return 6;
+}
+
 /* A byte that stands for itself inside a JSON string, read or written:
  * printable ASCII other than '"' and '\\'. */
 static inline int jtext_plain(unsigned char c)

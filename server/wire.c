@@ -195,20 +195,6 @@ void wire_out_cleanup(struct wire_out *out)
 	memset(out, 0, sizeof(*out));
 }
 
-static bool utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0;
-	int step;
-
-	while (i < len) {
-		step = jtext_utf8_step(s + i, len - i);
-		if (step < 0)
-			return false;
-		i += (size_t)step;
-	}
-	return true;
-}
-
 /* Copies s into dst (when not NULL) with each maximal invalid subpart
  * replaced by U+FFFD; returns the output length either way. */
 static size_t utf8_repair(const unsigned char *s, size_t len,
@@ -272,7 +258,7 @@ static int parse_part(const struct wire_buf *b, json_t **out)
 	if (rc != 0)
 		return rc > 0 ? 0 : rc;
 	rc = -EBADMSG;
-	if (!utf8_valid((const unsigned char *)p, len)) {
+	if (!jtext_utf8_valid(p, len)) {
 		clean = wire_utf8_sanitize(p, len, &len);
 		if (!clean)
 			return -ENOMEM;
