@@ -14,12 +14,13 @@ import base64
 import json
 import os
 import resource
-import select
 import signal
 import subprocess
 import time
 
 import pytest
+
+from runner_pipes import RunnerPipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUN_SH = os.path.join(ROOT, "kernels", "java", "run.sh")
@@ -33,95 +34,20 @@ def env_helper(set_=None, unset=None):
     return 'e2bci.E2b.setenv("' + base64.b64encode(doc.encode()).decode() + '");'
 
 
-class Runner:
-    """One runner process and the three pipes it writes."""
+class Runner(RunnerPipes):
+    """The Java runner (kernels/java/run.sh)."""
+
+    READY_TIMEOUT = 30
+    EVENT_TIMEOUT = 30
+    OUTPUT_TIMEOUT = 20
+    CLOSE_TIMEOUT = 10
+    FIRST_ID = 100
 
     def __init__(self, cwd=None, env=None, argv=None, preexec_fn=None):
-        r3, w3 = os.pipe()
-        # The event pipe must be fd 3 in the runner; bash moves it there.
-        argv = argv or ["/bin/sh", RUN_SH]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            ["/bin/bash", "-c", f'exec "$0" "$@" 3>&{w3} {w3}>&-'] + argv,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, pass_fds=(w3,), cwd=cwd, env=env,
-            start_new_session=True, preexec_fn=preexec_fn)
-        os.close(w3)
-        self.fds = {"events": r3, "stdout": self.proc.stdout.fileno(),
-                    "stderr": self.proc.stderr.fileno()}
-        for fd in self.fds.values():
-            os.set_blocking(fd, False)
-        self.buf = b""
-        self.out = {"stdout": b"", "stderr": b""}
-        self.events = []
-        self.closed = set()
-        self.next_id = 100
-        self.ready = self.wait_event(lambda e: True, timeout=30)
-        self.ready_after = time.monotonic() - self.started
+        super().__init__(argv or ["/bin/sh", RUN_SH], cwd=cwd, env=env,
+                         preexec_fn=preexec_fn)
 
-    def _read(self, name):
-        try:
-            chunk = os.read(self.fds[name], 1 << 20)
-        except BlockingIOError:
-            return 0
-        if not chunk:
-            self.closed.add(name)
-            return 0
-        if name == "events":
-            self.buf += chunk
-            while b"\n" in self.buf:
-                line, self.buf = self.buf.split(b"\n", 1)
-                self.events.append(json.loads(line))
-        else:
-            self.out[name] += chunk
-        return len(chunk)
-
-    def pump(self, timeout):
-        fds = [fd for n, fd in self.fds.items() if n not in self.closed]
-        if not fds:
-            time.sleep(timeout)
-            return
-        ready, _, _ = select.select(fds, [], [], timeout)
-        for n, fd in self.fds.items():
-            if fd in ready:
-                self._read(n)
-
-    def drain(self, name):
-        """Like the host on "done": reads fd 1 or 2 until EAGAIN."""
-        while self._read(name):
-            pass
-
-    def wait_event(self, pred, timeout=30):
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for e in self.events[seen:]:
-                if pred(e):
-                    return e
-            seen = len(self.events)
-            left = deadline - time.monotonic()
-            if left <= 0 or "events" in self.closed:
-                raise AssertionError(
-                    f"no matching event; events={self.events[-10:]!r} "
-                    f"stderr={self.out['stderr'][-2000:]!r}")
-            self.pump(min(left, 0.2))
-
-    def wait_output(self, name, text, timeout=20):
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.out[name]:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{name} lacks {text!r}: {self.out[name][-2000:]!r}"
-            self.pump(min(left, 0.2))
-
-    def send(self, obj):
-        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def start(self, code, silent=False):
-        self.next_id += 1
-        rid = self.next_id
-        self.send({"type": "execute", "id": rid, "code": code, "silent": silent})
-        return rid
+    start = RunnerPipes.submit
 
     def finish(self, rid, timeout=30):
         """Waits for done; returns (events of rid, stdout, stderr) of the cell."""
@@ -152,24 +78,6 @@ class Runner:
             "stdout": self.out["stdout"][out0:].decode(),
             "stderr": self.out["stderr"][err0:].decode(),
         }
-
-    def interrupt(self):
-        os.killpg(self.proc.pid, signal.SIGINT)
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.send({"type": "shutdown"})
-                self.proc.stdin.close()
-                self.proc.wait(timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                pass
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
-        for f in (self.proc.stdout, self.proc.stderr):
-            f.close()
-        os.close(self.fds["events"])
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,12 +13,12 @@ Needs /usr/bin/node (or $NODE) and kernels/node/node_modules
 import base64
 import json
 import os
-import select
-import signal
 import subprocess
 import time
 
 import pytest
+
+from runner_pipes import RunnerPipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNNER = os.path.join(ROOT, "kernels", "node", "runner.mjs")
@@ -35,102 +35,11 @@ def env_helper(set_=None, unset=None):
     return ENV_BEFORE + base64.b64encode(doc.encode()).decode() + ENV_AFTER
 
 
-class Runner:
-    """One runner process and the three pipes it writes."""
+class Runner(RunnerPipes):
+    """The Node.js runner (javascript or typescript)."""
 
     def __init__(self, language="javascript", cwd=None, env=None):
-        r3, w3 = os.pipe()
-        # The event pipe must be fd 3 in the runner: bash moves it there
-        # (dash takes single-digit fd numbers only).
-        argv = ["/bin/bash", "-c", f'exec "$0" "$@" 3>&{w3} {w3}>&-',
-                NODE, RUNNER, "--language", language]
-        self.started = time.monotonic()
-        self.proc = subprocess.Popen(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, pass_fds=(w3,), cwd=cwd, env=env,
-            start_new_session=True)
-        os.close(w3)
-        self.fds = {"events": r3, "stdout": self.proc.stdout.fileno(),
-                    "stderr": self.proc.stderr.fileno()}
-        for fd in self.fds.values():
-            os.set_blocking(fd, False)
-        self.buf = {k: b"" for k in self.fds}
-        self.out = {"stdout": b"", "stderr": b""}
-        self.events = []
-        self.closed = set()
-        self.next_id = 0
-        self.ready = self.wait_event(lambda e: True, timeout=20)
-        self.ready_after = time.monotonic() - self.started
-
-    # -- pipes --
-
-    def _read(self, name, limit=1 << 20):
-        fd = self.fds[name]
-        try:
-            chunk = os.read(fd, limit)
-        except BlockingIOError:
-            return 0
-        if not chunk:
-            self.closed.add(name)
-            return 0
-        if name == "events":
-            self.buf[name] += chunk
-            while b"\n" in self.buf[name]:
-                line, self.buf[name] = self.buf[name].split(b"\n", 1)
-                self.events.append(json.loads(line))
-        else:
-            self.out[name] += chunk
-        return len(chunk)
-
-    def pump(self, timeout, names=("events", "stdout", "stderr"), limit=1 << 20):
-        """Reads whatever arrives within timeout seconds (at most)."""
-        fds = [self.fds[n] for n in names if n not in self.closed]
-        if not fds:
-            time.sleep(timeout)
-            return
-        ready, _, _ = select.select(fds, [], [], timeout)
-        for n in names:
-            if self.fds[n] in ready:
-                self._read(n, limit)
-
-    def drain(self, name):
-        """Like the host on "done": reads fd 1 or 2 until EAGAIN."""
-        while self._read(name):
-            pass
-
-    def wait_event(self, pred, timeout=20, **kw):
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for e in self.events[seen:]:
-                if pred(e):
-                    return e
-            seen = len(self.events)
-            left = deadline - time.monotonic()
-            if left <= 0 or "events" in self.closed:
-                raise AssertionError(
-                    f"no matching event; events={self.events!r} "
-                    f"stderr={self.out['stderr'][-2000:]!r}")
-            self.pump(min(left, 0.2), **kw)
-
-    def wait_output(self, name, text, timeout=10):
-        deadline = time.monotonic() + timeout
-        while text.encode() not in self.out[name]:
-            left = deadline - time.monotonic()
-            assert left > 0, f"{name} lacks {text!r}: {self.out[name][-2000:]!r}"
-            self.pump(min(left, 0.2))
-
-    # -- requests --
-
-    def send(self, obj):
-        self.proc.stdin.write((json.dumps(obj) + "\n").encode())
-        self.proc.stdin.flush()
-
-    def submit(self, code, silent=False):
-        self.next_id += 1
-        self.send({"type": "execute", "id": self.next_id, "code": code,
-                   "silent": silent})
-        return self.next_id
+        super().__init__([NODE, RUNNER, "--language", language], cwd=cwd, env=env)
 
     def collect(self, rid, timeout=20):
         """The events of request rid up to its done, and the output seen
@@ -148,21 +57,6 @@ class Runner:
 
     def run(self, code, silent=False, timeout=20):
         return self.collect(self.submit(code, silent), timeout)
-
-    def interrupt(self):
-        os.killpg(self.proc.pid, signal.SIGINT)
-
-    def close(self):
-        if self.proc.poll() is None:
-            try:
-                self.send({"type": "shutdown"})
-                self.proc.wait(5)
-            except (OSError, subprocess.TimeoutExpired):
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        for f in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
-            f.close()
-        os.close(self.fds["events"])
 
 
 class Cell:
