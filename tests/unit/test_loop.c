@@ -134,6 +134,16 @@ static void on_zmq(void *arg, short revents)
 		h->norder++;
 }
 
+/* Two connected PAIR sockets on an inproc endpoint: a bound, b connected. */
+static int zmq_pair(void *ctx, const char *ep, void **a, void **b)
+{
+	*a = zmq_socket(ctx, ZMQ_PAIR);
+	*b = zmq_socket(ctx, ZMQ_PAIR);
+	if (!*a || !*b || zmq_bind(*a, ep) < 0 || zmq_connect(*b, ep) < 0)
+		return -1;
+	return 0;
+}
+
 static void test_zmq_readable(void)
 {
 	void *ctx = zmq_ctx_new(), *a, *b;
@@ -141,11 +151,7 @@ static void test_zmq_readable(void)
 	struct hit h = {0};
 
 	REQUIRE(ctx && l);
-	a = zmq_socket(ctx, ZMQ_PAIR);
-	b = zmq_socket(ctx, ZMQ_PAIR);
-	REQUIRE(a && b);
-	REQUIRE(zmq_bind(a, "inproc://test-loop") == 0);
-	REQUIRE(zmq_connect(b, "inproc://test-loop") == 0);
+	REQUIRE(zmq_pair(ctx, "inproc://test-loop", &a, &b) == 0);
 	h.ptr = b;
 	REQUIRE(loop_add_zmq(l, b, ZMQ_POLLIN, on_zmq, &h));
 	CHECK(loop_run_once(l, 10) == 0);
@@ -178,11 +184,7 @@ static void test_zmq_edge_eaten_by_send(void)
 	char buf[8];
 
 	REQUIRE(ctx && l);
-	a = zmq_socket(ctx, ZMQ_PAIR);
-	b = zmq_socket(ctx, ZMQ_PAIR);
-	REQUIRE(a && b);
-	REQUIRE(zmq_bind(a, "inproc://test-loop-edge") == 0);
-	REQUIRE(zmq_connect(b, "inproc://test-loop-edge") == 0);
+	REQUIRE(zmq_pair(ctx, "inproc://test-loop-edge", &a, &b) == 0);
 	h.ptr = b;
 	w = loop_add_zmq(l, b, ZMQ_POLLIN, on_zmq, &h);
 	REQUIRE(w);
