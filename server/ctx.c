@@ -193,6 +193,14 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	struct ctx *c;
 	uuid_t u;
 
+	/* Requests still arrive while the shutdown drains the kernels; a
+	 * context made then would outlive ctx_shutdown_all() and its open
+	 * sockets would hang zmq_ctx_term(). */
+	if (s->stopping) {
+		*status = 503;
+		snprintf(err, errlen, "The server is shutting down");
+		return NULL;
+	}
 	if (!spec) {
 		*status = 400;
 		snprintf(err, errlen,

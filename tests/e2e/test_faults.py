@@ -5,6 +5,7 @@ an execution in flight, SIGTERM with work in progress (docs/http-contract.md,
 import http.client
 import os
 import signal
+import time
 
 from harness import content, error, is_ready, main_text, of_type, stdout, wait_cell
 
@@ -170,3 +171,30 @@ def test_sigterm_with_execution_running(make_daemon):
     if of_type(s.lines, "end_of_execution"):
         assert content(s.lines)[-1]["type"] == "end_of_execution"
         assert content(s.lines)[-2]["type"] == "error", s.lines
+
+
+def test_requests_during_shutdown_get_503(make_daemon):
+    """While the shutdown waits for a kernel that ignores SIGTERM, new
+    requests still reach the daemon. They must not make a context: one made
+    then outlived the shutdown and its ZeroMQ sockets hung the exit."""
+    d = make_daemon().wait_healthy()
+    c = d.client()
+    ign = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
+    assert not error(c.execute(ign))
+    d.proc.send_signal(signal.SIGTERM)
+    end = time.monotonic() + 10
+    while True:  # the daemon says so once the shutdown has begun
+        r = c.request("GET", "/health", timeout=2)
+        if r.status == 503:
+            break
+        assert time.monotonic() < end, r
+        time.sleep(0.01)
+    assert r.body == b"Shutting down", r
+    r = c.request("POST", "/execute", {"code": "1+1"}, timeout=5)
+    assert (r.status, r.body) == (503, b"The server is shutting down"), r
+    r = c.request("POST", "/contexts", {"language": "python"}, timeout=5)
+    assert (r.status, r.body) == (503, b"The server is shutting down"), r
+    rc = d.terminate(deadline_s=10)
+    assert rc == 0, f"exit status after SIGTERM: {rc} (None: no exit within 10 s)"
+    problems = d.check_after_exit()
+    assert not problems, problems
