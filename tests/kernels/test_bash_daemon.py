@@ -188,5 +188,6 @@ def test_bash_client_disconnect_interrupts(daemon):
     t0 = time.monotonic()
     lines = daemon.execute("echo next")
     assert out(lines) == "next\n"
-    assert time.monotonic() - t0 < 10
+    # Far below the sleep's 72 minutes; loose, since the machine is shared.
+    assert time.monotonic() - t0 < 60
     assert not procs_matching("sleep 4327")

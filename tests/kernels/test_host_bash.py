@@ -339,7 +339,8 @@ def test_interrupt_sleep_keeps_state(kernel):
     t0 = time.monotonic()
     kernel.km.interrupt_kernel()
     c = kernel.reply(msg_id)["content"]
-    assert time.monotonic() - t0 < 5
+    # Far below the sleep's 72 minutes; loose, since the machine is shared.
+    assert time.monotonic() - t0 < 60
     assert c["status"] == "error" and c["ename"] == "KeyboardInterrupt"
     out = kernel.outputs(msg_id)
     assert "after" not in text(out, "stdout")
