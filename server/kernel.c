@@ -632,6 +632,14 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 	return 0;
 }
 
+/* Kernel objects not yet freed, for the check before zmq_ctx_term(). */
+static unsigned kernel_nlive;
+
+unsigned kernel_live(void)
+{
+	return kernel_nlive;
+}
+
 struct kernel *kernel_start(const struct kernel_env *env,
 			    const struct kspec *spec, const char *cwd,
 			    const struct kernel_ops *ops, void *arg, char *err,
@@ -644,6 +652,7 @@ struct kernel *kernel_start(const struct kernel_env *env,
 		snprintf(err, errlen, "out of memory");
 		return NULL;
 	}
+	kernel_nlive++;
 	k->env = *env;
 	k->spec = spec;
 	k->ops = ops;
@@ -925,4 +934,5 @@ void kernel_free(struct kernel *k)
 	free(k->conn_file);
 	free(k->ipc_prefix);
 	free(k);
+	kernel_nlive--;
 }

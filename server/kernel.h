@@ -89,6 +89,10 @@ void kernel_stop(struct kernel *k, long grace_ms);
  * shutdown and by free. Accepts NULL. */
 void kernel_free(struct kernel *k);
 
+/* Kernels started and not yet freed. Each holds open ZeroMQ sockets, which
+ * make zmq_ctx_term() wait forever. */
+unsigned kernel_live(void);
+
 /* Hands the kernel's callbacks to a new owner (e.g. a graveyard entry that
  * only waits for the exit). */
 void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,

@@ -23,6 +23,7 @@
 #include "ctx.h"
 #include "grave.h"
 #include "http.h"
+#include "kernel.h"
 #include "kspec.h"
 #include "log.h"
 #include "pool.h"
@@ -283,8 +284,11 @@ static int main_setup(struct server *s, int *sigfd)
 	return main_start_defaults(s);
 }
 
-static void main_cleanup(struct server *s, int sigfd)
+/* 0, or -1 when kernels were leaked (a bug; see below). */
+static int main_cleanup(struct server *s, int sigfd)
 {
+	int rc = 0;
+
 	sdn_stopping();
 	/* Streams first get their error and end lines (flushed while the
 	 * kernels exit), then HTTP stops. */
@@ -302,14 +306,23 @@ static void main_cleanup(struct server *s, int sigfd)
 		kspec_strv_free(s->default_languages);
 	kspec_strv_free(s->kspec_path);
 	loop_free(s->loop);
-	if (s->zmq)
+	/* A kernel still alive here is a bug; its sockets would block
+	 * zmq_ctx_term() for good, so say so and exit without it. */
+	if (kernel_live()) {
+		log_errx("%u kernel(s) not freed at exit; skipping "
+			 "zmq_ctx_term",
+			 kernel_live());
+		rc = -1;
+	} else if (s->zmq) {
 		zmq_ctx_term(s->zmq);
+	}
 	if (sigfd >= 0)
 		close(sigfd);
 	if (*s->runtime_dir && rmdir(s->runtime_dir) < 0 && errno != ENOENT &&
 	    errno != ENOTEMPTY)
 		log_warn("cannot remove %s", s->runtime_dir);
 	cfg_cleanup(&s->cfg);
+	return rc;
 }
 
 int main(int argc, char **argv)
@@ -347,7 +360,8 @@ int main(int argc, char **argv)
 			break;
 		}
 	}
-	main_cleanup(s, sigfd);
+	if (main_cleanup(s, sigfd) < 0)
+		return 1;
 	log_info("stopped");
 	return 0;
 }
