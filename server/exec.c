@@ -64,6 +64,7 @@ void exec_unref(struct exec *e)
 	free(e->code);
 	json_decref(e->env_vars);
 	free(e->token);
+	free(e->reply_error);
 	while (e->head) {
 		struct exec_line *l = e->head;
 		e->head = l->next;
@@ -214,18 +215,29 @@ static void exec_on_reply(struct exec *e, struct wire_msg *m)
 		return;
 	}
 	exec_count(e, json_object_get(m->content, "execution_count"));
-	if (e->had_error || !st)
+	if (e->had_error || e->reply_error || !st)
 		return;
-	if (strcmp(st, "error") == 0) {
-		e->had_error = true;
-		exec_append(e, enc_error_content(m->content), false);
-	} else if (strcmp(st, "abort") == 0 || strcmp(st, "aborted") == 0) {
-		e->had_error = true;
-		exec_append(e,
-			    enc_error("ExecutionAborted",
-				      "The kernel aborted the execution", ""),
-			    false);
+	if (strcmp(st, "error") == 0)
+		e->reply_error = enc_error_content(m->content);
+	else if (strcmp(st, "abort") == 0 || strcmp(st, "aborted") == 0)
+		e->reply_error = enc_error(
+		    "ExecutionAborted", "The kernel aborted the execution", "");
+}
+
+/* The held reply error, unless the kernel's iopub error came after all. */
+static void exec_flush_reply_error(struct exec *e)
+{
+	char *line = e->reply_error;
+
+	e->reply_error = NULL;
+	if (!line)
+		return;
+	if (e->had_error) {
+		free(line);
+		return;
 	}
+	e->had_error = true;
+	exec_append(e, line, false);
 }
 
 static void exec_on_iopub(struct exec *e, struct wire_msg *m)
@@ -299,6 +311,7 @@ void exec_finish(struct exec *e)
 {
 	if (e->state == EXEC_DONE)
 		return;
+	exec_flush_reply_error(e);
 	exec_append(e, enc_simple("end_of_execution"), false);
 	e->state = EXEC_DONE;
 	loop_timer_disarm(e->loop, &e->keepalive);
@@ -311,6 +324,7 @@ void exec_fail(struct exec *e, const char *name, const char *value)
 {
 	if (e->state == EXEC_DONE)
 		return;
+	exec_flush_reply_error(e);
 	if (!e->had_error) {
 		e->had_error = true;
 		exec_append(e, enc_error(name, value, ""), false);

@@ -55,6 +55,11 @@ struct exec {
 	bool env_applied; /* its env_vars were set in the kernel */
 	bool ask_exit;	  /* the reply asked the frontend to end the kernel */
 	bool interrupted; /* we interrupted it (client gone, deadline) */
+	/* The error line an execute_reply implies, held until the cell ends:
+	 * the shell reply can overtake iopub, where the output printed before
+	 * the error and the kernel's own error message are still on the way.
+	 * Used only when no iopub error came. Owned. */
+	char *reply_error;
 
 	/* Pending NDJSON lines, oldest first; each line is the string enc_
 	 * made (kept as it is: no copy until the HTTP layer reads it). */
@@ -76,9 +81,8 @@ struct exec {
 	uint64_t last_report_ms; /* ...an error or its execute_reply */
 	uint64_t run_ms;	 /* when its execute_request was sent */
 	long long deadline_ms; /* server-side deadline from arrival, 0: none */
-	struct loop_timer
-	    deadline;	   /* when the kernel last sent anything for it */
-	struct exec *next; /* the context's queue */
+	struct loop_timer deadline; /* fires at deadline_ms */
+	struct exec *next;	    /* the context's queue */
 };
 
 /* A new execution with one reference (the caller's). Steals nothing: code is
