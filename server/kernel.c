@@ -49,9 +49,13 @@
 #define KERNEL_HANDSHAKE_EARLY_MS     100
 #define KERNEL_HANDSHAKE_EARLY_FOR_MS 3000
 #define KERNEL_HANDSHAKE_MS	      500
-#define KERNEL_MAX_FRAMES	      64
-#define KERNEL_BATCH		      256
-#define KERNEL_PIPE_LINE	      2048
+/* How long a stop waits for the kernel to act on its shutdown_request
+ * before the SIGTERM (a kernel busy in a cell does not; an idle ipykernel
+ * exits in about 100 ms, IRkernel in about 50). */
+#define KERNEL_SHUTDOWN_WAIT_MS 500
+#define KERNEL_MAX_FRAMES	64
+#define KERNEL_BATCH		256
+#define KERNEL_PIPE_LINE	2048
 
 extern char **environ;
 
@@ -93,7 +97,8 @@ struct kernel {
 	struct loop_timer hs_timer; /* handshake resend */
 	uint64_t hs_interval;
 	struct loop_timer
-	    dead_timer; /* start deadline, then SIGKILL escalation */
+	    dead_timer;	    /* start deadline, then the stop's escalation */
+	long stop_grace_ms; /* from the SIGTERM to the SIGKILL */
 	uint64_t started_ms;
 	bool exited;
 	bool oom;
@@ -414,6 +419,12 @@ static void kernel_reaped(struct kernel *k, int status)
 
 	k->oom = kres_oom_killed(&k->kk, status);
 	kres_release(&k->kk);
+	/* What the kernel left in its process group (a subprocess of a cell,
+	 * the runner of a dead kernel host) goes with it. */
+	if (killpg(k->pid, SIGKILL) == 0)
+		log_debug("kernel %.8s: killed what was left of its process "
+			  "group",
+			  k->id);
 	k->exited = true;
 	k->state = KERNEL_EXITED;
 	loop_del(k->env.loop, k->pidw);
@@ -904,15 +915,41 @@ int kernel_interrupt(struct kernel *k)
 	return 0;
 }
 
+/* The shutdown_request was not acted on in time: SIGTERM, then SIGKILL. */
+static void kernel_stop_term(void *arg, short revents)
+{
+	struct kernel *k = arg;
+
+	(void)revents;
+	kernel_kill_group(k, SIGTERM);
+	loop_timer_arm(k->env.loop, &k->dead_timer, (uint64_t)k->stop_grace_ms,
+		       kernel_deadline, k);
+}
+
 void kernel_stop(struct kernel *k, long grace_ms)
 {
+	bool asked = false;
+
 	if (k->exited || k->state == KERNEL_STOPPING)
 		return;
+	/* A ready kernel is asked first, the way Jupyter clients do: it then
+	 * exits cleanly (IRkernel removes its R tempdir, which a SIGTERM
+	 * leaves behind in /tmp; ipykernel saves its history). */
+	if (k->state == KERNEL_READY) {
+		json_t *c = json_pack("{sb}", "restart", 0);
+		asked = c && kernel_send(k, KERNEL_CONTROL, "shutdown_request",
+					 c, NULL) == 0;
+		json_decref(c);
+	}
 	k->state = KERNEL_STOPPING;
+	k->stop_grace_ms = grace_ms;
 	loop_timer_disarm(k->env.loop, &k->hs_timer);
-	kernel_kill_group(k, SIGTERM);
-	loop_timer_arm(k->env.loop, &k->dead_timer, (uint64_t)grace_ms,
-		       kernel_deadline, k);
+	if (asked) {
+		loop_timer_arm(k->env.loop, &k->dead_timer,
+			       KERNEL_SHUTDOWN_WAIT_MS, kernel_stop_term, k);
+		return;
+	}
+	kernel_stop_term(k, 0);
 }
 
 void kernel_free(struct kernel *k)

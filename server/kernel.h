@@ -80,8 +80,11 @@ int kernel_execute(struct kernel *k, const char *code, size_t len, bool silent,
  * interrupt_request on control for interrupt_mode "message". */
 int kernel_interrupt(struct kernel *k);
 
-/* Starts an asynchronous stop: SIGTERM to the process group now, SIGKILL
- * after grace_ms. on_exit still runs when the process is reaped. */
+/* Starts an asynchronous stop: a ready kernel gets a shutdown_request on
+ * control and 500 ms to exit; then (or at once when it was not ready)
+ * SIGTERM to the process group, and SIGKILL grace_ms later. When the kernel
+ * is reaped, whatever is left in its process group is killed, and on_exit
+ * runs as usual. */
 void kernel_stop(struct kernel *k, long grace_ms);
 
 /* Kills the process group (SIGKILL), reaps it, closes everything and removes
