@@ -419,12 +419,6 @@ static void kernel_reaped(struct kernel *k, int status)
 
 	k->oom = kres_oom_killed(&k->kk, status);
 	kres_release(&k->kk);
-	/* What the kernel left in its process group (a subprocess of a cell,
-	 * the runner of a dead kernel host) goes with it. */
-	if (killpg(k->pid, SIGKILL) == 0)
-		log_debug("kernel %.8s: killed what was left of its process "
-			  "group",
-			  k->id);
 	k->exited = true;
 	k->state = KERNEL_EXITED;
 	loop_del(k->env.loop, k->pidw);
@@ -447,6 +441,15 @@ static void kernel_on_pidfd(void *arg, short revents)
 	pid_t r;
 
 	(void)revents;
+	/* What the kernel left in its process group (a subprocess of a cell,
+	 * the runner of a dead kernel host) goes with it. Done before the
+	 * reap, while the zombie keeps the pid (and so the group id) from
+	 * being reused. */
+	siginfo_t si = {0};
+	if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) ==
+		0 &&
+	    si.si_pid == k->pid)
+		(void)killpg(k->pid, SIGKILL);
 	r = waitpid(k->pid, &status, WNOHANG);
 	if (r == 0)
 		return;
