@@ -174,13 +174,16 @@ def test_sigterm_with_execution_running(make_daemon):
 
 
 def test_requests_during_shutdown_get_503(make_daemon):
-    """While the shutdown waits for a kernel that ignores SIGTERM, new
-    requests still reach the daemon. They must not make a context: one made
-    then outlived the shutdown and its ZeroMQ sockets hung the exit."""
+    """While the shutdown waits for a kernel that is busy and ignores
+    SIGTERM (it is killed 1.5 s in), new requests still reach the daemon.
+    They must not make a context: one made then outlived the shutdown and
+    its ZeroMQ sockets hung the exit."""
     d = make_daemon().wait_healthy()
     c = d.client()
     ign = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN)"
     assert not error(c.execute(ign))
+    s = c.stream(SLEEP)
+    s.read_until(started, timeout=30)
     d.proc.send_signal(signal.SIGTERM)
     end = time.monotonic() + 10
     while True:  # the daemon says so once the shutdown has begun
@@ -194,6 +197,7 @@ def test_requests_during_shutdown_get_503(make_daemon):
     assert (r.status, r.body) == (503, b"The server is shutting down"), r
     r = c.request("POST", "/contexts", {"language": "python"}, timeout=5)
     assert (r.status, r.body) == (503, b"The server is shutting down"), r
+    s.close()
     rc = d.terminate(deadline_s=10)
     assert rc == 0, f"exit status after SIGTERM: {rc} (None: no exit within 10 s)"
     problems = d.check_after_exit()
