@@ -1,7 +1,9 @@
 /*
  * jtext: byte-level helpers shared by everything that reads or writes JSON
- * string text (wire_, flatj_, enc_). Header-only: both are on the per-byte
- * path of streamed output and must inline.
+ * string text (wire_, flatj_, enc_), and the one lowercase-hex writer (HMAC
+ * signatures and keys, helper-cell values, the bash host's token).
+ * Header-only: they are on the per-byte path of streamed output and must
+ * inline.
  */
 #ifndef E2BCI_JTEXT_H
 #define E2BCI_JTEXT_H
@@ -126,6 +128,18 @@ static inline size_t jtext_plain_run(const char *s, size_t n)
 	while (i < n && jtext_plain((unsigned char)s[i]))
 		i++;
 	return i;
+}
+
+/* n bytes of src as 2n lowercase hex digits plus a NUL into dst. */
+static inline void jtext_hex(const unsigned char *src, size_t n, char *dst)
+{
+	static const char digits[] = "0123456789abcdef";
+
+	for (size_t i = 0; i < n; i++) {
+		dst[2 * i] = digits[src[i] >> 4];
+		dst[2 * i + 1] = digits[src[i] & 0x0f];
+	}
+	dst[2 * n] = '\0';
 }
 
 #endif

@@ -37,6 +37,7 @@
 #include <uuid/uuid.h>
 #include <zmq.h>
 
+#include "jtext.h"
 #include "kres.h"
 #include "kspec.h"
 #include "log.h"
@@ -606,8 +607,7 @@ static int kernel_prepare(struct kernel *k, int ports[5], char *err,
 		snprintf(err, errlen, "no randomness for the HMAC key");
 		return -1;
 	}
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(k->key + 2 * i, 3, "%02x", rnd[i]);
+	jtext_hex(rnd, sizeof(rnd), k->key);
 	if (kernel_files_dir(k, dir, sizeof(dir)) < 0) {
 		snprintf(err, errlen, "cannot make a kernel dir in %s: %s",
 			 k->env.runtime_dir, strerror(errno));
@@ -660,7 +660,7 @@ struct kernel *kernel_start(const struct kernel_env *env,
 			    size_t errlen)
 {
 	struct kernel *k = calloc(1, sizeof(*k));
-	int ports[5];
+	int ports[5] = {0};
 
 	if (!k) {
 		snprintf(err, errlen, "out of memory");

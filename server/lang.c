@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jtext.h"
+
 struct lang_env_tpl {
 	const char *language;
 	const char *before, *after; /* the encoded document goes between */
@@ -55,10 +57,8 @@ static char *lang_hex(const char *s)
 	size_t n = strlen(s);
 	char *out = malloc(2 * n + 1);
 
-	for (size_t i = 0; out && i < n; i++)
-		snprintf(out + 2 * i, 3, "%02x", (unsigned char)s[i]);
 	if (out)
-		out[2 * n] = '\0';
+		jtext_hex((const unsigned char *)s, n, out);
 	return out;
 }
 

@@ -34,18 +34,6 @@
 #include "jtext.h"
 #include "sha256.h"
 
-static void hex_lower(const unsigned char *src, size_t n, char *dst)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		dst[2 * i] = digits[src[i] >> 4];
-		dst[2 * i + 1] = digits[src[i] & 0x0f];
-	}
-	dst[2 * n] = '\0';
-}
-
 /* HMAC-SHA256 over the concatenated parts into out as lowercase hex. */
 static void hmac_hex(const void *key, size_t keylen,
 		     const struct wire_buf *parts, size_t n,
@@ -60,7 +48,7 @@ static void hmac_hex(const void *key, size_t keylen,
 		if (parts[i].len)
 			sha256_hmac_update(&h, parts[i].data, parts[i].len);
 	sha256_hmac_final(&h, mac);
-	hex_lower(mac, SHA256_LEN, out);
+	jtext_hex(mac, SHA256_LEN, out);
 }
 
 void wire_sign(const void *key, size_t keylen, const struct wire_buf *parts,

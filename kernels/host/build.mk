@@ -10,7 +10,7 @@ KH_OBJS := $(KH_SRCS:kernels/host/%.c=$(BUILD)/obj-kh/%.o)
 KH_REUSED := $(BUILD)/obj/wire.o $(BUILD)/obj/flatj.o $(BUILD)/obj/sha256.o $(BUILD)/obj/loop.o $(BUILD)/obj/log.o
 
 $(BUILD)/obj-kh/%.o: kernels/host/%.c $(wildcard kernels/host/*.h) \
-		server/wire.h server/loop.h server/log.h
+		server/wire.h server/loop.h server/log.h server/jtext.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ikernels/host -c -o $@ $<
 

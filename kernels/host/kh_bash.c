@@ -55,6 +55,7 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "jtext.h"
 #include "kh.h"
 #include "kh_exec.h"
 #include "kh_scan.h"
@@ -114,8 +115,7 @@ static int kh_bash_init(struct kh *kh)
 	if (getrandom(rnd, sizeof(rnd), 0) != (ssize_t)sizeof(rnd))
 		return errno ? -errno : -EIO;
 	strcpy(b->token, "__e2b_k_");
-	for (size_t i = 0; i < sizeof(rnd); i++)
-		snprintf(b->token + 8 + 2 * i, 3, "%02x", rnd[i]);
+	jtext_hex(rnd, sizeof(rnd), b->token + 8);
 	kh_scan_init(&b->scan[KH_FD_STDOUT], b->token, "BEV");
 	kh_scan_init(&b->scan[KH_FD_STDERR], b->token, "E");
 	return 0;

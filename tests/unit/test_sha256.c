@@ -8,6 +8,7 @@
  * digests made by Python's hashlib, since padding is code the two block
  * functions share and cross-checking them cannot find a bug in it.
  */
+#include "jtext.h"
 #include "sha256.h"
 #include "testhelp.h"
 
@@ -78,18 +79,6 @@ static void use_impl(size_t k)
 	sha256_force_portable(k == 1);
 }
 
-static void to_hex(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
-
 static size_t unhex(const char *hex, int rep, unsigned char *out, size_t cap)
 {
 	size_t n = strlen(hex) / 2, i, len = 0;
@@ -112,7 +101,7 @@ static void digest_hex(const void *p, size_t n, char out[2 * SHA256_LEN + 1])
 	sha256_init(&c);
 	sha256_update(&c, p, n);
 	sha256_final(&c, md);
-	to_hex(md, sizeof(md), out);
+	jtext_hex(md, sizeof(md), out);
 }
 
 static void fill_pattern(unsigned char *p, size_t n)
@@ -224,7 +213,7 @@ static void test_million_a(void)
 			sha256_update(&c, buf, n);
 		}
 		sha256_final(&c, md);
-		to_hex(md, sizeof(md), hex);
+		jtext_hex(md, sizeof(md), hex);
 		if (strcmp(hex, want) != 0)
 			fprintf(stderr, "  %s\n", impl_names[k]);
 		CHECK_STR(hex, want);
@@ -253,7 +242,7 @@ static void test_large(void)
 			sha256_update(&c, buf + i,
 				      n - i < 65536 ? n - i : 65536);
 		sha256_final(&c, md);
-		to_hex(md, sizeof(md), hex);
+		jtext_hex(md, sizeof(md), hex);
 		CHECK_STR(hex,
 			  "57008a6980a99beb743b80b4cfcd1fbd106282ff6b6760749"
 			  "3c905dc389eec20");
@@ -299,7 +288,7 @@ static void test_lengths(void)
 	}
 	for (k = impl_first(); k < 2; k++) {
 		sha256_final(&acc[k], all);
-		to_hex(all, sizeof(all), hex);
+		jtext_hex(all, sizeof(all), hex);
 		CHECK_STR(hex, lengths_digest);
 	}
 }
@@ -342,7 +331,7 @@ static void hmac_hex(const void *key, size_t keylen, const void *data,
 		sha256_hmac_update(&h, p + i, n);
 	}
 	sha256_hmac_final(&h, mac);
-	to_hex(mac, sizeof(mac), out);
+	jtext_hex(mac, sizeof(mac), out);
 }
 
 /* RFC 4231 test cases 1-7, in one update and in pieces of 1, 7 and 64. */
@@ -408,7 +397,7 @@ static void test_hmac_keys(void)
 		sha256_hmac_init(&h, NULL, 0);
 		sha256_hmac_update(&h, NULL, 0);
 		sha256_hmac_final(&h, mac);
-		to_hex(mac, sizeof(mac), hex);
+		jtext_hex(mac, sizeof(mac), hex);
 		CHECK_STR(hex, "b613679a0814d9ec772f95d778c35fc5ff1697c4937156"
 			       "53c6c712144292c5ad");
 	}
