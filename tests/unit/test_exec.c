@@ -83,90 +83,97 @@ static char *summary(struct exec *e)
 #define STDOUT "{\"name\":\"stdout\",\"text\":\"before\\n\"}"
 #define IDLE   "{\"execution_state\":\"idle\"}"
 
-static void test_reply_overtakes_output_and_error(void)
+struct step {
+	bool shell;
+	const char *type, *content;
+};
+
+#define REPLY(c)                                                               \
+	{                                                                      \
+		true, "execute_reply", c                                       \
+	}
+#define IOPUB(t, c)                                                            \
+	{                                                                      \
+		false, t, c                                                    \
+	}
+#define NSTEPS(a) (sizeof(a) / sizeof(*(a)))
+
+/* Feeds the steps to a running execution: the cell is complete after the
+ * last one, not before (unless fail: then it ends early through exec_fail,
+ * as when its context is deleted). Then checks the stream's summary. */
+static void play(const struct step *st, size_t n, bool fail, const char *want)
 {
 	struct exec *e = running();
 
 	REQUIRE(e);
-	CHECK(feed(e, true, "execute_reply", REPLY_ERR) == EXEC_GOING);
-	CHECK(feed(e, false, "stream", STDOUT) == EXEC_GOING);
-	CHECK(feed(e, false, "error", IOPUB_ERR) == EXEC_GOING);
-	CHECK(feed(e, false, "status", IDLE) == EXEC_COMPLETE);
-	exec_finish(e);
-	CHECK_STR(summary(e),
-		  "stdout error:ZeroDivisionError end_of_execution");
+	for (size_t i = 0; i < n; i++)
+		CHECK(feed(e, st[i].shell, st[i].type, st[i].content) ==
+		      (i + 1 == n && !fail ? EXEC_COMPLETE : EXEC_GOING));
+	if (fail)
+		exec_fail(e, "ContextDeleted", "Context was deleted");
+	else
+		exec_finish(e);
+	CHECK_STR(summary(e), want);
 	exec_unref(e);
+}
+
+static void test_reply_overtakes_output_and_error(void)
+{
+	static const struct step st[] = {
+	    REPLY(REPLY_ERR), IOPUB("stream", STDOUT),
+	    IOPUB("error", IOPUB_ERR), IOPUB("status", IDLE)};
+
+	play(st, NSTEPS(st), false,
+	     "stdout error:ZeroDivisionError end_of_execution");
 }
 
 static void test_iopub_first(void)
 {
-	struct exec *e = running();
+	static const struct step st[] = {
+	    IOPUB("stream", STDOUT), IOPUB("error", IOPUB_ERR),
+	    REPLY(REPLY_ERR), IOPUB("status", IDLE)};
 
-	REQUIRE(e);
-	feed(e, false, "stream", STDOUT);
-	feed(e, false, "error", IOPUB_ERR);
-	feed(e, true, "execute_reply", REPLY_ERR);
-	CHECK(feed(e, false, "status", IDLE) == EXEC_COMPLETE);
-	exec_finish(e);
-	CHECK_STR(summary(e),
-		  "stdout error:ZeroDivisionError end_of_execution");
-	exec_unref(e);
+	play(st, NSTEPS(st), false,
+	     "stdout error:ZeroDivisionError end_of_execution");
 }
 
 /* A kernel that reports the error only in its reply still gets its line,
  * after everything iopub brought. */
 static void test_error_only_in_the_reply(void)
 {
-	struct exec *e = running();
+	static const struct step st[] = {
+	    REPLY(REPLY_ERR), IOPUB("stream", STDOUT), IOPUB("status", IDLE)};
 
-	REQUIRE(e);
-	feed(e, true, "execute_reply", REPLY_ERR);
-	feed(e, false, "stream", STDOUT);
-	CHECK(feed(e, false, "status", IDLE) == EXEC_COMPLETE);
-	exec_finish(e);
-	CHECK_STR(summary(e),
-		  "stdout error:ZeroDivisionError end_of_execution");
-	exec_unref(e);
+	play(st, NSTEPS(st), false,
+	     "stdout error:ZeroDivisionError end_of_execution");
 }
 
 /* The stream ends early (context deleted) after the reply: the kernel's
  * error is the one the client sees, and only one. */
 static void test_fail_after_error_reply(void)
 {
-	struct exec *e = running();
+	static const struct step st[] = {REPLY(REPLY_ERR)};
 
-	REQUIRE(e);
-	feed(e, true, "execute_reply", REPLY_ERR);
-	exec_fail(e, "ContextDeleted", "Context was deleted");
-	CHECK_STR(summary(e), "error:ZeroDivisionError end_of_execution");
-	exec_unref(e);
+	play(st, NSTEPS(st), true, "error:ZeroDivisionError end_of_execution");
 }
 
 static void test_aborted_reply_after_it_ran(void)
 {
-	struct exec *e = running();
+	static const struct step st[] = {
+	    IOPUB("execute_input", "{\"execution_count\":4}"),
+	    REPLY("{\"status\":\"aborted\",\"execution_count\":4}"),
+	    IOPUB("status", IDLE)};
 
-	REQUIRE(e);
-	feed(e, false, "execute_input", "{\"execution_count\":4}");
-	feed(e, true, "execute_reply",
-	     "{\"status\":\"aborted\",\"execution_count\":4}");
-	CHECK(feed(e, false, "status", IDLE) == EXEC_COMPLETE);
-	exec_finish(e);
-	CHECK_STR(summary(e), "error:ExecutionAborted end_of_execution");
-	exec_unref(e);
+	play(st, NSTEPS(st), false, "error:ExecutionAborted end_of_execution");
 }
 
 static void test_ok_reply_no_error(void)
 {
-	struct exec *e = running();
+	static const struct step st[] = {REPLY("{\"status\":\"ok\"}"),
+					 IOPUB("stream", STDOUT),
+					 IOPUB("status", IDLE)};
 
-	REQUIRE(e);
-	feed(e, true, "execute_reply", "{\"status\":\"ok\"}");
-	feed(e, false, "stream", STDOUT);
-	CHECK(feed(e, false, "status", IDLE) == EXEC_COMPLETE);
-	exec_finish(e);
-	CHECK_STR(summary(e), "stdout end_of_execution");
-	exec_unref(e);
+	play(st, NSTEPS(st), false, "stdout end_of_execution");
 }
 
 int main(void)
