@@ -631,6 +631,18 @@ def assert_text_error(resp, status=None):
     return resp.text
 
 
+# ------------------------------------------------------------- waiting
+
+def wait_until(cond, what, timeout=20, interval=0.05):
+    """Polls cond() until it is true; fails the test naming what after
+    timeout seconds. Polling with a deadline, not synchronization: for
+    effects the daemon or a kernel shows only from the outside."""
+    end = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < end, f"not within {timeout} s: {what}"
+        time.sleep(interval)
+
+
 # ------------------------------------------------------ cells that wait
 
 def wait_cell(path, before="", after=""):

@@ -4,12 +4,11 @@
 import os
 import random
 import re
-import time
 
 import pytest
 
 from harness import (assert_json_type, assert_text_error, error, main_text,
-                     processes_referencing, stdout)
+                     processes_referencing, stdout, wait_until)
 
 CWD_CODE = "import os; print(os.getcwd())"
 
@@ -109,13 +108,6 @@ def test_restart_context(client, new_context, tmp_path):
     assert main_text(client.execute("1+1", context_id=ctx["id"])) == "2"
 
 
-def _wait_until(cond, what, timeout=20):
-    end = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < end, f"not within {timeout} s: {what}"
-        time.sleep(0.05)
-
-
 def test_stopped_kernel_takes_its_process_group_along(client, new_context):
     """A process a cell started, even one that ignores SIGTERM, ends with
     its kernel on restart and on delete."""
@@ -125,9 +117,9 @@ def test_stopped_kernel_takes_its_process_group_along(client, new_context):
         r = client.execute("import subprocess; subprocess.Popen(['sh', '-c', "
                            f"'trap \"\" TERM; exec sleep {n}'])", context_id=ctx["id"])
         assert not error(r), r
-        _wait_until(lambda: processes_referencing(n), f"sleep {n} runs", 10)
+        wait_until(lambda: processes_referencing(n), f"sleep {n} runs", 10)
         assert stop(ctx["id"]).status == 200
-        _wait_until(lambda: not processes_referencing(n), f"sleep {n} ended")
+        wait_until(lambda: not processes_referencing(n), f"sleep {n} ended")
 
 
 def test_stopped_r_kernel_removes_its_tempdir(client, new_context):
@@ -142,7 +134,7 @@ def test_stopped_r_kernel_removes_its_tempdir(client, new_context):
             tmp = stdout(client.execute("cat(tempdir())", context_id=ctx["id"]))
             assert tmp and os.path.isdir(tmp), tmp
             assert stop(ctx["id"]).status == 200
-            _wait_until(lambda: not os.path.exists(tmp), f"{tmp} removed")
+            wait_until(lambda: not os.path.exists(tmp), f"{tmp} removed")
     finally:
         client.delete(ctx["id"])
 

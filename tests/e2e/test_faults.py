@@ -5,9 +5,9 @@ an execution in flight, SIGTERM with work in progress (docs/http-contract.md,
 import http.client
 import os
 import signal
-import time
 
-from harness import content, error, is_ready, main_text, of_type, stdout, wait_cell
+from harness import (content, error, is_ready, main_text, of_type, stdout,
+                     wait_cell, wait_until)
 
 SLEEP = "import time; time.sleep(300)"
 RESTARTING = {"type": "error", "name": "ContextRestarting",
@@ -185,14 +185,11 @@ def test_requests_during_shutdown_get_503(make_daemon):
     s = c.stream(SLEEP)
     s.read_until(started, timeout=30)
     d.proc.send_signal(signal.SIGTERM)
-    end = time.monotonic() + 10
-    while True:  # the daemon says so once the shutdown has begun
-        r = c.request("GET", "/health", timeout=2)
-        if r.status == 503:
-            break
-        assert time.monotonic() < end, r
-        time.sleep(0.01)
-    assert r.body == b"Shutting down", r
+    # The daemon says so once the shutdown has begun.
+    wait_until(lambda: c.request("GET", "/health", timeout=2).status == 503,
+               "/health answers 503", timeout=10, interval=0.01)
+    r = c.request("GET", "/health", timeout=2)
+    assert (r.status, r.body) == (503, b"Shutting down"), r
     r = c.request("POST", "/execute", {"code": "1+1"}, timeout=5)
     assert (r.status, r.body) == (503, b"The server is shutting down"), r
     r = c.request("POST", "/contexts", {"language": "python"}, timeout=5)

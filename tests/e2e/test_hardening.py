@@ -1,7 +1,7 @@
 """Issue 7 bounds that live in the daemon: the access token, the optional
 per-execution deadline, cwd validation, the output backlog bound."""
 
-from harness import error, main_text, of_type, stdout
+from harness import error, main_text, wait_until
 
 
 def _wait_healthy(c, headers, deadline=60):
@@ -74,7 +74,7 @@ def test_context_cwd_must_exist(client, tmp_path):
 
 
 def test_backlog_bound_truncates_with_a_notice(make_daemon):
-    import socket, json, time
+    import socket, json
     d = make_daemon(args=["--max-backlog", "65536"]).wait_healthy()
     # A client that does not read while the kernel writes 5 MB.
     s = socket.create_connection((d.host, d.port))
@@ -85,12 +85,12 @@ def test_backlog_bound_truncates_with_a_notice(make_daemon):
               b"Content-Length: %d\r\n\r\n" % len(body) + body)
     # Wait (without reading) until the kernel is done with the cell.
     c = d.client()
-    end = time.monotonic() + 60
-    while time.monotonic() < end:
+
+    def cell_done():
         m = c.request("GET", "/metrics").text
-        if "e2bci_executions_in_flight 0" in m and "e2bci_executions_total 1" in m:
-            break
-        time.sleep(0.05)
+        return "e2bci_executions_in_flight 0" in m and "e2bci_executions_total 1" in m
+
+    wait_until(cell_done, "the cell ended (metrics)", timeout=60)
     data = b""
     s.settimeout(30)
     while b'"end_of_execution"' not in data:
@@ -161,12 +161,6 @@ def test_max_kernels_is_enforced(make_daemon):
     assert main_text(c.execute("1+1", context_id=ctx["id"])) == "2"
     assert c.delete(ctx["id"]).status == 200
     # The deleted context's kernel is gone once reaped: a slot frees up.
-    import time
-    end = time.monotonic() + 20
-    while time.monotonic() < end:
-        r = c.request("POST", "/contexts", body={})
-        if r.status == 200:
-            break
-        time.sleep(0.1)
-    assert r.status == 200
+    wait_until(lambda: c.request("POST", "/contexts", body={}).status == 200,
+               "POST /contexts succeeds again", timeout=20, interval=0.1)
     d.stop()

@@ -2,7 +2,7 @@
 
 import re
 
-from harness import main_text, stdout
+from harness import main_text, stdout, wait_until
 
 
 def scrape(client):
@@ -69,16 +69,14 @@ def test_pool_hands_out_fresh_kernels_without_leaking_state(make_daemon, tmp_pat
 
 
 def test_pool_refills_and_replaces_a_crashed_spare(make_daemon):
-    import os, signal, time
+    import os, signal
     d = make_daemon(args=["--pool", "python=1"]).wait_healthy()
     c = d.client()
 
     def warm():
         return scrape(c)['e2bci_kernels{state="warm"}']
 
-    deadline = time.monotonic() + 30
-    while warm() < 1 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    wait_until(lambda: warm() >= 1, "a warm spare", timeout=30, interval=0.1)
     assert warm() == 1
     # Kill the spare: the pool must start another one.
     busy_pids = set()
@@ -88,12 +86,12 @@ def test_pool_refills_and_replaces_a_crashed_spare(make_daemon):
     spare = [p for p in _kernel_pids(d) if p not in busy_pids]
     assert len(spare) == 1
     os.kill(spare[0], signal.SIGKILL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+    def replaced():
         pids = [p for p in _kernel_pids(d) if p not in busy_pids]
-        if pids and pids != spare and warm() == 1:
-            break
-        time.sleep(0.1)
+        return pids and pids != spare and warm() == 1
+
+    wait_until(replaced, "a new spare in place of the killed one", timeout=30,
+               interval=0.1)
     assert warm() == 1
     d.stop()
 
