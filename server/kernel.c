@@ -51,8 +51,8 @@
 #define KERNEL_HANDSHAKE_EARLY_FOR_MS 3000
 #define KERNEL_HANDSHAKE_MS	      500
 /* How long a stop waits for the kernel to act on its shutdown_request
- * before the SIGTERM (a kernel busy in a cell does not; an idle ipykernel
- * exits in about 100 ms, IRkernel in about 50). */
+ * before the SIGTERM (a kernel busy in a cell does not; measured here, an
+ * idle ipykernel exits in 0.26-0.37 s, IRkernel in 0.06-0.13 s). */
 #define KERNEL_SHUTDOWN_WAIT_MS 500
 #define KERNEL_MAX_FRAMES	64
 #define KERNEL_BATCH		256
