@@ -4,7 +4,7 @@
 #   make bench AGAINST=http://h:p   the HTTP rows also against another
 #                                   E2B-compatible server (extra column)
 #
-# tests/bench/bench.c starts the daemon itself (loopback, free port, temp
+# tests/bench/ (bench.h says which file does what) starts the daemon itself (loopback, free port, temp
 # dirs) and talks to the same kernelspec directly through the daemon's own
 # kernel_ module as the floor, then starts every language's kernel (3 starts
 # each, one at a time) for the "Kernels" table (start p50, idle RSS of the
@@ -19,9 +19,14 @@ AGAINST ?=
 
 .PHONY: bench
 
-$(BUILD)/bench: tests/bench/bench.c $(BUILD)/libe2bci.a $(wildcard server/*.h)
+# libfloor.c is a program of its own; every other .c here is part of bench.
+BENCH_SRCS := $(filter-out tests/bench/libfloor.c,$(wildcard tests/bench/*.c))
+
+$(BUILD)/bench: $(BENCH_SRCS) tests/bench/bench.h $(BUILD)/libe2bci.a \
+		$(wildcard server/*.h)
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(BUILD)/libe2bci.a $(LIBS) -lm
+	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) \
+		$(BUILD)/libe2bci.a $(LIBS) -lm
 
 # The daemon's libraries alone, initialised and idle: the RSS floor.
 $(BUILD)/libfloor: tests/bench/libfloor.c
