@@ -51,14 +51,14 @@ static void usage(FILE *f, const char *argv0)
 {
 	fprintf(
 	    f,
-	    "Usage: %s --daemon PATH [--out FILE] [--copy FILE] [--md FILE]\n"
-	    "          [--against URL] [--lib-floor PATH] [--quick]\n"
+	    "Usage: %s --daemon PATH [--out FILE] [--against URL]\n"
+	    "          [--lib-floor PATH] [--quick]\n"
 	    "Starts e2b-ci (loopback, a free port, temp dirs) and measures it\n"
 	    "next to a direct-ZeroMQ floor client on the same kernelspec.\n"
 	    "  --daemon PATH   the e2b-ci binary\n"
-	    "  --out FILE      JSON results (default bench-results.json)\n"
-	    "  --copy FILE     a second copy of the JSON\n"
-	    "  --md FILE       the table as markdown\n"
+	    "  --out FILE      the measurements, JSON (default\n"
+	    "                  bench-measured.json), for "
+	    "tests/bench/report.py\n"
 	    "  --against URL   also run the HTTP rows against another\n"
 	    "                  E2B-compatible server (http://host:port)\n"
 	    "  --lib-floor PATH  tests/bench/libfloor.c built: the RSS of\n"
@@ -69,7 +69,7 @@ static void usage(FILE *f, const char *argv0)
 
 static void parse_args(struct opts *o, int argc, char **argv)
 {
-	*o = (struct opts){.out = "bench-results.json",
+	*o = (struct opts){.out = "bench-measured.json",
 			   .n_exec = 300,
 			   .n_health = 1000,
 			   .n_ctx = 20,
@@ -92,10 +92,6 @@ static void parse_args(struct opts *o, int argc, char **argv)
 			o->daemon = v, i++;
 		} else if (v && strcmp(a, "--out") == 0) {
 			o->out = v, i++;
-		} else if (v && strcmp(a, "--copy") == 0) {
-			o->copy = v, i++;
-		} else if (v && strcmp(a, "--md") == 0) {
-			o->md = v, i++;
 		} else if (v && strcmp(a, "--against") == 0) {
 			o->against = v, i++;
 		} else if (v && strcmp(a, "--lib-floor") == 0) {
@@ -180,16 +176,16 @@ int main(int argc, char **argv)
 	floor_start(&fk[0]);
 	for (int i = 0; i < o.n_starts; i++) {
 		if (i + 1 < NFLOOR) {
-			sm_add(&R.k_start, floor_start(&fk[i + 1]));
+			sm_add(&R.s[S_KERNEL_START], floor_start(&fk[i + 1]));
 		} else {
 			struct fk tmp;
-			sm_add(&R.k_start, floor_start(&tmp));
+			sm_add(&R.s[S_KERNEL_START], floor_start(&tmp));
 			floor_free(&tmp);
 		}
 		daemon_spawn(&A, o.daemon, "a", "python=1");
-		sm_add(&R.d_start, daemon_wait_healthy(&A));
+		sm_add(&R.s[S_START_HEALTHY], daemon_wait_healthy(&A));
 		daemon_scan_log(&A);
-		sm_add(&R.d_kready, A.last_ready_ms);
+		sm_add(&R.s[S_DAEMON_KREADY], A.last_ready_ms);
 		if (i + 1 < o.n_starts)
 			daemon_stop(&A);
 	}
@@ -198,45 +194,48 @@ int main(int argc, char **argv)
 	if (daemon_wait_quiet(&A, START_TIMEOUT_MS) < 0)
 		die("daemon a: the pool did not fill");
 	sleep_ms(300);
-	R.rss_idle = mem_of(A.pid);
+	R.m[M_IDLE] = mem_of(A.pid);
 	say("daemon a: pid %d on port %d, RSS idle %.2f MiB", (int)A.pid,
-	    A.port, R.rss_idle.rss);
-	R.lib_floor = libfloor_mem(o.lib_floor);
+	    A.port, R.m[M_IDLE].rss);
+	R.m[M_LIBFLOOR] = libfloor_mem(o.lib_floor);
 
 	say("GET /health x %d", o.n_health);
-	measure_health(&A.tg, o.n_health, &R.health);
+	measure_health(&A.tg, o.n_health, &R.s[S_HEALTH]);
 	say("1+1 x %d, floor and e2b-ci interleaved", o.n_exec);
-	measure_one_plus_one(&A.tg, &fk[0], o.n_exec, &R.e1, &R.f1);
+	measure_one_plus_one(&A.tg, &fk[0], o.n_exec, &R.s[S_EXEC],
+			     &R.s[S_FLOOR_EXEC]);
 	say("stdout throughput: 20 MiB x %d each", o.n_tput);
-	measure_throughput(&A.tg, &fk[0], o.n_tput, &R.tput_d, &R.tput_f);
-	R.rss_tput = mem_of(A.pid);
+	measure_throughput(&A.tg, &fk[0], o.n_tput, &R.s[S_STDOUT],
+			   &R.s[S_FLOOR_STDOUT]);
+	R.m[M_TPUT] = mem_of(A.pid);
 	say("parallel: %d contexts x %d 1+1, %d rounds each", NPAR,
 	    o.n_par_each, o.n_par_rounds);
-	measure_parallel(&A.tg, fk, &o, &R.par_d, &R.par_f);
+	measure_parallel(&A.tg, fk, &o, &R.s[S_PARALLEL],
+			 &R.s[S_FLOOR_PARALLEL]);
 	for (int i = 0; i < NFLOOR; i++)
 		floor_free(&fk[i]);
 	say("POST /contexts x %d, warm pool", o.n_ctx);
-	measure_contexts(&A.tg, &A, o.n_ctx, &R.ctx_warm);
+	measure_contexts(&A.tg, &A, o.n_ctx, &R.s[S_CTX_WARM]);
 	say("restart x %d, warm pool", o.n_restart);
-	measure_restart(&A.tg, &A, o.n_restart, &R.rst_warm);
+	measure_restart(&A.tg, &A, o.n_restart, &R.s[S_RESTART_WARM]);
 	daemon_wait_quiet(&A, START_TIMEOUT_MS);
-	R.rss_pre_conns = mem_of(A.pid);
+	R.m[M_PRE_CONNS] = mem_of(A.pid);
 	say("%d keep-alive connections + GET /health x %d", o.n_conns,
 	    o.n_conn_health);
 	R.conns_held = measure_conns(&A.tg, A.pid, o.n_conns, o.n_conn_health,
-				     &R.conn_health, &R.rss_conns);
+				     &R.s[S_CONNS_HEALTH], &R.m[M_CONNS]);
 	/* The daemon hands freed heap back 2 s after traffic pauses. */
 	sleep_ms(2600);
-	R.rss_after = mem_of(A.pid);
-	say("daemon a: RSS after %.2f MiB", R.rss_after.rss);
+	R.m[M_AFTER] = mem_of(A.pid);
+	say("daemon a: RSS after %.2f MiB", R.m[M_AFTER].rss);
 	daemon_stop(&A);
 
 	say("daemon b (--pool python=0): POST /contexts x %d, restart x %d",
 	    o.n_ctx, o.n_restart);
 	daemon_spawn(&B, o.daemon, "b", "python=0");
 	daemon_wait_healthy(&B);
-	measure_contexts(&B.tg, NULL, o.n_ctx, &R.ctx_cold);
-	measure_restart(&B.tg, NULL, o.n_restart, &R.rst_cold);
+	measure_contexts(&B.tg, NULL, o.n_ctx, &R.s[S_CTX_COLD]);
+	measure_restart(&B.tg, NULL, o.n_restart, &R.s[S_RESTART_COLD]);
 	daemon_stop(&B);
 
 	say("kernels: %d languages, %d starts each (+1 warm-up), idle RSS "
@@ -246,36 +245,23 @@ int main(int argc, char **argv)
 
 	if (o.against) {
 		say("against %s: the HTTP rows", o.against);
-		measure_health(&against, o.n_health, &R.a_health);
-		measure_one_plus_one(&against, NULL, o.n_exec, &R.a_e1, NULL);
-		measure_parallel(&against, NULL, &o, &R.a_par, NULL);
-		measure_contexts(&against, NULL, o.n_ctx, &R.a_ctx);
-		measure_restart(&against, NULL, o.n_restart, &R.a_rst);
+		measure_health(&against, o.n_health, &R.s[S_A_HEALTH]);
+		measure_one_plus_one(&against, NULL, o.n_exec, &R.s[S_A_EXEC],
+				     NULL);
+		measure_parallel(&against, NULL, &o, &R.s[S_A_PARALLEL], NULL);
+		measure_contexts(&against, NULL, o.n_ctx, &R.s[S_A_CTX]);
+		measure_restart(&against, NULL, o.n_restart, &R.s[S_A_RESTART]);
 		R.a_conns_held =
 		    measure_conns(&against, 0, o.n_conns, o.n_conn_health,
-				  &R.a_conn_health, NULL);
+				  &R.s[S_A_CONNS_HEALTH], NULL);
 	}
 
-	report_rows(&R, o.against != NULL, o.n_conns);
-	report_print(&o, &R, (double)(now_ns() - t_begin) / 1e9);
-	report_write(&o, &R, argc, argv);
+	record_write(&o, &R, (double)(now_ns() - t_begin) / 1e9, argc, argv);
 
 	/* Orderly teardown (the atexit handler covers the rest). */
 	floor_cleanup();
 	nftw(bench_tmp, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 	bench_tmp[0] = '\0';
-	{
-		struct samples *all[] = {
-		    &R.k_start,	     &R.d_start,  &R.d_kready,	  &R.health,
-		    &R.e1,	     &R.f1,	  &R.tput_d,	  &R.tput_f,
-		    &R.par_d,	     &R.par_f,	  &R.ctx_warm,	  &R.ctx_cold,
-		    &R.rst_warm,     &R.rst_cold, &R.conn_health, &R.a_health,
-		    &R.a_e1,	     &R.a_ctx,	  &R.a_rst,	  &R.a_par,
-		    &R.a_conn_health};
-		for (size_t i = 0; i < sizeof(all) / sizeof(*all); i++)
-			sm_free(all[i]);
-		for (size_t i = 0; i < NKLANG; i++)
-			sm_free(&R.kl[i].start);
-	}
+	record_free(&R);
 	return 0;
 }

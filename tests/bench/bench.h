@@ -9,8 +9,9 @@
  *   floor.c    the floor: the same kernelspec driven directly over ZeroMQ
  *              through the daemon's own kernel_ module; kernels per language
  *   measure.c  the HTTP measurements, each next to its floor
- *   report.c   rows, the printed table, the results JSON and markdown
+ *   record.c   the measurements as JSON
  *   bench.c    main: options and the run plan
+ *   report.py  rows (a table), the printed table, results JSON, markdown
  *
  * Single-threaded; every wait is bounded.
  */
@@ -217,7 +218,7 @@ void floor_kernels(struct klang *kl, int n);
 /* ---------------------------------------------------------- measure.c */
 
 struct opts {
-	const char *daemon, *out, *copy, *md, *against, *lib_floor;
+	const char *daemon, *out, *against, *lib_floor;
 	int n_exec, n_health, n_ctx, n_restart, n_tput, n_par_rounds,
 	    n_par_each, n_conns, n_conn_health, n_starts, n_kstarts;
 	bool quick;
@@ -243,27 +244,59 @@ void measure_restart(const struct target *tg, struct daemon *d, int n,
 int measure_conns(const struct target *tg, pid_t pid, int n, int nh,
 		  struct samples *health, struct mem *rss);
 
-/* ----------------------------------------------------------- report.c */
+/* ----------------------------------------------------------- record.c */
+
+/* Every measured series, one sample list each. record.c's SERIES table
+ * names it in the JSON: raw.<key>, or against.<key> for the A_ ones (the
+ * same scenarios run against --against). A new row of the report starts
+ * as a pair of series here: the new measurement and its baseline. */
+enum series {
+	S_KERNEL_START,	  /* floor: kernel spawn -> ready */
+	S_START_HEALTHY,  /* daemon spawn -> first 200 from /health */
+	S_DAEMON_KREADY,  /* the daemon's own "kernel ... ready in" lines */
+	S_HEALTH,	  /* GET /health */
+	S_EXEC,		  /* 1+1 to end_of_execution */
+	S_FLOOR_EXEC,	  /* 1+1 on the floor, to reply + idle */
+	S_STDOUT,	  /* 20 MiB of stdout, MiB/s */
+	S_FLOOR_STDOUT,	  /* the same on the floor */
+	S_PARALLEL,	  /* NPAR contexts at once, executes/s */
+	S_FLOOR_PARALLEL, /* NPAR floor kernels at once */
+	S_CTX_WARM,	  /* POST /contexts, warm pool */
+	S_CTX_COLD,	  /* POST /contexts, no pool (daemon B) */
+	S_RESTART_WARM,	  /* POST /contexts/{id}/restart, warm pool */
+	S_RESTART_COLD,	  /* restart, no pool (daemon B) */
+	S_CONNS_HEALTH,	  /* GET /health while 1000 connections are held */
+	S_A_HEALTH,
+	S_A_EXEC,
+	S_A_CTX,
+	S_A_RESTART,
+	S_A_PARALLEL,
+	S_A_CONNS_HEALTH,
+	S_COUNT
+};
+
+/* The daemon's memory at points of the run: raw.memory.<key>. */
+enum snapshot {
+	M_LIBFLOOR,  /* tests/bench/libfloor.c, idle: the libraries alone */
+	M_IDLE,	     /* daemon A, pool full, before any request */
+	M_TPUT,	     /* after the stdout throughput rows */
+	M_PRE_CONNS, /* before the 1000 connections */
+	M_CONNS,     /* while they are held */
+	M_AFTER,     /* 2.6 s after the last request */
+	M_COUNT
+};
 
 struct results {
-	struct mem lib_floor; /* tests/bench/libfloor.c, idle */
-	struct samples k_start, d_start;
-	struct samples d_kready; /* the daemon's own "ready in" log lines */
-	struct samples health, e1, f1, tput_d, tput_f, par_d, par_f;
-	struct samples ctx_warm, ctx_cold, rst_warm, rst_cold;
-	struct samples conn_health;
-	struct mem rss_idle, rss_after, rss_conns;
-	struct mem rss_tput, rss_pre_conns; /* after throughput, before conns */
-	int conns_held;
-	/* against */
-	struct samples a_health, a_e1, a_ctx, a_rst, a_par, a_conn_health;
-	int a_conns_held;
+	struct samples s[S_COUNT];
+	struct mem m[M_COUNT];
+	int conns_held, a_conns_held;
 	struct klang kl[NKLANG]; /* kernels per language */
 };
 
-void report_rows(struct results *R, bool against, int n_conns);
-void report_print(const struct opts *o, struct results *R, double secs);
-void report_write(const struct opts *o, struct results *R, int argc,
-		  char **argv);
+/* Writes the measurements (JSON) that tests/bench/report.py turns into
+ * the rows, the table and the results; secs: the run's duration. */
+void record_write(const struct opts *o, struct results *R, double secs,
+		  int argc, char **argv);
+void record_free(struct results *R);
 
 #endif
