@@ -135,7 +135,7 @@ void measure_one_plus_one(const struct target *tg, struct fk *f, int n,
 			continue;
 		if (d >= 0)
 			sm_add(d_out, d);
-		if (f)
+		if (f && f_out)
 			sm_add(f_out, fl);
 	}
 	hc_free(&h);
@@ -267,7 +267,7 @@ void measure_parallel(const struct target *tg, struct fk *f,
 	for (int r = 0; r < o->n_par_rounds; r++) {
 		for (int side = 0; side < 2; side++) {
 			if ((side ^ (r & 1)) == 0) {
-				if (f)
+				if (f && f_out)
 					sm_add(f_out, floor_parallel_round(
 							  f, o->n_par_each));
 			} else {
