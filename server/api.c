@@ -1,5 +1,5 @@
 /*
- * api: the routes of the HTTP contract (http-contract.md) as a table, and
+ * api: the routes of docs/http-contract.md ("Routes") as a table, and
  * their handlers.
  *
  * Routes are data: method, path pattern ("{id}" matches one segment) and a

@@ -1,7 +1,7 @@
 /*
  * api: the HTTP contract. A route table (method, path pattern, handler) and
  * the handlers that turn requests into context operations and answers with
- * the status codes and plain-text reasons of http-contract.md. Loop thread.
+ * the "Status codes" of docs/http-contract.md. Loop thread.
  */
 #ifndef E2BCI_API_H
 #define E2BCI_API_H

@@ -2,7 +2,7 @@
  * enc: kernel events -> the NDJSON lines of the HTTP contract.
  *
  * Owns the mapping from Jupyter MIME bundles, stream text and error contents
- * to the line types of docs/http-contract.md, and the one way those lines are
+ * to the "Line types" of docs/http-contract.md, and the one way those lines are
  * serialized: compact JSON, ASCII only (jansson's JSON_ENSURE_ASCII escapes
  * everything else, astral characters as surrogate pairs), "type" first,
  * exactly one "\n" at the end and none inside.

@@ -2,7 +2,7 @@
  * req: validation of request bodies, before anything touches a context.
  *
  * Owns the schema checks of POST /execute and POST /contexts (see
- * docs/http-contract.md) and the normalization of language names. A body
+ * docs/http-contract.md, "Request bodies") and language normalization. A body
  * that is not a JSON object answers 400, a wrong field 422, and both
  * context_id and language 400, checked after the schema as the reference
  * server does. Unknown keys are ignored, as the SDKs may add some.

@@ -8,7 +8,7 @@ Owns three things, all standard library only (PyPI is not reachable):
 - FakeEnvd: a threaded http.server answering GET /envs with a JSON object the
   test sets, recording the X-Access-Token headers it received.
 - Client / ExecStream: HTTP requests, and POST /execute read line by line
-  with every NDJSON rule of docs/http-contract.md checked on the raw bytes.
+  with every rule of docs/http-contract.md, "Framing", checked on the raw bytes.
 
 Every network read has a deadline: a daemon that hangs fails the test, it
 never hangs the suite.

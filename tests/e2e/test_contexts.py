@@ -1,5 +1,5 @@
 """The context routes and default contexts (docs/http-contract.md, "Routes",
-"Context choice", "cwd", "Restart", "Default contexts")."""
+"Choosing a context", "Restart", "Delete", "Default contexts and readiness")."""
 
 import os
 import random

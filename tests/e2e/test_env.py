@@ -1,5 +1,5 @@
 """env_vars per execution and the global variables from envd
-(docs/http-contract.md, "env_vars" and "Global env vars")."""
+(docs/http-contract.md, "env_vars and restore" and "Global env vars from envd")."""
 
 import json
 import os

@@ -1,6 +1,6 @@
 """POST /execute against the real ipykernel: the NDJSON line sequence, MIME
 mapping, errors, state, keepalives and ordering (docs/http-contract.md, "The
-NDJSON stream" and "Semantics behind the stream").
+NDJSON stream" and "Semantics").
 
 Cells that must stay busy while the test looks at the stream wait for a file
 the test creates (wait_cell), so nothing here depends on timing."""

@@ -1,6 +1,6 @@
 """Faults: clients that go away, kernels that die, restarts and deletes with
 an execution in flight, SIGTERM with work in progress (docs/http-contract.md,
-"Client disconnect = cancel", "Synthesized errors", "Restart")."""
+"Disconnect = interrupt", "Errors in the stream", "Restart", "Shutdown")."""
 
 import http.client
 import os
