@@ -208,7 +208,7 @@ static int main_start_defaults(struct server *s)
 			/* Drop it from the list so readiness does not wait. */
 			free(v[i]);
 			memmove(&v[i], &v[i + 1],
-				sizeof(*v) * (strlen_v(v + i)));
+				sizeof(*v) * strlen_v(v + i + 1));
 			continue;
 		}
 		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
