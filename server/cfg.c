@@ -19,6 +19,7 @@
  */
 #include "cfg.h"
 
+#include "envd.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -67,13 +68,6 @@ static int cfg_check_abs_or_empty(const char *v)
 	return v[0] == '\0' || v[0] == '/' ? 0 : -1;
 }
 
-static int cfg_check_url(const char *v)
-{
-	return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0
-		   ? 0
-		   : -1;
-}
-
 static int cfg_check_level(const char *v)
 {
 	return log_parse_level(v, NULL);
@@ -99,7 +93,8 @@ static const struct cfg_opt cfg_options[] = {
 	STR("cwd", "E2B_CI_CWD", cwd, "/home/user", cfg_check_abs,
 	    "an absolute path", "working directory of new contexts"),
 	STR("envd-url", "E2B_CI_ENVD_URL", envd_url, "http://localhost:49983",
-	    cfg_check_url, "an http:// or https:// URL",
+	    envd_url_check, "http://host[:port][/path]: envd is reached "
+	    "over plain HTTP inside the sandbox; https is not supported",
 	    "envd base URL, for the sandbox's environment variables"),
 	STR("log-level", "E2B_CI_LOG_LEVEL", log_level, "info",
 	    cfg_check_level, "one of error, warn, info, debug",

@@ -54,6 +54,7 @@ struct ctx {
 
 	json_t *global_env; /* from envd, owned; NULL until fetched */
 	bool need_global_env;
+	bool envd_warned; /* an envd failure was logged at warn level */
 	struct envd_req *envd;
 
 	/* The execution pipeline (run.c). */
