@@ -119,6 +119,10 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("kernel-start-timeout-ms", "E2B_CI_KERNEL_START_TIMEOUT_MS",
 	    kernel_start_timeout_ms, 60000, 1000, 600000, 0,
 	    "how long a kernel may take to answer kernel_info"),
+	NUM("kernel-retry-ms", "E2B_CI_KERNEL_RETRY_MS", kernel_retry_ms,
+	    60000, 0, 86400000, 0,
+	    "a context whose kernel failed to start tries again after this, "
+	    "the wait doubling up to 10 minutes; 0: never"),
 	NUM("interrupt-timeout-ms", "E2B_CI_INTERRUPT_TIMEOUT_MS",
 	    interrupt_timeout_ms, 5000, 100, 600000, 0,
 	    "how long an interrupt may take before the kernel is restarted"),

@@ -68,19 +68,28 @@ size_t server_kernels(const struct server *s)
 	return n + warm + warming;
 }
 
+/* Start-up is over once every default context answered or FAILED: then
+ * READY=1 goes to systemd and the pool fills. A FAILED one does not hold
+ * the daemon back (the others serve, and it retries by itself); /health
+ * stays 503 and names it until it answers. */
 void server_check_ready(struct server *s)
 {
-	size_t n = 0;
+	size_t n = 0, failed = 0;
 
 	for (char **l = s->default_languages; *l; l++) {
 		struct ctx *c = ctx_default(s, *l);
-		if (c && !c->ever_ready)
+		if (c && !c->ever_ready && c->state != CTX_FAILED)
 			return;
-		n += c != NULL;
+		n += c && c->ever_ready;
+		failed += c && !c->ever_ready;
 	}
 	if (s->ready)
 		return;
 	s->ready = true;
+	if (failed)
+		log_warnx("started with %zu of %zu default context(s) failed; "
+			  "/health answers 503 until they answer",
+			  failed, n + failed);
 	log_info("ready: %zu default context(s) answer on port %d", n,
 		 http_port(s->http));
 	sdn_status("ready, %zu contexts", s->ncontexts);
@@ -160,14 +169,20 @@ static void main_on_signal(void *arg, short revents)
 	}
 }
 
-/* STATUS= for systemctl status; sdn_status() drops unchanged lines. */
+/* STATUS= for systemctl status; sdn_status() drops unchanged lines. A
+ * failed default context comes first: it is why /health says 503. */
 static void main_status(struct server *s)
 {
-	size_t warm, warming;
+	size_t warm, warming, failed;
+	char why[600];
 
 	pool_count(s, &warm, &warming);
-	sdn_status("ready: %zu contexts, %zu kernels (%zu warm)", s->ncontexts,
-		   s->ncontexts + warm + warming, warm);
+	failed = ctx_failed_defaults(s, why, sizeof(why));
+	why[strcspn(why, "\n")] = '\0';
+	sdn_status("%s: %zu contexts, %zu kernels (%zu warm)%s%s",
+		   failed ? "degraded" : "ready", s->ncontexts,
+		   s->ncontexts + warm + warming, warm, failed ? "; " : "",
+		   failed ? why : "");
 }
 
 static struct loop_timer main_wd_timer;
