@@ -448,8 +448,9 @@ void cfg_usage(FILE *out, const char *prog)
 			fprintf(out, "%s)\n", o->sdef[0] ? o->sdef : "\"\"");
 	}
 	fprintf(out, "  %-32s %s\n  %-32s %s\n  %-32s %s\n", "--check",
-		"validate the configuration, print it and exit", "--version",
-		"print the version and exit", "-h, --help",
+		"validate the configuration, print it, check that each default "
+		"language's kernel can start (starting none) and exit",
+		"--version", "print the version and exit", "-h, --help",
 		"print this help and exit");
 	fputs(
 	    "\nRoutes: GET /health, POST /execute (NDJSON stream), GET and "
@@ -476,8 +477,9 @@ void cfg_usage(FILE *out, const char *prog)
 	    "with an error line,\n  kernels are stopped, runtime files "
 	    "removed.\n"
 	    "\nExit status: 0 after a clean stop (and for --help, --version, "
-	    "--check), 1 when\n  startup failed (port taken, runtime dir), 2 "
-	    "for a bad option or value.\n",
+	    "--check), 1 when\n  startup failed (port taken, runtime dir) or "
+	    "--check found a default kernel\n  that cannot start, 2 for a "
+	    "bad option or value.\n",
 	    out);
 }
 

@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "api.h"
+#include "check.h"
 #include "ctx.h"
 #include "grave.h"
 #include "http.h"
@@ -45,11 +46,7 @@ const struct kspec *server_spec(struct server *s, const char *language)
 		free(e);
 		return NULL;
 	}
-	e->spec = kspec_find(s->kspec_path, language);
-	/* TypeScript runs on the JavaScript kernel unless a spec of its own
-	 * is installed. */
-	if (!e->spec && strcmp(language, "typescript") == 0)
-		e->spec = kspec_find(s->kspec_path, "javascript");
+	e->spec = kspec_resolve(s->kspec_path, language);
 	if (e->spec)
 		log_info("language %s -> kernelspec %s (%s)", language,
 			 e->spec->name, e->spec->dir);
@@ -299,6 +296,27 @@ static int main_setup(struct server *s, int *sigfd)
 	return main_start_defaults(s);
 }
 
+/* --check: prints the configuration as parsed, then checks that every
+ * default language can start its kernel (check.c), starting none. Returns
+ * the exit status: 0, or 1 when a default kernel cannot start. */
+static int main_check(struct cfg *c)
+{
+	char **path = kspec_search_path(c->kernel_path);
+	char **langs = main_split_languages(c->default_languages);
+	int failed = 1;
+
+	cfg_print(c, stdout);
+	fflush(stdout);
+	if (path && langs)
+		failed = check_kernels(path, langs, stdout, stderr);
+	else
+		fprintf(stderr, "e2b-ci: out of memory\n");
+	kspec_strv_free(path);
+	kspec_strv_free(langs);
+	cfg_cleanup(c);
+	return failed ? 1 : 0;
+}
+
 /* 0, or -1 when kernels were leaked (a bug; see below). */
 static int main_cleanup(struct server *s, int sigfd)
 {
@@ -357,11 +375,8 @@ int main(int argc, char **argv)
 		return 0;
 	log_parse_level(s->cfg.log_level, &lvl);
 	log_init(lvl, getenv("JOURNAL_STREAM") != NULL);
-	if (rc == 2) {
-		cfg_print(&s->cfg, stdout);
-		cfg_cleanup(&s->cfg);
-		return 0;
-	}
+	if (rc == 2)
+		return main_check(&s->cfg);
 	if (main_setup(s, &sigfd) < 0) {
 		main_cleanup(s, sigfd);
 		return 1;
