@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <uuid/uuid.h>
 
@@ -149,11 +150,37 @@ static int ctx_adopt(struct ctx *c, struct kernel *k)
 	return 0;
 }
 
+/* A context's cwd deleted after it was made would fail every start from
+ * then on (chdir in the child), leaving a context that can only fail. Its
+ * kernel starts in the default cwd instead, which becomes the context's cwd
+ * (GET /contexts shows it), and the log says so. */
+static void ctx_check_cwd(struct ctx *c)
+{
+	const char *fallback = c->srv->cfg.cwd, *why;
+	struct stat st;
+	char *to;
+
+	if (stat(c->cwd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "not a directory";
+	else
+		return;
+	if (strcmp(c->cwd, fallback) == 0 || !(to = strdup(fallback)))
+		return;
+	log_warnx("context %.8s: its cwd %s is gone (%s); its kernel starts "
+		  "in %s instead",
+		  c->id, c->cwd, why, fallback);
+	free(c->cwd);
+	c->cwd = to;
+}
+
 static int ctx_spawn(struct ctx *c)
 {
 	struct kernel *warm;
 	char err[256];
 
+	ctx_check_cwd(c);
 	warm = pool_take(c->srv, c->language, &ctx_kernel_ops, c);
 	if (warm && ctx_adopt(c, warm) == 0)
 		return 0;
