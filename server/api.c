@@ -172,12 +172,23 @@ static void api_pending_ready(void *arg, struct ctx *c, int err,
 	api_pending_free(p);
 }
 
+/* The client went away before the answer. A context it was creating is
+ * deleted: nobody knows its id, and it would count against --max-contexts
+ * for good. */
 static void api_pending_gone(void *arg)
 {
 	struct api_pending *p = arg;
+	struct ctx *c = p->c;
+	bool drop = p->kind == PENDING_CREATE;
 
-	ctx_unwait(p->c, &p->w);
+	ctx_unwait(c, &p->w);
 	api_pending_free(p);
+	if (drop) {
+		log_info("context %.8s: its creator went away before the "
+			 "answer; deleting it",
+			 c->id);
+		ctx_delete(c);
+	}
 }
 
 static void api_defer(struct server *s, struct http_req *r, struct ctx *c,
