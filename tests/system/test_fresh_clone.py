@@ -66,7 +66,10 @@ while time.monotonic() < end and make.poll() is None:
     try:
         verdict["health"], verdict["health_body"] = request("GET", "/health",
                                                             timeout=2)
-        if verdict["health"] == 200:
+        # 200, or a 503 that names a kernel that failed to start: either
+        # way the answer is in.
+        if verdict["health"] == 200 or (verdict["health"] == 503 and not
+                verdict["health_body"].startswith(("Starting", "Shutting"))):
             break
     except OSError:
         pass
