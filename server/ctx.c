@@ -377,6 +377,7 @@ static void ctx_retry(void *arg, short revents)
 static void ctx_describe_exit(struct ctx *c, const struct kernel *k, int status)
 {
 	char how[96], tail[1024];
+	const char *said;
 
 	if (WIFSIGNALED(status))
 		snprintf(how, sizeof(how), "was killed by signal %d (%s)",
@@ -385,15 +386,12 @@ static void ctx_describe_exit(struct ctx *c, const struct kernel *k, int status)
 		snprintf(how, sizeof(how), "exited with status %d",
 			 WEXITSTATUS(status));
 	kernel_stderr_tail(k, tail, sizeof(tail));
+	said = *tail ? "its stderr ended with: " : "it wrote nothing to stderr";
 	snprintf(c->fail_reason, sizeof(c->fail_reason),
 		 "Kernel for %s (kernelspec %s in %s) %s during startup, %d "
 		 "times in a row; %s%s",
 		 c->language, c->spec->name, c->spec->dir, how,
-		 c->quick_failures,
-		 *tail ? "its stderr ended with: "
-		       : "it wrote nothing to "
-			 "stderr",
-		 tail);
+		 c->quick_failures, said, tail);
 }
 
 static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
@@ -462,17 +460,16 @@ size_t ctx_failed_defaults(struct server *s, char *buf, size_t len)
 
 		if (!c || c->state != CTX_FAILED || used >= len)
 			continue;
-		if (c->retry_at)
+		if (c->retry_at) {
+			uint64_t left =
+			    c->retry_at > now ? c->retry_at - now : 0;
 			snprintf(when, sizeof(when), "next try in %llu s",
-				 (unsigned long long)(c->retry_at > now
-							  ? (c->retry_at - now +
-							     999) /
-								1000
-							  : 0));
-		else
+				 (unsigned long long)(left + 999) / 1000);
+		} else {
 			snprintf(when, sizeof(when),
 				 "no retry (--kernel-retry-ms 0) until a "
 				 "restart");
+		}
 		w = snprintf(buf + used, len - used, "%s%s (context %s; %s)",
 			     n ? "\n" : "", c->fail_reason, c->id, when);
 		used += w > 0 ? (size_t)w : 0;

@@ -171,11 +171,16 @@ static void main_on_signal(void *arg, short revents)
 static void main_status(struct server *s)
 {
 	size_t warm, warming, failed;
-	char why[600];
+	char why[600], *cut;
 
 	pool_count(s, &warm, &warming);
 	failed = ctx_failed_defaults(s, why, sizeof(why));
+	/* The first reason, without its countdown, which would change the
+	 * line every second. */
 	why[strcspn(why, "\n")] = '\0';
+	cut = strstr(why, " (context ");
+	if (cut)
+		*cut = '\0';
 	sdn_status("%s: %zu contexts, %zu kernels (%zu warm)%s%s",
 		   failed ? "degraded" : "ready", s->ncontexts,
 		   s->ncontexts + warm + warming, warm, failed ? "; " : "",
