@@ -1,6 +1,7 @@
 # e2b-ci: the in-sandbox code-interpreter daemon.
 #
-#   make run     install what is missing, build, start the daemon on :49999
+#   make run     install what is missing, build the daemon and every kernel
+#                part, start the daemon on :49999
 #   make test    install what is missing, run every test tier
 #   make asan    unit + end-to-end tiers under AddressSanitizer + UBSan
 #   make check   clang-format, cppcheck, clang-tidy
@@ -37,6 +38,12 @@ UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
 all: $(BUILD)/e2b-ci $(UNITBINS) $(EXTRA_TARGETS)
 
+# What the daemon serves with: itself and what our kernels run on
+# (EXTRA_TARGETS: the kernel host, the Java runner). `make run` builds these,
+# not the tests, in parallel unless the caller chose -j.
+SERVE_TARGETS = $(BUILD)/e2b-ci $(EXTRA_TARGETS)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 deps:
 	@template/install-deps.sh
 
@@ -55,7 +62,8 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libe2bci.a tests/unit/testhelp.h
 	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libe2bci.a $(LIBS)
 
 run: deps
-	@$(MAKE) --no-print-directory $(BUILD)/e2b-ci
+	+@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(JOBS)) \
+		$(SERVE_TARGETS)
 	exec $(BUILD)/e2b-ci
 
 unit: $(UNITBINS)

@@ -172,12 +172,23 @@ static void api_pending_ready(void *arg, struct ctx *c, int err,
 	api_pending_free(p);
 }
 
+/* The client went away before the answer. A context it was creating is
+ * deleted: nobody knows its id, and it would count against --max-contexts
+ * for good. */
 static void api_pending_gone(void *arg)
 {
 	struct api_pending *p = arg;
+	struct ctx *c = p->c;
+	bool drop = p->kind == PENDING_CREATE;
 
-	ctx_unwait(p->c, &p->w);
+	ctx_unwait(c, &p->w);
 	api_pending_free(p);
+	if (drop) {
+		log_info("context %.8s: its creator went away before the "
+			 "answer; deleting it",
+			 c->id);
+		ctx_delete(c);
+	}
 }
 
 static void api_defer(struct server *s, struct http_req *r, struct ctx *c,
@@ -203,16 +214,25 @@ static void api_defer(struct server *s, struct http_req *r, struct ctx *c,
 
 /* Handlers */
 
+/* 200 "OK" once every default context answered; else 503 with a plain-text
+ * reason: shutting down, a default context that FAILED (one line each, with
+ * its kernel's exit and last stderr lines), or still starting. */
 static void api_health(struct server *s, struct http_req *r, const char *id)
 {
+	char why[4096];
+
 	(void)id;
-	if (s->ready && !s->stopping)
-		http_req_respond(r, 200, "application/json", "\"OK\"", 4);
+	if (s->stopping)
+		http_req_text(r, 503, "Shutting down");
+	else if (ctx_failed_defaults(s, why, sizeof(why)) > 0)
+		http_req_respond(r, 503, "text/plain; charset=utf-8", why,
+				 strlen(why));
+	else if (!s->ready)
+		http_req_text(r, 503,
+			      "Starting: the default contexts are not ready "
+			      "yet");
 	else
-		http_req_text(r, 503, "%s",
-			      s->stopping ? "Shutting down"
-					  : "Starting: the default contexts "
-					    "are not ready yet");
+		http_req_respond(r, 200, "application/json", "\"OK\"", 4);
 }
 
 /* Finds or makes the context an execute request names. Answers the request

@@ -19,6 +19,7 @@
  */
 #include "cfg.h"
 
+#include "envd.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -67,13 +68,6 @@ static int cfg_check_abs_or_empty(const char *v)
 	return v[0] == '\0' || v[0] == '/' ? 0 : -1;
 }
 
-static int cfg_check_url(const char *v)
-{
-	return strncmp(v, "http://", 7) == 0 || strncmp(v, "https://", 8) == 0
-		   ? 0
-		   : -1;
-}
-
 static int cfg_check_level(const char *v)
 {
 	return log_parse_level(v, NULL);
@@ -99,7 +93,8 @@ static const struct cfg_opt cfg_options[] = {
 	STR("cwd", "E2B_CI_CWD", cwd, "/home/user", cfg_check_abs,
 	    "an absolute path", "working directory of new contexts"),
 	STR("envd-url", "E2B_CI_ENVD_URL", envd_url, "http://localhost:49983",
-	    cfg_check_url, "an http:// or https:// URL",
+	    envd_url_check, "http://host[:port][/path]: envd is reached "
+	    "over plain HTTP inside the sandbox; https is not supported",
 	    "envd base URL, for the sandbox's environment variables"),
 	STR("log-level", "E2B_CI_LOG_LEVEL", log_level, "info",
 	    cfg_check_level, "one of error, warn, info, debug",
@@ -124,6 +119,10 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("kernel-start-timeout-ms", "E2B_CI_KERNEL_START_TIMEOUT_MS",
 	    kernel_start_timeout_ms, 60000, 1000, 600000, 0,
 	    "how long a kernel may take to answer kernel_info"),
+	NUM("kernel-retry-ms", "E2B_CI_KERNEL_RETRY_MS", kernel_retry_ms,
+	    60000, 0, 86400000, 0,
+	    "a context whose kernel failed to start tries again after this, "
+	    "the wait doubling up to 10 minutes; 0: never"),
 	NUM("interrupt-timeout-ms", "E2B_CI_INTERRUPT_TIMEOUT_MS",
 	    interrupt_timeout_ms, 5000, 100, 600000, 0,
 	    "how long an interrupt may take before the kernel is restarted"),
@@ -449,8 +448,9 @@ void cfg_usage(FILE *out, const char *prog)
 			fprintf(out, "%s)\n", o->sdef[0] ? o->sdef : "\"\"");
 	}
 	fprintf(out, "  %-32s %s\n  %-32s %s\n  %-32s %s\n", "--check",
-		"validate the configuration, print it and exit", "--version",
-		"print the version and exit", "-h, --help",
+		"validate the configuration, print it, check that each default "
+		"language's kernel can start (starting none) and exit",
+		"--version", "print the version and exit", "-h, --help",
 		"print this help and exit");
 	fputs(
 	    "\nRoutes: GET /health, POST /execute (NDJSON stream), GET and "
@@ -477,8 +477,9 @@ void cfg_usage(FILE *out, const char *prog)
 	    "with an error line,\n  kernels are stopped, runtime files "
 	    "removed.\n"
 	    "\nExit status: 0 after a clean stop (and for --help, --version, "
-	    "--check), 1 when\n  startup failed (port taken, runtime dir), 2 "
-	    "for a bad option or value.\n",
+	    "--check), 1 when\n  startup failed (port taken, runtime dir) or "
+	    "--check found a default kernel\n  that cannot start, 2 for a "
+	    "bad option or value.\n",
 	    out);
 }
 

@@ -25,6 +25,8 @@ struct cfg {
 	long max_body;		 /* --max-body: request body cap, bytes */
 	long keepalive_ms;	 /* --keepalive-ms: 5000 */
 	long kernel_start_timeout_ms; /* --kernel-start-timeout-ms: 60000 */
+	long kernel_retry_ms; /* --kernel-retry-ms: a FAILED context tries again
+				 after this, doubling; 0 = never. 60000 */
 	long interrupt_timeout_ms; /* --interrupt-timeout-ms: 5000, then restart
 				    */
 	long envd_timeout_ms;	   /* --envd-timeout-ms: 2000 */

@@ -12,8 +12,12 @@
  * Kernel death: the running execution ends with ContextRestarting and a new
  * kernel starts with the same id and cwd; queued executions wait for it.
  * Three failed starts in a row without ever becoming ready mark the context
- * FAILED. Old kernels go to the server's graveyard until their process is
- * reaped. Loop thread only.
+ * FAILED, with a one-line reason (kernelspec, exit status, the kernel's last
+ * stderr lines) that goes to the log once, to /health for a default
+ * context, and to every execution as ContextUnavailable. A FAILED context
+ * tries again after --kernel-retry-ms, doubling up to 10 minutes; a restart
+ * request tries at once. Old kernels go to the server's graveyard until
+ * their process is reaped. Loop thread only.
  */
 #include "ctx.h"
 
@@ -21,6 +25,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <uuid/uuid.h>
 
 #include "envd.h"
@@ -37,6 +43,9 @@
 #include "wire.h"
 
 #define CTX_MAX_QUICK_FAILURES 3
+/* The wait before a FAILED context tries again doubles up to this (or
+ * --kernel-retry-ms when that is longer). */
+#define CTX_RETRY_CAP_MS 600000u
 
 static void ctx_on_ready(void *arg, struct kernel *k);
 static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
@@ -141,11 +150,37 @@ static int ctx_adopt(struct ctx *c, struct kernel *k)
 	return 0;
 }
 
+/* A context's cwd deleted after it was made would fail every start from
+ * then on (chdir in the child), leaving a context that can only fail. Its
+ * kernel starts in the default cwd instead, which becomes the context's cwd
+ * (GET /contexts shows it), and the log says so. */
+static void ctx_check_cwd(struct ctx *c)
+{
+	const char *fallback = c->srv->cfg.cwd, *why;
+	struct stat st;
+	char *to;
+
+	if (stat(c->cwd, &st) < 0)
+		why = strerror(errno);
+	else if (!S_ISDIR(st.st_mode))
+		why = "not a directory";
+	else
+		return;
+	if (strcmp(c->cwd, fallback) == 0 || !(to = strdup(fallback)))
+		return;
+	log_warnx("context %.8s: its cwd %s is gone (%s); its kernel starts "
+		  "in %s instead",
+		  c->id, c->cwd, why, fallback);
+	free(c->cwd);
+	c->cwd = to;
+}
+
 static int ctx_spawn(struct ctx *c)
 {
 	struct kernel *warm;
 	char err[256];
 
+	ctx_check_cwd(c);
 	warm = pool_take(c->srv, c->language, &ctx_kernel_ops, c);
 	if (warm && ctx_adopt(c, warm) == 0)
 		return 0;
@@ -153,9 +188,8 @@ static int ctx_spawn(struct ctx *c)
 				 &ctx_kernel_ops, c, err, sizeof(err));
 	c->srv->stats.kernel_starts++;
 	if (!c->kernel) {
-		log_warnx("context %.8s: %s", c->id, err);
-		snprintf(c->fail_reason, sizeof(c->fail_reason), "%s", err);
-		c->state = CTX_FAILED;
+		snprintf(c->fail_reason, sizeof(c->fail_reason),
+			 "Kernel for %s: %s", c->language, err);
 		return -1;
 	}
 	c->state = CTX_STARTING;
@@ -244,6 +278,7 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	c->spec = spec;
 	c->is_default = is_default;
 	if (ctx_spawn(c) < 0) {
+		log_errx("context %.8s: %s", c->id, c->fail_reason);
 		*status = 500;
 		snprintf(err, errlen, "%s", c->fail_reason);
 		ctx_free(c);
@@ -267,9 +302,14 @@ static void ctx_on_ready(void *arg, struct kernel *k)
 	struct ctx *c = arg;
 
 	(void)k;
+	if (c->retry_rounds > 0)
+		log_info("context %.8s: its %s kernel started after all", c->id,
+			 c->language);
 	c->state = CTX_READY;
 	c->ever_ready = true;
 	c->quick_failures = 0;
+	c->retry_rounds = 0;
+	c->retry_at = 0;
 	ctx_notify(c, 0, NULL);
 	server_check_ready(c->srv);
 	run_pump(c);
@@ -282,24 +322,87 @@ static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 	run_on_msg(arg, ch, m);
 }
 
+static void ctx_retry(void *arg, short revents);
+
+/* The kernel cannot be started (fail_reason says why): the context is
+ * FAILED, its executions and waiters are told, and unless --kernel-retry-ms
+ * is 0 it tries again later, the wait doubling with every failed round, so
+ * that a transient failure (a package still installing, a full disk) heals
+ * by itself. The first failure is an error in the log; later rounds only
+ * warn. */
+static void ctx_fail(struct ctx *c)
+{
+	uint64_t wait = (uint64_t)c->srv->cfg.kernel_retry_ms;
+	uint64_t cap = wait > CTX_RETRY_CAP_MS ? wait : CTX_RETRY_CAP_MS;
+
+	c->state = CTX_FAILED;
+	c->retry_at = 0;
+	for (unsigned i = 0; i < c->retry_rounds && wait < cap; i++)
+		wait *= 2;
+	wait = wait < cap ? wait : cap;
+	if (c->retry_rounds++ == 0)
+		log_errx("context %.8s: %s", c->id, c->fail_reason);
+	else
+		log_warnx("context %.8s: try %u failed too: %s", c->id,
+			  c->retry_rounds, c->fail_reason);
+	if (wait > 0) {
+		c->retry_at = loop_now_ms() + wait;
+		loop_timer_arm(c->srv->loop, &c->retry_timer, wait, ctx_retry,
+			       c);
+	}
+	ctx_notify(c, -EIO, c->fail_reason);
+	run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+}
+
+/* Starts the kernel again: after a quick back-off, or, for a FAILED
+ * context, as a new round of tries. */
 static void ctx_retry(void *arg, short revents)
 {
 	struct ctx *c = arg;
 
 	(void)revents;
-	if (ctx_spawn(c) < 0) {
-		ctx_notify(c, -EIO, c->fail_reason);
-		run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	if (c->state == CTX_FAILED) {
+		log_info("context %.8s: trying to start its %s kernel again",
+			 c->id, c->language);
+		c->state = CTX_STARTING;
+		c->quick_failures = 0;
+		c->retry_at = 0;
 	}
+	if (ctx_spawn(c) < 0)
+		ctx_fail(c);
+}
+
+/* Why a kernel that never answered is gone, into fail_reason: the
+ * kernelspec, how it ended and the last lines it wrote to stderr. */
+static void ctx_describe_exit(struct ctx *c, const struct kernel *k, int status)
+{
+	char how[96], tail[1024];
+	const char *said;
+
+	if (WIFSIGNALED(status))
+		snprintf(how, sizeof(how), "was killed by signal %d (%s)",
+			 WTERMSIG(status), strsignal(WTERMSIG(status)));
+	else
+		snprintf(how, sizeof(how), "exited with status %d",
+			 WEXITSTATUS(status));
+	kernel_stderr_tail(k, tail, sizeof(tail));
+	said = *tail ? "its stderr ended with: " : "it wrote nothing to stderr";
+	snprintf(c->fail_reason, sizeof(c->fail_reason),
+		 "Kernel for %s (kernelspec %s in %s) %s during startup, %d "
+		 "times in a row; %s%s",
+		 c->language, c->spec->name, c->spec->dir, how,
+		 c->quick_failures, said, tail);
 }
 
 static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 {
 	struct ctx *c = arg;
-
-	(void)status;
 	bool oom = kernel_oom_killed(k);
 
+	if (!was_ready && !c->srv->stopping) {
+		c->quick_failures++;
+		ctx_describe_exit(c, k, status);
+	}
 	kernel_free(k);
 	c->kernel = NULL;
 	c->srv->stats.kernel_deaths++;
@@ -318,15 +421,8 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	}
 	if (c->srv->stopping)
 		return;
-	if (!was_ready && ++c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
-		snprintf(c->fail_reason, sizeof(c->fail_reason),
-			 "Kernel '%s' for %s exited during startup %d times "
-			 "in a row",
-			 c->spec->name, c->language, c->quick_failures);
-		log_errx("context %.8s: %s", c->id, c->fail_reason);
-		c->state = CTX_FAILED;
-		ctx_notify(c, -EIO, c->fail_reason);
-		run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	if (!was_ready && c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
+		ctx_fail(c);
 		return;
 	}
 	log_warnx("context %.8s: kernel died; starting a new one", c->id);
@@ -344,10 +440,42 @@ void ctx_restart(struct ctx *c, const char *why)
 	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
 	ctx_bury_kernel(c);
 	c->quick_failures = 0;
-	if (ctx_spawn(c) < 0) {
-		ctx_notify(c, -EIO, c->fail_reason);
-		run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	c->retry_rounds = 0;
+	c->retry_at = 0;
+	if (ctx_spawn(c) < 0)
+		ctx_fail(c);
+}
+
+size_t ctx_failed_defaults(struct server *s, char *buf, size_t len)
+{
+	uint64_t now = loop_now_ms();
+	size_t n = 0, used = 0;
+
+	if (len)
+		*buf = '\0';
+	for (char **l = s->default_languages; l && *l; l++) {
+		const struct ctx *c = ctx_default(s, *l);
+		char when[96];
+		int w;
+
+		if (!c || c->state != CTX_FAILED || used >= len)
+			continue;
+		if (c->retry_at) {
+			uint64_t left =
+			    c->retry_at > now ? c->retry_at - now : 0;
+			snprintf(when, sizeof(when), "next try in %llu s",
+				 (unsigned long long)(left + 999) / 1000);
+		} else {
+			snprintf(when, sizeof(when),
+				 "no retry (--kernel-retry-ms 0) until a "
+				 "restart");
+		}
+		w = snprintf(buf + used, len - used, "%s%s (context %s; %s)",
+			     n ? "\n" : "", c->fail_reason, c->id, when);
+		used += w > 0 ? (size_t)w : 0;
+		n++;
 	}
+	return n;
 }
 
 void ctx_delete(struct ctx *c)

@@ -5,8 +5,10 @@
  * executions (run by run.c, one by one in arrival order; contexts run in
  * parallel). This module owns the registry and the kernel's life: a warm
  * kernel from the pool or a fresh one, restart (same id, cwd) on request or
- * when the kernel dies, back-off and FAILED after repeated start failures,
- * delete. Waiters (HTTP requests
+ * when the kernel dies, back-off and FAILED after repeated start failures
+ * (with a reason naming the kernelspec, the exit status and the kernel's
+ * last stderr lines), a later retry of a FAILED context (--kernel-retry-ms,
+ * doubling), delete. Waiters (HTTP requests
  * that wait for a context to become ready: create, restart, a lazily created
  * default context) are told of success or failure. Loop thread only.
  */
@@ -49,11 +51,14 @@ struct ctx {
 	struct kernel *kernel;
 	enum ctx_state state;
 	bool ever_ready;
-	int quick_failures;
-	char fail_reason[256];
+	int quick_failures;    /* starts in a row that died unready */
+	unsigned retry_rounds; /* FAILED rounds since it was last ready */
+	uint64_t retry_at;     /* when a FAILED context tries again; 0: never */
+	char fail_reason[1280]; /* why it is FAILED: one line */
 
 	json_t *global_env; /* from envd, owned; NULL until fetched */
 	bool need_global_env;
+	bool envd_warned; /* an envd failure was logged at warn level */
 	struct envd_req *envd;
 
 	/* The execution pipeline (run.c). */
@@ -66,7 +71,7 @@ struct ctx {
 	struct ctx_waiter *waiters;
 	struct loop_timer interrupt_timer;
 	uint64_t interrupt_deadline, interrupt_sent_ms;
-	struct loop_timer retry_timer;
+	struct loop_timer retry_timer; /* the next start: back-off or retry */
 	struct ctx *next;
 };
 
@@ -90,6 +95,11 @@ void ctx_restart(struct ctx *c, const char *why);
 /* Removes the context: every execution ends with an error line, the kernel
  * is stopped, waiters fail. c is freed. */
 void ctx_delete(struct ctx *c);
+
+/* Writes one line per context of --default-languages that is FAILED into
+ * buf (len bytes, NUL-terminated): its reason and when it tries again.
+ * Returns how many there are (0: buf is ""). */
+size_t ctx_failed_defaults(struct server *s, char *buf, size_t len);
 
 /* {"id","language","cwd"}: a new reference. */
 json_t *ctx_to_json(const struct ctx *c);

@@ -12,8 +12,9 @@
  * everything is freed before done runs, so done may start another fetch;
  * the response is capped at ENVD_MAX_RESPONSE bytes; every failure hands
  * done an empty object (allocated up front, so failing never allocates) and
- * is logged at debug level only. A body that is not a JSON object of string
- * values is a failure as a whole: no partial environment is ever applied.
+ * its reason, and is logged here at debug level only (the caller warns). A body
+ * that is not a JSON object of string values is a failure as a whole: no
+ * partial environment is ever applied.
  *
  * Loop thread only. Deliberately not done: https, redirects, keep-alive,
  * proxies, content codings, obsolete header folding, and asynchronous DNS:
@@ -167,6 +168,15 @@ static int url_parse(const char *url, struct envd_url *u)
 	return 0;
 }
 
+int envd_url_check(const char *url)
+{
+	struct envd_url u;
+	int rc = url_parse(url, &u);
+
+	free(u.buf);
+	return rc < 0 ? -1 : 0;
+}
+
 /* Builds the request text into r->out. */
 static int build_request(struct envd_req *r, const struct envd_url *u,
 			 const char *token)
@@ -208,14 +218,14 @@ static void req_free(struct envd_req *r)
 	free(r);
 }
 
-/* Ends the request with vars (a new reference, stolen). */
-static void finish(struct envd_req *r, json_t *vars)
+/* Ends the request with vars (a new reference, stolen); why as for done. */
+static void finish(struct envd_req *r, json_t *vars, const char *why)
 {
 	envd_done_fn done = r->done;
 	void *arg = r->arg;
 
 	req_free(r);
-	done(arg, vars);
+	done(arg, vars, why);
 }
 
 static void fail(struct envd_req *r, const char *why)
@@ -224,7 +234,7 @@ static void fail(struct envd_req *r, const char *why)
 
 	log_debug("envd: GET %.200s/envs: %s; no global env vars", r->url, why);
 	r->empty = NULL;
-	finish(r, empty);
+	finish(r, empty, why);
 }
 
 static void on_io(void *arg, short revents);
@@ -570,7 +580,7 @@ static void on_readable(struct envd_req *r)
 	}
 	vars = check_response(r, rc == 1, &why);
 	if (vars)
-		finish(r, vars);
+		finish(r, vars, NULL);
 	else if (why)
 		fail(r, why);
 }

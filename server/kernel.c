@@ -57,6 +57,10 @@
 #define KERNEL_MAX_FRAMES	64
 #define KERNEL_BATCH		256
 #define KERNEL_PIPE_LINE	2048
+/* What a kernel last wrote to stderr is kept for the reason of a failed
+ * start (launch.sh: e2b-kernel not found, a Python traceback's last line). */
+#define KERNEL_TAIL_LINES 4
+#define KERNEL_TAIL_CHARS 240
 
 extern char **environ;
 
@@ -67,6 +71,9 @@ struct kernel_pipe {
 	const char *name;
 	char line[KERNEL_PIPE_LINE];
 	size_t len;
+	/* The last lines, a ring (stderr only; NULL for stdout). */
+	char (*tail)[KERNEL_TAIL_CHARS];
+	unsigned ntail; /* lines ever kept */
 };
 
 struct kernel {
@@ -83,6 +90,7 @@ struct kernel {
 	int pidfd;
 	struct loop_watch *pidw;
 	struct kernel_pipe out, err;
+	char err_tail[KERNEL_TAIL_LINES][KERNEL_TAIL_CHARS];
 
 	char *conn_file;
 	char *ipc_prefix; /* NULL for tcp */
@@ -354,32 +362,49 @@ fail:
 	_exit(127);
 }
 
+/* Keeps line in dst, cut to fit at a UTF-8 boundary, control characters
+ * as spaces: it ends up in log lines and plain-text HTTP answers. */
+static void kernel_tail_keep(char *dst, const char *line, size_t len)
+{
+	size_t n = len < KERNEL_TAIL_CHARS - 1 ? len : KERNEL_TAIL_CHARS - 1;
+
+	while (n > 0 && n < len && ((unsigned char)line[n] & 0xc0) == 0x80)
+		n--;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)line[i];
+		dst[i] = c < 0x20 || c == 0x7f ? ' ' : (char)c;
+	}
+	dst[n] = '\0';
+}
+
 static void kernel_pipe_flush_line(struct kernel_pipe *p)
 {
 	if (p->len == 0)
 		return;
 	p->line[p->len] = '\0';
 	log_debug("kernel %.8s %s: %s", p->k->id, p->name, p->line);
+	if (p->tail)
+		kernel_tail_keep(p->tail[p->ntail++ % KERNEL_TAIL_LINES],
+				 p->line, p->len);
 	p->len = 0;
 }
 
-static void kernel_on_pipe(void *arg, short revents)
+/* Reads one batch. Returns false once nothing more is to be read now (the
+ * pipe is empty, or at its end, and then closed). */
+static bool kernel_pipe_read(struct kernel_pipe *p)
 {
-	struct kernel_pipe *p = arg;
 	char buf[4096];
-	ssize_t n;
+	ssize_t n = read(p->fd, buf, sizeof(buf));
 
-	(void)revents;
-	n = read(p->fd, buf, sizeof(buf));
 	if (n <= 0) {
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return;
+			return false;
 		kernel_pipe_flush_line(p);
 		loop_del(p->k->env.loop, p->w);
 		p->w = NULL;
 		close(p->fd);
 		p->fd = -1;
-		return;
+		return false;
 	}
 	for (ssize_t i = 0; i < n; i++) {
 		if (buf[i] == '\n' || p->len == KERNEL_PIPE_LINE - 1)
@@ -387,6 +412,31 @@ static void kernel_on_pipe(void *arg, short revents)
 		if (buf[i] != '\n')
 			p->line[p->len++] = buf[i];
 	}
+	return true;
+}
+
+static void kernel_on_pipe(void *arg, short revents)
+{
+	(void)revents;
+	kernel_pipe_read(arg);
+}
+
+const char *kernel_stderr_tail(const struct kernel *k, char *buf, size_t len)
+{
+	const struct kernel_pipe *p = &k->err;
+	unsigned first =
+	    p->ntail > KERNEL_TAIL_LINES ? p->ntail - KERNEL_TAIL_LINES : 0;
+	size_t used = 0;
+
+	if (len)
+		*buf = '\0';
+	for (unsigned i = first; i < p->ntail && used < len; i++) {
+		int n = snprintf(buf + used, len - used, "%s%s",
+				 i > first ? " | " : "",
+				 p->tail[i % KERNEL_TAIL_LINES]);
+		used += n > 0 ? (size_t)n : 0;
+	}
+	return buf;
 }
 
 static void kernel_close_io(struct kernel *k)
@@ -401,6 +451,12 @@ static void kernel_close_io(struct kernel *k)
 		k->sock[c] = NULL;
 	}
 	for (int i = 0; i < 2; i++) {
+		/* What the process wrote just before it exited may still be in
+		 * the pipe (the pidfd can fire first): read it, a bounded
+		 * amount, so that its last words reach the log and the tail. */
+		for (int batch = 0; batch < 16 && pipes[i]->fd >= 0; batch++)
+			if (!kernel_pipe_read(pipes[i]))
+				break;
 		loop_del(k->env.loop, pipes[i]->w);
 		pipes[i]->w = NULL;
 		if (pipes[i]->fd >= 0) {
@@ -676,6 +732,7 @@ struct kernel *kernel_start(const struct kernel_env *env,
 	k->out.k = k->err.k = k;
 	k->out.name = "stdout";
 	k->err.name = "stderr";
+	k->err.tail = k->err_tail;
 	k->state = KERNEL_STARTING;
 	k->started_ms = loop_now_ms();
 	if (kernel_prepare(k, ports, err, errlen) < 0 ||

@@ -106,6 +106,11 @@ pid_t kernel_pid(const struct kernel *k);
 const char *kernel_id(const struct kernel *k);
 /* After the exit: whether the OOM killer ended the kernel. */
 bool kernel_oom_killed(const struct kernel *k);
+/* The last few lines the kernel wrote to stderr (each cut to a couple of
+ * hundred bytes), oldest first, joined by " | ", written into buf (len
+ * bytes, NUL-terminated, "" when none). Also after the exit, until
+ * kernel_free. Returns buf. */
+const char *kernel_stderr_tail(const struct kernel *k, char *buf, size_t len);
 
 /* The kernel_info_reply content (borrowed), NULL before ready. */
 json_t *kernel_info(const struct kernel *k);

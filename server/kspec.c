@@ -18,7 +18,8 @@
  * changes the environment concurrently (skipped specs are reported with
  * log_warnx, which writes each line with one write(2) and no shared state).
  * It does not resolve argv[0] on PATH, start processes, or merge the spec
- * env into the daemon's environment: that is the kernel module's job.
+ * env into the daemon's environment: that is the kernel module's job (and
+ * check.c's, for --check).
  */
 #include "kspec.h"
 
@@ -125,6 +126,9 @@ void kspec_free(struct kspec *k)
 	free(k->display_name);
 	free(k->language);
 	kspec_strv_free(k->env);
+	for (size_t i = 0; k->check != NULL && k->check[i] != NULL; i++)
+		kspec_strv_free(k->check[i]);
+	free(k->check);
 	free(k);
 }
 
@@ -349,6 +353,59 @@ nomem:
 	return -ENOMEM;
 }
 
+/* A JSON array of n strings as a NULL-terminated vector; NULL if it is
+ * not one or on ENOMEM. */
+static char **kspec_strv_of(json_t *a)
+{
+	size_t i, n = json_is_array(a) ? json_array_size(a) : 0;
+	char **v;
+	json_t *e;
+
+	if (n == 0 || n > KSPEC_VEC_MAX || !(v = calloc(n + 1, sizeof(*v))))
+		return NULL;
+	json_array_foreach(a, i, e)
+	{
+		if (!json_is_string(e) ||
+		    !(v[i] = strdup(json_string_value(e))))
+			break;
+	}
+	if (i < n || v[0][0] == '\0') {
+		kspec_strv_free(v);
+		return NULL;
+	}
+	return v;
+}
+
+/* metadata["e2b-ci"]["check"]: a list of commands, each a non-empty list
+ * of strings. Optional; anything else there makes the kernelspec invalid,
+ * since only our own kernelspecs carry it. */
+static int kspec_parse_check(struct kspec *k, json_t *root, char *err,
+			     size_t errlen)
+{
+	json_t *list = json_object_get(
+	    json_object_get(json_object_get(root, "metadata"), "e2b-ci"),
+	    "check");
+	size_t i, n = json_is_array(list) ? json_array_size(list) : 0;
+	json_t *cmd;
+
+	if (list == NULL)
+		return 0;
+	if (n == 0 || n > KSPEC_VEC_MAX ||
+	    !(k->check = calloc(n + 1, sizeof(*k->check))))
+		goto bad;
+	json_array_foreach(list, i, cmd)
+	{
+		if (!(k->check[i] = kspec_strv_of(cmd)))
+			goto bad;
+	}
+	return 0;
+bad:
+	kspec_seterr(err, errlen,
+		     "metadata.e2b-ci.check must be a list of commands, each "
+		     "a non-empty list of strings");
+	return -EINVAL;
+}
+
 static int kspec_parse_root(struct kspec *k, json_t *root, char *err,
 			    size_t errlen)
 {
@@ -364,7 +421,8 @@ static int kspec_parse_root(struct kspec *k, json_t *root, char *err,
 			       errlen)) != 0 ||
 	    (r = kspec_opt_str(root, "language", &k->language, err, errlen)) !=
 		0 ||
-	    (r = kspec_parse_env(k, root, err, errlen)) != 0)
+	    (r = kspec_parse_env(k, root, err, errlen)) != 0 ||
+	    (r = kspec_parse_check(k, root, err, errlen)) != 0)
 		return r;
 	/* jupyter_client treats interrupt_mode as a caseless enum with
 	 * "signal" as the default. */
@@ -761,28 +819,45 @@ static char *kspec_subst(const char *s, const char *const *keys,
 	return kspec_buf_take(&b);
 }
 
-char **kspec_argv(const struct kspec *k, const char *connection_file)
+char **kspec_subst_argv(const struct kspec *k, char *const *argv,
+			const char *connection_file)
 {
 	const char *keys[] = {"{connection_file}", "{resource_dir}",
 			      "{prefix}"};
 	const char *vals[3];
 	char **v;
-	size_t i;
+	size_t i, n = 0;
 
-	if (k == NULL || connection_file == NULL)
+	if (k == NULL || argv == NULL || connection_file == NULL)
 		return NULL;
 	vals[0] = connection_file;
 	vals[1] = k->dir;
 	vals[2] = KSPEC_PREFIX;
-	v = calloc(k->argc + 1, sizeof(char *));
+	while (argv[n] != NULL)
+		n++;
+	v = calloc(n + 1, sizeof(char *));
 	if (v == NULL)
 		return NULL;
-	for (i = 0; i < k->argc; i++) {
-		v[i] = kspec_subst(k->argv[i], keys, vals, 3);
+	for (i = 0; i < n; i++) {
+		v[i] = kspec_subst(argv[i], keys, vals, 3);
 		if (v[i] == NULL) {
 			kspec_strv_free(v);
 			return NULL;
 		}
 	}
 	return v;
+}
+
+char **kspec_argv(const struct kspec *k, const char *connection_file)
+{
+	return k ? kspec_subst_argv(k, k->argv, connection_file) : NULL;
+}
+
+struct kspec *kspec_resolve(char *const *path, const char *lang)
+{
+	struct kspec *k = kspec_find(path, lang);
+
+	if (k == NULL && lang != NULL && strcmp(lang, "typescript") == 0)
+		k = kspec_find(path, "javascript");
+	return k;
 }

@@ -27,6 +27,11 @@ struct kspec {
 	bool interrupt_message; /* interrupt_mode == "message" */
 	char **env; /* NULL-terminated "KEY=VALUE" after ${VAR} expansion */
 	size_t nenv;
+	/* metadata["e2b-ci"]["check"]: commands (NULL-terminated argv
+	 * vectors, unsubstituted; the list NULL-terminated) that e2b-ci
+	 * --check runs to see that the kernel can start, e.g. our kernel
+	 * host's launch.sh --check. NULL when absent. */
+	char ***check;
 };
 
 /* Reads dir/kernel.json; name is the kernelspec name. Returns a new kspec or
@@ -62,5 +67,12 @@ struct kspec **kspec_list(char *const *path);
  * substituted in every element. Returns a NULL-terminated malloc'd vector
  * (kspec_strv_free) or NULL. */
 char **kspec_argv(const struct kspec *k, const char *connection_file);
+/* The same for another vector of k's (one of k->check). */
+char **kspec_subst_argv(const struct kspec *k, char *const *v,
+			const char *connection_file);
+
+/* kspec_find, and for "typescript" without a spec of its own the
+ * JavaScript kernel's spec (our runner serves both). A new kspec or NULL. */
+struct kspec *kspec_resolve(char *const *path, const char *lang);
 
 #endif

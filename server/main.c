@@ -20,6 +20,7 @@
 #include <zmq.h>
 
 #include "api.h"
+#include "check.h"
 #include "ctx.h"
 #include "grave.h"
 #include "http.h"
@@ -45,11 +46,7 @@ const struct kspec *server_spec(struct server *s, const char *language)
 		free(e);
 		return NULL;
 	}
-	e->spec = kspec_find(s->kspec_path, language);
-	/* TypeScript runs on the JavaScript kernel unless a spec of its own
-	 * is installed. */
-	if (!e->spec && strcmp(language, "typescript") == 0)
-		e->spec = kspec_find(s->kspec_path, "javascript");
+	e->spec = kspec_resolve(s->kspec_path, language);
 	if (e->spec)
 		log_info("language %s -> kernelspec %s (%s)", language,
 			 e->spec->name, e->spec->dir);
@@ -68,19 +65,28 @@ size_t server_kernels(const struct server *s)
 	return n + warm + warming;
 }
 
+/* Start-up is over once every default context answered or FAILED: then
+ * READY=1 goes to systemd and the pool fills. A FAILED one does not hold
+ * the daemon back (the others serve, and it retries by itself); /health
+ * stays 503 and names it until it answers. */
 void server_check_ready(struct server *s)
 {
-	size_t n = 0;
+	size_t n = 0, failed = 0;
 
 	for (char **l = s->default_languages; *l; l++) {
 		struct ctx *c = ctx_default(s, *l);
-		if (c && !c->ever_ready)
+		if (c && !c->ever_ready && c->state != CTX_FAILED)
 			return;
-		n += c != NULL;
+		n += c && c->ever_ready;
+		failed += c && !c->ever_ready;
 	}
 	if (s->ready)
 		return;
 	s->ready = true;
+	if (failed)
+		log_warnx("started with %zu of %zu default context(s) failed; "
+			  "/health answers 503 until they answer",
+			  failed, n + failed);
 	log_info("ready: %zu default context(s) answer on port %d", n,
 		 http_port(s->http));
 	sdn_status("ready, %zu contexts", s->ncontexts);
@@ -160,14 +166,25 @@ static void main_on_signal(void *arg, short revents)
 	}
 }
 
-/* STATUS= for systemctl status; sdn_status() drops unchanged lines. */
+/* STATUS= for systemctl status; sdn_status() drops unchanged lines. A
+ * failed default context comes first: it is why /health says 503. */
 static void main_status(struct server *s)
 {
-	size_t warm, warming;
+	size_t warm, warming, failed;
+	char why[600], *cut;
 
 	pool_count(s, &warm, &warming);
-	sdn_status("ready: %zu contexts, %zu kernels (%zu warm)", s->ncontexts,
-		   s->ncontexts + warm + warming, warm);
+	failed = ctx_failed_defaults(s, why, sizeof(why));
+	/* The first reason, without its countdown, which would change the
+	 * line every second. */
+	why[strcspn(why, "\n")] = '\0';
+	cut = strstr(why, " (context ");
+	if (cut)
+		*cut = '\0';
+	sdn_status("%s: %zu contexts, %zu kernels (%zu warm)%s%s",
+		   failed ? "degraded" : "ready", s->ncontexts,
+		   s->ncontexts + warm + warming, warm, failed ? "; " : "",
+		   failed ? why : "");
 }
 
 static struct loop_timer main_wd_timer;
@@ -208,7 +225,7 @@ static int main_start_defaults(struct server *s)
 			/* Drop it from the list so readiness does not wait. */
 			free(v[i]);
 			memmove(&v[i], &v[i + 1],
-				sizeof(*v) * (strlen_v(v + i)));
+				sizeof(*v) * strlen_v(v + i + 1));
 			continue;
 		}
 		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
@@ -284,6 +301,27 @@ static int main_setup(struct server *s, int *sigfd)
 	return main_start_defaults(s);
 }
 
+/* --check: prints the configuration as parsed, then checks that every
+ * default language can start its kernel (check.c), starting none. Returns
+ * the exit status: 0, or 1 when a default kernel cannot start. */
+static int main_check(struct cfg *c)
+{
+	char **path = kspec_search_path(c->kernel_path);
+	char **langs = main_split_languages(c->default_languages);
+	int failed = 1;
+
+	cfg_print(c, stdout);
+	fflush(stdout);
+	if (path && langs)
+		failed = check_kernels(path, langs, stdout, stderr);
+	else
+		fprintf(stderr, "e2b-ci: out of memory\n");
+	kspec_strv_free(path);
+	kspec_strv_free(langs);
+	cfg_cleanup(c);
+	return failed ? 1 : 0;
+}
+
 /* 0, or -1 when kernels were leaked (a bug; see below). */
 static int main_cleanup(struct server *s, int sigfd)
 {
@@ -342,11 +380,8 @@ int main(int argc, char **argv)
 		return 0;
 	log_parse_level(s->cfg.log_level, &lvl);
 	log_init(lvl, getenv("JOURNAL_STREAM") != NULL);
-	if (rc == 2) {
-		cfg_print(&s->cfg, stdout);
-		cfg_cleanup(&s->cfg);
-		return 0;
-	}
+	if (rc == 2)
+		return main_check(&s->cfg);
 	if (main_setup(s, &sigfd) < 0) {
 		main_cleanup(s, sigfd);
 		return 1;

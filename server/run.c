@@ -133,11 +133,20 @@ static void run_send_main(struct ctx *c)
 	e->state = EXEC_RUNNING;
 }
 
-static void run_on_envd(void *arg, json_t *vars)
+static void run_on_envd(void *arg, json_t *vars, const char *why)
 {
 	struct ctx *c = arg;
 
 	c->envd = NULL;
+	/* Sandbox-wide env vars that never arrive are a misconfiguration or a
+	 * broken envd: worth a warning, but once per context, not per cell. */
+	if (why && !c->envd_warned) {
+		c->envd_warned = true;
+		log_warnx("context %.8s: GET %.200s/envs failed (%s): its code "
+			  "runs without the sandbox-wide env vars (said once "
+			  "per context)",
+			  c->id, c->srv->cfg.envd_url, why);
+	}
 	json_decref(c->global_env);
 	c->global_env = vars;
 	c->need_global_env = false;

@@ -10,6 +10,8 @@
  *
  *   main.c    startup, option handling, signals, the loop, shutdown
  *   cfg_      the option table: flags, environment, defaults, --help
+ *   check_    --check's kernel checks: each default language's kernelspec,
+ *             launcher and the check commands its kernel.json lists
  *   log_      leveled logging to stderr, journald priorities
  *   sdn_      systemd notify: READY, STATUS, STOPPING, WATCHDOG
  *   loop_     poll(2) event loop: fd watches, ZeroMQ sockets through
@@ -81,7 +83,8 @@ struct server {
 	struct pool *pool;
 
 	char **default_languages; /* NULL-terminated, normalized */
-	bool ready;		  /* every default context answered once */
+	bool ready; /* start-up over: every default context answered or
+		       FAILED */
 	bool stopping;
 
 	struct metrics metrics;
@@ -100,8 +103,9 @@ const struct kspec *server_spec(struct server *s, const char *language);
  * Defined in main.c. */
 size_t server_kernels(const struct server *s);
 
-/* Called by ctx_ whenever a context becomes ready: turns /health green once
- * all default contexts have answered. Defined in main.c. */
+/* Called by ctx_ whenever a context becomes ready: ends start-up (READY=1,
+ * the pool fills) once every default context answered or FAILED; /health is
+ * 200 while none is FAILED. Defined in main.c. */
 void server_check_ready(struct server *s);
 
 #endif

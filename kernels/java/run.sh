@@ -9,7 +9,9 @@
 # then moves the host's request pipe from fd 0 to fd 4, so that user code and
 # its children read /dev/null, and execs the JVM in place: the host's pid,
 # process group and cwd (hence user.dir) are the JVM's. $E2BCI_JAVA overrides
-# the java binary (default /usr/bin/java).
+# the java binary (default /usr/bin/java). `run.sh --check` starts nothing:
+# it finds the runner and java the same way, prints the runner's dir and
+# exits 0, or says what is missing and exits 127 (for `e2b-ci --check`).
 here=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd -P)
 dir=
 for d in "${E2BCI_JAVA_DIR:-}" "$here/../../build/java" "$here/../../build-asan/java" \
@@ -23,14 +25,22 @@ if [ -z "$dir" ]; then
 	echo "e2b java runner: compiled runner not found (run make; or set E2BCI_JAVA_DIR)" >&2
 	exit 127
 fi
+java=${E2BCI_JAVA:-/usr/bin/java}
+[ -x "$java" ] || java=java
+if [ "${1:-}" = --check ]; then
+	if ! command -v "$java" >/dev/null 2>&1; then
+		echo "e2b java runner: $java not found (kernels/java/install.sh installs a JDK)" >&2
+		exit 127
+	fi
+	echo "$dir"
+	exit 0
+fi
 # The runner reopens fd 3 by path; it must be the host's pipe, never a file
 # the JVM opened itself because the host left fd 3 closed.
 if ! { true >&3; } 2>/dev/null; then
 	echo "e2b java runner: fd 3 (the events pipe) is not open" >&2
 	exit 2
 fi
-java=${E2BCI_JAVA:-/usr/bin/java}
-[ -x "$java" ] || java=java
 
 # Measured on 2 cores (README.md): serial GC, C1 only and a 16 MiB initial
 # heap give about 0.45 s to "ready" and 100 MiB idle RSS (default flags:

@@ -54,15 +54,17 @@ struct srv {
 struct result {
 	int calls;
 	json_t *vars;
+	const char *why;
 };
 
-static void on_done(void *arg, json_t *vars)
+static void on_done(void *arg, json_t *vars, const char *why)
 {
 	struct result *res = arg;
 
 	res->calls++;
 	json_decref(res->vars);
 	res->vars = vars;
+	res->why = why;
 }
 
 #define RUN_UNTIL(l, cond)                                                     \
@@ -259,6 +261,7 @@ static void test_ok_with_token(void)
 	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
 	fetch(&s, SRV_ANSWER, resp, "tok-123._~+/= \"x\"", &res);
 	CHECK(json_equal(res.vars, want));
+	CHECK(res.why == NULL);
 	/* The request as the server saw it. */
 	CHECK(strncmp(s.req, "GET /envs HTTP/1.1\r\n", 20) == 0);
 	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", s.port);
@@ -470,9 +473,9 @@ static void test_responses(void)
 		REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
 		fetch(&s, mode, c->resp, NULL, &res);
 		if (c->ok)
-			CHECK(json_equal(res.vars, want));
+			CHECK(json_equal(res.vars, want) && res.why == NULL);
 		else
-			CHECK(is_empty_object(res.vars));
+			CHECK(is_empty_object(res.vars) && res.why != NULL);
 		if (th_cur_failed != failed)
 			fprintf(stderr, "    in case: %s%s\n", c->name,
 				i % 2 ? " (a byte at a time)" : "");
@@ -657,8 +660,16 @@ static void test_bad_input(void)
 		RUN_UNTIL(l, res.calls > 0);
 		CHECK(res.calls == 1);
 		CHECK(is_empty_object(res.vars));
+		CHECK(res.why != NULL);
+		/* The option parser refuses what envd cannot parse; a name
+		 * that does not resolve is well-formed. */
+		CHECK((envd_url_check(urls[i]) == 0) ==
+		      (strstr(urls[i], ".invalid") != NULL));
 		json_decref(res.vars);
 	}
+	CHECK(envd_url_check("http://127.0.0.1:1") == 0);
+	CHECK(envd_url_check("http://[::1]:49983/base/") == 0);
+	CHECK(envd_url_check("http://localhost") == 0);
 	/* A token that would split the header never reaches the wire. */
 	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
 	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
@@ -831,7 +842,7 @@ static void test_ipv6(void)
 	loop_free(l);
 }
 
-static void on_done_refetch(void *arg, json_t *vars);
+static void on_done_refetch(void *arg, json_t *vars, const char *why);
 
 /* done may start another fetch: the first request is gone by then. */
 struct chain {
@@ -841,9 +852,11 @@ struct chain {
 	json_t *last;
 };
 
-static void on_done_refetch(void *arg, json_t *vars)
+static void on_done_refetch(void *arg, json_t *vars, const char *why)
 {
 	struct chain *c = arg;
+
+	CHECK(why != NULL); /* ftp:// is refused */
 
 	json_decref(c->last);
 	c->last = vars;

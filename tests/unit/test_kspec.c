@@ -443,6 +443,84 @@ static void test_argv_substitution(void)
 	root_free();
 }
 
+/* metadata["e2b-ci"]["check"]: the commands --check runs, substituted
+ * like argv; optional, and strict where present. */
+static void test_check_commands(void)
+{
+	char err[256], expect[PATH_MAX + 64], **v;
+	struct kspec *k;
+
+	root_new();
+	spec(
+	    "k", "ours",
+	    "{\"argv\": [\"/bin/sh\", \"{resource_dir}/l.sh\"],"
+	    " \"metadata\": {\"e2b\": {\"host\": \"h\"}, \"e2b-ci\":"
+	    " {\"check\": [[\"/bin/sh\", \"{resource_dir}/l.sh\", \"--check\"],"
+	    " [\"true\"]]}}}");
+	k = kspec_load(at("k/ours"), "ours", err, sizeof(err));
+	REQUIRE(k != NULL);
+	REQUIRE(k->check != NULL);
+	REQUIRE(count(k->check[0]) == 3 && count(k->check[1]) == 1);
+	CHECK(k->check[2] == NULL);
+	CHECK_STR(k->check[0][1], "{resource_dir}/l.sh");
+	v = kspec_subst_argv(k, k->check[0], "c.json");
+	REQUIRE(v != NULL && count(v) == 3);
+	snprintf(expect, sizeof(expect), "%s/l.sh", k->dir);
+	CHECK_STR(v[1], expect);
+	CHECK_STR(v[2], "--check");
+	kspec_strv_free(v);
+	kspec_free(k);
+
+	/* Absent, or other metadata only: no check. */
+	spec("k", "plain",
+	     "{\"argv\": [\"x\"], \"metadata\": {\"debugger\": true}}");
+	k = kspec_load(at("k/plain"), "plain", err, sizeof(err));
+	REQUIRE(k != NULL);
+	CHECK(k->check == NULL);
+	kspec_free(k);
+
+	check_bad("{\"argv\": [\"x\"], \"metadata\": {\"e2b-ci\": "
+		  "{\"check\": \"x\"}}}",
+		  "metadata.e2b-ci.check");
+	check_bad("{\"argv\": [\"x\"], \"metadata\": {\"e2b-ci\": "
+		  "{\"check\": [\"x\"]}}}",
+		  "metadata.e2b-ci.check");
+	check_bad("{\"argv\": [\"x\"], \"metadata\": {\"e2b-ci\": "
+		  "{\"check\": [[]]}}}",
+		  "metadata.e2b-ci.check");
+	check_bad("{\"argv\": [\"x\"], \"metadata\": {\"e2b-ci\": "
+		  "{\"check\": [[\"\"]]}}}",
+		  "metadata.e2b-ci.check");
+	check_bad("{\"argv\": [\"x\"], \"metadata\": {\"e2b-ci\": "
+		  "{\"check\": [[\"a\", 1]]}}}",
+		  "metadata.e2b-ci.check");
+	root_free();
+}
+
+/* kspec_resolve: TypeScript falls back to the JavaScript kernel. */
+static void test_resolve_typescript(void)
+{
+	char *path[2];
+	struct kspec *k;
+
+	root_new();
+	spec("one", "javascript", spec_json("JS", "javascript"));
+	path[0] = (char *)at("one");
+	path[1] = NULL;
+	CHECK(kspec_find(path, "typescript") == NULL);
+	k = kspec_resolve(path, "typescript");
+	REQUIRE(k != NULL);
+	CHECK_STR(k->name, "javascript");
+	kspec_free(k);
+	spec("one", "typescript", spec_json("TS", "typescript"));
+	k = kspec_resolve(path, "typescript");
+	REQUIRE(k != NULL);
+	CHECK_STR(k->name, "typescript");
+	kspec_free(k);
+	CHECK(kspec_resolve(path, "cobol") == NULL);
+	root_free();
+}
+
 static void test_system_python3(void)
 {
 	char **path;
@@ -487,6 +565,8 @@ int main(void)
 	TEST(test_case_insensitive);
 	TEST(test_malformed_skipped);
 	TEST(test_argv_substitution);
+	TEST(test_check_commands);
+	TEST(test_resolve_typescript);
 	TEST(test_system_python3);
 	return test_report();
 }
