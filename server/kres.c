@@ -725,7 +725,8 @@ static void kres_sweep_v1_others(const struct kres *r)
 	if (!(d = opendir(parent)))
 		return;
 	while ((e = readdir(d))) {
-		if (e->d_type != DT_DIR || strncmp(e->d_name, "e2b-ci-", 7))
+		if (e->d_type != DT_DIR ||
+		    strncmp(e->d_name, "e2b-ci-", 7) != 0)
 			continue;
 		kres_path(path, sizeof(path), parent, e->d_name);
 		if (strcmp(path, r->pids1_dir) == 0)
