@@ -321,9 +321,9 @@ unsigned kres_kill_stale(pid_t pid, unsigned long long start, pid_t daemon)
 
 /* -------------------------------------------------------------- cgroups */
 
-/* Enables each controller of want the daemon's group was given for its
- * subtree, one at a time (a write naming one that is missing fails as a
- * whole). */
+/* Enables for the kernels' groups each controller the daemon's group was
+ * given (its cgroup.controllers), one at a time: a write that names one
+ * that is missing fails as a whole. */
 static void kres_cgroup_controllers(struct kres *r)
 {
 	static const char *const names[] = {"memory", "cpu", "pids"};
