@@ -324,6 +324,8 @@ def test_daemon_sigterm_with_busy_cells_ends_every_cells_processes(setup, tmp_pa
     finally:
         for s in streams:
             s.close()
+        if d.running():
+            d.stop()
         for mk in marks.values():
             kill_sleeps(mk)
 
@@ -336,7 +338,7 @@ def test_daemon_sigkill_next_start_sweeps_stale_files_and_processes(setup, tmp_p
     su = Setup(setup.mode, tmp_path)
     d = su.start(tmp_path / "w")
     marks = {"python": marker(), "javascript": marker()}
-    streams = []
+    streams, d2 = [], None
     try:
         for lang, mk in marks.items():
             ctx, _ = su.context(lang)
@@ -364,6 +366,9 @@ def test_daemon_sigkill_next_start_sweeps_stale_files_and_processes(setup, tmp_p
     finally:
         for s in streams:
             s.close()
+        for daemon in (d, d2):
+            if daemon and daemon.running():
+                daemon.stop()
         for mk in marks.values():
             kill_sleeps(mk)
 
@@ -388,6 +393,7 @@ def test_setsid_child_ends_with_its_kernel_where_a_cgroup_holds_it(setup, m):
 def test_cgroup_v2_kill_and_sweep(tmp_path):
     group = cg2_group()
     marks = [marker(), marker()]
+    d = d2 = None
     try:
         su = Setup("cg2", tmp_path, group=group)
         d = su.start(tmp_path / "w")
@@ -420,6 +426,10 @@ def test_cgroup_v2_kill_and_sweep(tmp_path):
         problems = d2.stop()
         assert not problems, "\n".join(problems)
     finally:
+        for daemon in (d, d2):
+            if daemon and daemon.running():
+                daemon.proc.kill()
+                daemon.proc.wait(20)
         for mk in marks:
             kill_sleeps(mk)
         remove_group(group)
