@@ -143,7 +143,11 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("kernel-memory-max", "E2B_CI_KERNEL_MEMORY_MAX", kernel_memory_max,
 	    0, 0, 1099511627776LL, CFG_SIZE,
 	    "memory limit of each kernel, bytes (cgroup v2 memory.max, else "
-	    "RLIMIT_AS); 0: none"),
+	    "RLIMIT_DATA per process); 0: none"),
+	NUM("kernel-tasks-max", "E2B_CI_KERNEL_TASKS_MAX", kernel_tasks_max,
+	    0, 0, 4194304, 0,
+	    "most processes and threads of each kernel (cgroup pids.max, v2 "
+	    "or v1); 0: none"),
 	NUM("kernel-cpu-weight", "E2B_CI_KERNEL_CPU_WEIGHT", kernel_cpu_weight,
 	    50, 1, 10000, 0,
 	    "cgroup v2 cpu.weight of each kernel (the daemon keeps 100)"),

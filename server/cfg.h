@@ -38,6 +38,7 @@ struct cfg {
 	char *access_token;	/* --access-token: "" = no check */
 	long kernel_memory_max; /* --kernel-memory-max: bytes, 0 = none */
 	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
+	long kernel_tasks_max;	/* --kernel-tasks-max: 0 = none */
 	char *kernel_user;	/* --kernel-user: "" = the daemon's user */
 };
 

@@ -4,22 +4,29 @@
  * Lifecycle: kernel_start() writes the connection file, forks and execs the
  * kernelspec argv (new session, cwd, stdin from /dev/null, stdout/stderr to
  * pipes, signals reset, fds closed, PR_SET_PDEATHSIG so no kernel outlives a
- * crashed daemon), opens a pidfd and connects the sockets. The handshake
- * resends kernel_info_request every 500 ms until both a reply and any iopub
- * message arrived (the SUB slow-joiner race), then on_ready runs. The pidfd
- * turning readable is the one authoritative "kernel died" event: the process
- * is reaped there and on_exit runs exactly once.
+ * crashed daemon), writes a pid file, opens a pidfd and connects the
+ * sockets. The handshake resends kernel_info_request every 500 ms until both
+ * a reply and any iopub message arrived (the SUB slow-joiner race), then
+ * on_ready runs. The pidfd turning readable is the one authoritative "kernel
+ * died" event: everything the kernel started is killed (its cgroup, or its
+ * session: kres_kill), the process is reaped, and on_exit runs exactly once.
+ *
+ * Startup (kernel_sweep): the runtime dir is locked for the daemon's life,
+ * and what a daemon that died without cleaning up left there is removed:
+ * connection files (HMAC keys), ipc sockets, per-user dirs, and through its
+ * pid files the processes its kernels left (kres_kill_stale).
  *
  * Invariants: every socket belongs to the loop thread; a message is handed to
- * the owner only after its HMAC was verified; the connection file and ipc
- * socket files exist exactly as long as the struct. Deliberately absent:
- * heartbeats (process exit is the death signal here, and ipykernel answers
- * heartbeats from a thread even while wedged) and the stdin channel (the
- * daemon always sends allow_stdin: false).
+ * the owner only after its HMAC was verified; the connection file, pid file
+ * and ipc socket files exist exactly as long as the struct. Deliberately
+ * absent: heartbeats (process exit is the death signal here, and ipykernel
+ * answers heartbeats from a thread even while wedged) and the stdin channel
+ * (the daemon always sends allow_stdin: false).
  */
 #include "kernel.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -27,9 +34,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -93,6 +102,7 @@ struct kernel {
 	char err_tail[KERNEL_TAIL_LINES][KERNEL_TAIL_CHARS];
 
 	char *conn_file;
+	char *pid_file;	  /* pid, start time, daemon pid: for kernel_sweep */
 	char *ipc_prefix; /* NULL for tcp */
 	void *sock[KERNEL_NCHAN];
 	struct loop_watch *sockw[KERNEL_NCHAN];
@@ -244,6 +254,8 @@ static void kernel_unlink_files(struct kernel *k)
 
 	if (k->conn_file)
 		unlink(k->conn_file);
+	if (k->pid_file)
+		unlink(k->pid_file);
 	if (k->ipc_prefix) {
 		for (int p = 1; p <= 5; p++) {
 			snprintf(path, sizeof(path), "%s-%d", k->ipc_prefix, p);
@@ -470,11 +482,11 @@ static void kernel_close_io(struct kernel *k)
 }
 
 /* Reaps the process and reports the exit once. */
-static void kernel_reaped(struct kernel *k, int status)
+static void kernel_reaped(struct kernel *k, int status, const struct rusage *ru)
 {
 	bool was_ready = k->state == KERNEL_READY;
 
-	k->oom = kres_oom_killed(&k->kk, status);
+	k->oom = kres_oom_killed(&k->kk, status, ru);
 	kres_release(&k->kk);
 	k->exited = true;
 	k->state = KERNEL_EXITED;
@@ -491,28 +503,41 @@ static void kernel_reaped(struct kernel *k, int status)
 	k->ops->on_exit(k->arg, k, status, was_ready);
 }
 
+/* Kills what the kernel left: its process group (a subprocess of a cell),
+ * then its cgroup, or without one the rest of its session (the runner of a
+ * dead kernel host and what it started). */
+static void kernel_kill_rest(struct kernel *k)
+{
+	unsigned n;
+
+	(void)killpg(k->pid, SIGKILL);
+	n = kres_kill(&k->kk, k->pid);
+	if (n)
+		log_debug("kernel %.8s: %u process(es) it left were killed",
+			  k->id, n);
+}
+
 static void kernel_on_pidfd(void *arg, short revents)
 {
 	struct kernel *k = arg;
+	struct rusage ru = {0};
 	int status = 0;
 	pid_t r;
 
 	(void)revents;
-	/* What the kernel left in its process group (a subprocess of a cell,
-	 * the runner of a dead kernel host) goes with it. Done before the
-	 * reap, while the zombie keeps the pid (and so the group id) from
-	 * being reused. */
+	/* Done before the reap, while the zombie keeps the pid (and so the
+	 * group id) from being reused. */
 	siginfo_t si = {0};
 	if (waitid(P_PID, (id_t)k->pid, &si, WEXITED | WNOHANG | WNOWAIT) ==
 		0 &&
 	    si.si_pid == k->pid)
-		(void)killpg(k->pid, SIGKILL);
-	r = waitpid(k->pid, &status, WNOHANG);
+		kernel_kill_rest(k);
+	r = wait4(k->pid, &status, WNOHANG, &ru);
 	if (r == 0)
 		return;
 	if (r < 0 && errno != ECHILD)
 		return;
-	kernel_reaped(k, status);
+	kernel_reaped(k, status, r > 0 ? &ru : NULL);
 }
 
 static int kernel_open_sockets(struct kernel *k, int ports[5])
@@ -569,6 +594,30 @@ static int kernel_watch_all(struct kernel *k)
 static void kernel_handshake_tick(void *arg, short revents);
 static void kernel_deadline(void *arg, short revents);
 
+/* Records the kernel for kernel_sweep after a daemon crash: its pid with
+ * its start time (together they name it for good) and the daemon's pid (its
+ * JPY_PARENT_PID). Kept in the runtime dir, which kernels cannot write. */
+static void kernel_write_pid_file(struct kernel *k)
+{
+	char path[512], text[96];
+	int fd, n;
+
+	snprintf(path, sizeof(path), "%s/kernel-%.8s.pid", k->env.runtime_dir,
+		 k->id);
+	n = snprintf(text, sizeof(text), "%d %llu %d\n", (int)k->pid,
+		     kres_start_time(k->pid), (int)getpid());
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0 || write(fd, text, (size_t)n) != n) {
+		log_warn("cannot write %s", path);
+		if (fd >= 0)
+			unlink(path);
+	} else {
+		k->pid_file = strdup(path);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 static int kernel_spawn(struct kernel *k, const char *cwd, char *err,
 			size_t errlen)
 {
@@ -605,6 +654,7 @@ static int kernel_spawn(struct kernel *k, const char *cwd, char *err,
 			 k->spec->name, argv[0], cwd, strerror(child_errno));
 		goto out;
 	}
+	kernel_write_pid_file(k);
 	k->out.fd = outp[0];
 	k->err.fd = errp[0];
 	outp[0] = errp[0] = -1;
@@ -1017,7 +1067,7 @@ void kernel_free(struct kernel *k)
 	if (!k)
 		return;
 	if (k->pid > 0 && !k->exited) {
-		kernel_kill_group(k, SIGKILL);
+		kernel_kill_rest(k);
 		waitpid(k->pid, NULL, 0);
 	}
 	loop_del(k->env.loop, k->pidw);
@@ -1029,7 +1079,112 @@ void kernel_free(struct kernel *k)
 	json_decref(k->info);
 	free(k->user_dir);
 	free(k->conn_file);
+	free(k->pid_file);
 	free(k->ipc_prefix);
 	free(k);
 	kernel_nlive--;
+}
+
+/* ------------------------------------------------- startup: the sweep */
+
+/* The runtime dir's lock, held (open) for the daemon's life. */
+static int kernel_lock_fd = -1;
+
+/* "<prefix><8 hex><suffix>" exactly. */
+static bool kernel_file_is(const char *name, const char *prefix,
+			   const char *suffix)
+{
+	size_t p = strlen(prefix), s = strlen(suffix);
+
+	if (strncmp(name, prefix, p) != 0 || strlen(name) != p + 8 + s ||
+	    strspn(name + p, "0123456789abcdef") != 8)
+		return false;
+	return strcmp(name + p + 8, suffix) == 0;
+}
+
+/* A kernel file: connection file, pid file or ipc socket "k<id8>-<1..5>". */
+static bool kernel_file_stale(const char *name)
+{
+	static const char *const ipc[] = {"-1", "-2", "-3", "-4", "-5"};
+
+	if (kernel_file_is(name, "kernel-", ".json") ||
+	    kernel_file_is(name, "kernel-", ".pid"))
+		return true;
+	for (size_t i = 0; i < sizeof(ipc) / sizeof(*ipc); i++)
+		if (kernel_file_is(name, "k", ipc[i]))
+			return true;
+	return false;
+}
+
+/* Kills what the kernel of a dead daemon named in a pid file left. */
+static unsigned kernel_sweep_pid_file(int dirfd, const char *name)
+{
+	char text[96] = "";
+	unsigned long long start = 0;
+	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC), pid = 0, daemon = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return 0;
+	n = read(fd, text, sizeof(text) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	text[n] = '\0';
+	if (sscanf(text, "%d %llu %d", &pid, &start, &daemon) != 3)
+		return 0;
+	return kres_kill_stale(pid, start, daemon);
+}
+
+/* Removes the stale kernel files in dir (the runtime dir, or a kernel
+ * user's dir in it); counts them in *files and killed processes in *procs. */
+static void kernel_sweep_dir(const char *dir, unsigned *files, unsigned *procs)
+{
+	char sub[600];
+	struct dirent *e;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		if (e->d_type == DT_DIR && kernel_file_is(e->d_name, "u", "")) {
+			snprintf(sub, sizeof(sub), "%s/%s", dir, e->d_name);
+			kernel_sweep_dir(sub, files, procs);
+			*files += rmdir(sub) == 0;
+			continue;
+		}
+		if (!kernel_file_stale(e->d_name))
+			continue;
+		if (kernel_file_is(e->d_name, "kernel-", ".pid"))
+			*procs += kernel_sweep_pid_file(dirfd(d), e->d_name);
+		*files += unlinkat(dirfd(d), e->d_name, 0) == 0;
+	}
+	closedir(d);
+}
+
+int kernel_sweep(const struct kernel_env *env)
+{
+	unsigned files = 0, procs = 0;
+	int fd = open(env->runtime_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		if (fd >= 0 && errno == EWOULDBLOCK)
+			log_warnx("another e2b-ci uses the runtime dir %s; "
+				  "leaving its files and kernels alone",
+				  env->runtime_dir);
+		else
+			log_warn("cannot lock %s", env->runtime_dir);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	kernel_lock_fd = fd;
+	kernel_sweep_dir(env->runtime_dir, &files, &procs);
+	if (env->kres)
+		procs += kres_sweep(env->kres);
+	if (files || procs)
+		log_warnx("swept what an earlier daemon left: %u file(s) in %s "
+			  "(connection files, sockets), %u process(es)",
+			  files, env->runtime_dir, procs);
+	return 0;
 }

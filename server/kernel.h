@@ -83,14 +83,22 @@ int kernel_interrupt(struct kernel *k);
 /* Starts an asynchronous stop: a ready kernel gets a shutdown_request on
  * control and 500 ms to exit; then (or at once when it was not ready)
  * SIGTERM to the process group, and SIGKILL grace_ms later. When the kernel
- * is reaped, whatever is left in its process group is killed, and on_exit
- * runs as usual. */
+ * is reaped, whatever it started is killed (its cgroup, else its session),
+ * and on_exit runs as usual. */
 void kernel_stop(struct kernel *k, long grace_ms);
 
 /* Kills the process group (SIGKILL), reaps it, closes everything and removes
  * the connection file and ipc sockets. Blocking for at most a few ms; used on
  * shutdown and by free. Accepts NULL. */
 void kernel_free(struct kernel *k);
+
+/* At startup, before any kernel: locks the runtime dir for the daemon's
+ * life and removes what a daemon that died there without cleaning up left:
+ * stale connection files (HMAC keys), pid files, ipc sockets, kernel user
+ * dirs, and the processes its kernels left (their cgroups, else what their
+ * pid files name). Returns 0, or -1 when the dir is locked by another live
+ * daemon (nothing is touched then) or cannot be opened. */
+int kernel_sweep(const struct kernel_env *env);
 
 /* Kernels started and not yet freed. Each holds open ZeroMQ sockets, which
  * make zmq_ctx_term() wait forever. */

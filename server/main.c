@@ -266,9 +266,14 @@ static int main_setup(struct server *s, int *sigfd)
 		log_errx("out of memory at startup");
 		return -1;
 	}
-	if (kres_init(&s->kres, s->cfg.kernel_memory_max,
-		      s->cfg.kernel_cpu_weight, s->cfg.kernel_user, err,
-		      sizeof(err)) < 0) {
+	struct kres_opts ko = {s->cfg.kernel_memory_max,
+			       s->cfg.kernel_cpu_weight,
+			       s->cfg.kernel_tasks_max,
+			       s->cfg.kernel_user,
+			       s->runtime_dir,
+			       NULL,
+			       NULL};
+	if (kres_init(&s->kres, &ko, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		return -1;
 	}
@@ -277,6 +282,8 @@ static int main_setup(struct server *s, int *sigfd)
 		log_warn("chmod %s", s->runtime_dir);
 	s->kenv = (struct kernel_env){s->runtime_dir, s->zmq, s->loop,
 				      s->cfg.kernel_start_timeout_ms, &s->kres};
+	/* What a daemon that died here left (files, kernels' processes). */
+	kernel_sweep(&s->kenv);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);

@@ -28,9 +28,11 @@
  *   pool_     warm spare kernels per language, handed out once
  *   grave_    kernels on their way out, freed once reaped
  *   lang_     per-language helper cells (env vars, cwd)
- *   kres_     kernel limits: cgroup v2 groups or rlimits, kernel user, OOM
- *   kernel_   one kernel process: spawn, connection file, sockets,
- *             handshake, interrupt, stop
+ *   kres_     kernel limits and ends: cgroup v2 (or v1 pids) groups or
+ *             rlimits, kernel user, OOM verdict, killing all a kernel
+ *             started, the sweep after a crashed daemon
+ *   kernel_   one kernel process: spawn, connection and pid files,
+ *             sockets, handshake, interrupt, stop; the runtime dir sweep
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
  *   flatj_    fast parse and dump of flat string-valued JSON objects
  *             (stream content, headers); declines the rest to jansson

@@ -8,15 +8,24 @@
  * connection file, bind the sockets, start the runner, publish "starting",
  * run the loop until the runner is gone, clean up, exit.
  *
- * Signals: SIGINT, SIGTERM and SIGHUP are blocked before any thread exists
- * (libzmq starts I/O threads, which inherit the mask) and read from a
- * signalfd in the loop; SIGPIPE is ignored. So SIGINT never kills the host:
- * the daemon (or jupyter_client) sends it to the host's process group, the
- * host alone receives it, because the runner lives in a session of its own,
- * and the host forwards the interrupt to the runner's process group when a
- * cell is running (kh_exec_interrupt). interrupt_request on the control
- * channel takes the same path, so both interrupt modes work. SIGTERM and
- * SIGHUP stop the runner like shutdown_request.
+ * Signals: SIGINT, SIGTERM, SIGHUP and SIGCHLD are blocked before any
+ * thread exists (libzmq starts I/O threads, which inherit the mask) and read
+ * from a signalfd in the loop; SIGPIPE is ignored. So SIGINT never kills the
+ * host: the daemon (or jupyter_client) sends it to the host's process group,
+ * the host alone receives it, because the runner has a process group of its
+ * own, and the host forwards the interrupt to the runner's process group
+ * when a cell is running (kh_exec_interrupt). interrupt_request on the
+ * control channel takes the same path, so both interrupt modes work.
+ * shutdown_request gives the runner KH_STOP_GRACE_MS to quit; SIGTERM and
+ * SIGHUP (the daemon's "now", half a second later) only KH_TERM_GRACE_MS,
+ * so the host has the time to end everything before the daemon's SIGKILL.
+ *
+ * Process ends: the host is a child subreaper, so what user code started
+ * and left behind (a daemonized or setsid process included) becomes its
+ * child when its parent exits; SIGCHLD reaps those, and before the host
+ * exits it kills them all (kh_proc_cleanup). Its parent-death signal is
+ * SIGTERM, not the daemon's SIGKILL: a host whose daemon died still ends its
+ * runner and everything user code started before it exits.
  *
  * Exit status: 0 after shutdown_request or SIGTERM once the runner is gone;
  * when the runner dies by itself (a cell ran "exit", it crashed) the host
@@ -32,6 +41,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -43,6 +53,8 @@
 #include "log.h"
 
 #define KH_STOP_GRACE_MS 2000 /* runner's time to quit before SIGKILL */
+#define KH_TERM_GRACE_MS 300  /* the same after SIGTERM (the daemon's 1 s) */
+#define KH_STOP_ALARM_S	 5    /* a host still alive then is killed */
 
 struct kh_args {
 	const char *mode;
@@ -121,12 +133,26 @@ void kh_ready(struct kh *kh, json_t *language_info, const char *banner)
 	kh_exec_pump(kh);
 }
 
+/* Stops the runner within grace_ms; a second call may shorten that. */
+static void kh_end(struct kh *kh, uint64_t grace_ms)
+{
+	int sig = 0;
+
+	if (kh->proc.exited)
+		return;
+	if (kh->state != KH_STOPPING) {
+		kh->state = KH_STOPPING;
+		sig = kh->mode->stop(kh);
+		/* The last resort should the loop ever wedge while stopping:
+		 * SIGALRM's default action ends the host. */
+		alarm(KH_STOP_ALARM_S);
+	}
+	kh_proc_stop(&kh->proc, sig, grace_ms);
+}
+
 void kh_stop(struct kh *kh)
 {
-	if (kh->state == KH_STOPPING || kh->proc.exited)
-		return;
-	kh->state = KH_STOPPING;
-	kh_proc_stop(&kh->proc, kh->mode->stop(kh), KH_STOP_GRACE_MS);
+	kh_end(kh, KH_STOP_GRACE_MS);
 }
 
 static void kh_on_data(void *arg, enum kh_fd fd, const char *buf, size_t len)
@@ -169,8 +195,10 @@ static void kh_on_signal(void *arg, short revents)
 	while (read(kh->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		if (si.ssi_signo == SIGINT)
 			kh_exec_interrupt(kh);
+		else if (si.ssi_signo == SIGCHLD)
+			kh_proc_reap_orphans(&kh->proc);
 		else
-			kh_stop(kh);
+			kh_end(kh, KH_TERM_GRACE_MS);
 	}
 }
 
@@ -190,10 +218,27 @@ static int kh_signals(struct kh *kh)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	kh->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	return kh->sigfd < 0 ? -errno : 0;
+}
+
+/* Adopts the orphans of user code, and turns the parent-death signal the
+ * daemon set (SIGKILL) into SIGTERM, which the loop handles like the
+ * daemon's own. A parent that died before that (JPY_PARENT_PID, set by the
+ * daemon and jupyter_client, is no longer our parent) stops the host. */
+static void kh_parent(void)
+{
+	const char *want = getenv("JPY_PARENT_PID");
+
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER");
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM) < 0)
+		log_warn("PR_SET_PDEATHSIG");
+	if (want && atoi(want) > 1 && getppid() != (pid_t)atoi(want))
+		kill(getpid(), SIGTERM);
 }
 
 /* Everything between the command line and the loop. 0 or -errno. */
@@ -273,6 +318,7 @@ int main(int argc, char **argv)
 		log_err("signals");
 		goto out;
 	}
+	kh_parent();
 	if (kh_conn_load(a.conn_file, &conn, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		goto out;

@@ -4,27 +4,35 @@
  * Owns the runner's pid, pidfd, process group and the host's ends of its
  * pipes. The child is made between fork and exec with async-signal-safe
  * calls only: default signal dispositions and an empty mask (the host
- * blocks and ignores signals the runner must see), setsid() so that its
- * process group is exactly the runner and what user code starts,
- * PR_SET_PDEATHSIG so it does not outlive a SIGKILLed host, its pipes moved
- * onto fds 0..3, every other fd closed. A failed exec is reported through a
- * close-on-exec pipe, so a bad argv fails the spawn instead of looking like
- * a runner death later.
+ * blocks and ignores signals the runner must see), a process group of its
+ * own (so that an interrupt reaches the runner and what user code starts,
+ * and the host alone gets the daemon's signals) but the host's session (so
+ * the daemon, which kills a dead kernel's session, also finds the runner's
+ * processes after a SIGKILL of the host), PR_SET_PDEATHSIG so it does not
+ * outlive a SIGKILLed host, its pipes moved onto fds 0..3, every other fd
+ * closed. A failed exec is reported through a close-on-exec pipe, so a bad
+ * argv fails the spawn instead of looking like a runner death later.
+ *
+ * The host is a child subreaper (kh_main.c): processes user code started
+ * that lose their parent, setsid ones included, become the host's children.
+ * kh_proc_reap_orphans reaps those that exit; kh_proc_cleanup kills them
+ * all, generation after generation, before the host exits.
  *
  * Invariants: every host end is non-blocking and close-on-exec; reads are
  * bounded per wake-up (64 KiB) so one chatty pipe cannot starve the loop;
  * stdin writes are queued and flushed on POLLOUT, never blocking. The pidfd
- * turning readable is the only exit signal: the remaining pipe contents are
- * read first (bounded, a grandchild may keep writing), then the whole group
- * is SIGKILLed, which reaches background jobs user code left behind while
- * the unreaped zombie still reserves the group id, and only then is the
- * runner reaped and ops->exited called, once.
+ * turning readable is the only runner exit signal: the remaining pipe
+ * contents are read first (bounded, a grandchild may keep writing), then the
+ * whole group is SIGKILLed, which reaches background jobs user code left
+ * behind while the unreaped zombie still reserves the group id, and only
+ * then is the runner reaped and ops->exited called, once.
  *
  * Threads: loop thread only. It does not know what the bytes mean (the modes
  * do), and does not restart anything: the host exits with the runner.
  */
 #include "kh_proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -34,6 +42,7 @@
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -42,6 +51,7 @@
 #define KH_PROC_READ	   65536
 #define KH_PROC_HIGH_FD	   10 /* child: pipes parked above 0..3 before dup2 */
 #define KH_PROC_EXIT_DRAIN (4u << 20) /* bytes read per pipe at exit */
+#define KH_PROC_END_MS	   500	      /* at most, to end all descendants */
 
 /*
  * The child between fork and exec. src[i] is the pipe end that becomes fd i
@@ -58,7 +68,7 @@ static void kh_proc_child(char *const argv[], const int src[KH_NFD], int errfd,
 		signal(s, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
-	setsid();
+	setpgid(0, 0);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	/* The host may have died before prctl took effect. */
 	if (getppid() != parent)
@@ -225,12 +235,20 @@ static void kh_proc_kill_timer(void *arg, short revents)
 
 void kh_proc_stop(struct kh_proc *p, int sig, uint64_t grace_ms)
 {
+	uint64_t at = loop_now_ms() + grace_ms;
+
 	if (p->exited)
 		return;
-	p->close_in = true;
-	kh_proc_flush(p);
-	if (sig)
-		kh_proc_signal(p, sig);
+	if (!p->close_in) {
+		p->close_in = true;
+		kh_proc_flush(p);
+		if (sig)
+			kh_proc_signal(p, sig);
+	}
+	/* A second stop may only bring the SIGKILL closer. */
+	if (p->kill_at && p->kill_at <= at)
+		return;
+	p->kill_at = at;
 	loop_timer_arm(p->loop, &p->kill_timer, grace_ms, kh_proc_kill_timer,
 		       p);
 }
@@ -367,6 +385,92 @@ out:
 	return rc;
 }
 
+void kh_proc_reap_orphans(struct kh_proc *p)
+{
+	siginfo_t si;
+
+	/* Peeks at exited children one at a time; the runner is left to its
+	 * pidfd (it is reaped only after its group was killed). */
+	for (;;) {
+		memset(&si, 0, sizeof(si));
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
+		    si.si_pid == 0 || si.si_pid == p->pid)
+			return;
+		waitpid(si.si_pid, NULL, WNOHANG);
+	}
+}
+
+/* SIGKILLs every live child of the host (adopted orphans included);
+ * returns how many were signalled. Children are found through /proc's
+ * ppid, which needs no CONFIG_PROC_CHILDREN. */
+static unsigned kh_proc_kill_children(void)
+{
+	pid_t self = getpid();
+	unsigned n = 0;
+	struct dirent *e;
+	DIR *d = opendir("/proc");
+
+	if (!d)
+		return 0;
+	while ((e = readdir(d))) {
+		char path[300], buf[512], *c, state;
+		int ppid = 0;
+		ssize_t len;
+		int fd;
+
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%s/stat", e->d_name);
+		fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (len <= 0)
+			continue;
+		buf[len] = '\0';
+		c = strrchr(buf, ')');
+		if (c && sscanf(c + 1, " %c %d", &state, &ppid) == 2 &&
+		    ppid == self && state != 'Z') {
+			kill((pid_t)atoi(e->d_name), SIGKILL);
+			n++;
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+/* Ends every descendant: kills the host's children, reaps them, and goes
+ * on with those that were orphaned meanwhile and came to the host (it is a
+ * subreaper), until it has no child left or KH_PROC_END_MS passed. */
+static void kh_proc_end_all(void)
+{
+	struct timespec ts = {0, 5 * 1000000L}, t0, now;
+	sigset_t chld;
+
+	sigemptyset(&chld);
+	sigaddset(&chld, SIGCHLD);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		unsigned killed = kh_proc_kill_children();
+		pid_t r;
+		while ((r = waitpid(-1, NULL, WNOHANG)) > 0)
+			;
+		if (!killed && r < 0 && errno == ECHILD)
+			return;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((now.tv_sec - t0.tv_sec) * 1000 +
+			(now.tv_nsec - t0.tv_nsec) / 1000000 >
+		    KH_PROC_END_MS) {
+			log_warnx("processes user code started did not all "
+				  "end in time");
+			return;
+		}
+		/* SIGCHLD is blocked (kh_main.c): wait for one, briefly. */
+		sigtimedwait(&chld, NULL, &ts);
+	}
+}
+
 void kh_proc_cleanup(struct kh_proc *p)
 {
 	if (!p->loop)
@@ -377,6 +481,8 @@ void kh_proc_cleanup(struct kh_proc *p)
 		waitpid(p->pid, NULL, 0);
 		p->exited = true;
 	}
+	if (p->pid > 0)
+		kh_proc_end_all();
 	loop_del(p->loop, p->pidw);
 	p->pidw = NULL;
 	if (p->pidfd >= 0)

@@ -1,11 +1,13 @@
 /*
  * kh_proc: the runner child process and its pipes.
  *
- * Starts the runner in its own session (so its process group holds the
- * runner and everything user code starts, and nothing else), with stdin a
- * pipe the host writes, fd 1 and fd 2 pipes read as stdout and stderr, and
- * in json mode fd 3 a pipe of events. Reports data read from those pipes
- * and, exactly once, the runner's exit. Loop thread only.
+ * Starts the runner in a process group of its own in the host's session (so
+ * its group holds the runner and everything user code starts, and nothing
+ * else), with stdin a pipe the host writes, fd 1 and fd 2 pipes read as
+ * stdout and stderr, and in json mode fd 3 a pipe of events. Reports data
+ * read from those pipes and, exactly once, the runner's exit. Reaps the
+ * orphans the host adopts as a subreaper, and at cleanup ends every process
+ * user code started. Loop thread only.
  */
 #ifndef E2B_KH_PROC_H
 #define E2B_KH_PROC_H
@@ -52,6 +54,7 @@ struct kh_proc {
 	} ref[KH_NFD];
 
 	struct loop_timer kill_timer;
+	uint64_t kill_at; /* loop_now_ms() of the SIGKILL, 0: none armed */
 };
 
 /* Starts argv[0] (looked up on PATH) with argv, in the host's cwd and
@@ -76,11 +79,17 @@ int kh_proc_signal(struct kh_proc *p, int sig);
 
 /* Asks the runner to go: closes its stdin once queued bytes are written,
  * sends sig (0: none) to its group, and SIGKILLs the group after grace_ms.
- * The exit arrives through ops->exited as usual. */
+ * Called again, it only brings the SIGKILL closer. The exit arrives through
+ * ops->exited as usual. */
 void kh_proc_stop(struct kh_proc *p, int sig, uint64_t grace_ms);
 
-/* Kills the group if the runner still runs, reaps it, closes everything.
- * Accepts a zeroed struct. */
+/* Reaps the host's exited children other than the runner: orphans of user
+ * code it adopted as a subreaper. Call on SIGCHLD. */
+void kh_proc_reap_orphans(struct kh_proc *p);
+
+/* Kills the group if the runner still runs, reaps it, then kills and reaps
+ * every other descendant (at most ~0.5 s), closes everything. Accepts a
+ * zeroed struct. */
 void kh_proc_cleanup(struct kh_proc *p);
 
 #endif

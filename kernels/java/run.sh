@@ -62,6 +62,26 @@ case $as in
 	export MALLOC_ARENA_MAX=2
 	;;
 esac
+# Under a data limit (RLIMIT_DATA, what the daemon sets for
+# --kernel-memory-max without a memory cgroup) reservations are free but the
+# committed heap counts: a heap allowed to outgrow the limit makes the JVM
+# die on a failed commit instead of throwing OutOfMemoryError. The runner
+# needs about 50 MiB besides the heap (threads, metaspace, code cache, CDS),
+# more as cells compile: the heap gets the limit minus a quarter of it, at
+# least 128 MiB of room.
+# shellcheck disable=SC3045 # dash and bash have ulimit -d
+data=$(ulimit -d 2>/dev/null)
+case $data in
+'' | unlimited) ;;
+*)
+	room=$((data / 1024 / 4))
+	[ "$room" -ge 128 ] || room=128
+	mx=$((data / 1024 - room))
+	[ "$mx" -ge 64 ] || mx=64
+	# An address-space limit (above) is the tighter one when both are set.
+	case $as in '' | unlimited) mem="-Xmx${mx}m" ;; esac
+	;;
+esac
 exec 4<&0 </dev/null
 # shellcheck disable=SC2086 # $mem is several words
 exec "$java" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms16m $mem \

@@ -1,5 +1,5 @@
 """Kernel resource control (issue 7): the memory limit (cgroup v2 where the
-daemon owns a delegated subtree; RLIMIT_AS elsewhere, as on this machine),
+daemon owns a delegated subtree; RLIMIT_DATA elsewhere, as on this machine),
 and kernels running as an unprivileged user."""
 
 import os
@@ -18,7 +18,7 @@ def test_memory_limit_stops_a_hog_and_the_daemon_goes_on(make_daemon):
     c.execute("kept = 41", context_id=ctx["id"])
     lines = c.execute("x = bytearray(2 * 1024**3)", context_id=ctx["id"], timeout=60)
     err = error(lines)
-    # Under RLIMIT_AS Python raises MemoryError; under a cgroup the kernel
+    # Under RLIMIT_DATA Python raises MemoryError; under a cgroup the kernel
     # is killed and the stream says OutOfMemoryError. Either way the
     # allocation never succeeds and the daemon keeps serving.
     assert err is not None and err["name"] in ("MemoryError", "OutOfMemoryError"), lines

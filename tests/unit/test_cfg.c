@@ -26,6 +26,7 @@ static const char *const names[][2] = {
     {"access-token", "E2B_CI_ACCESS_TOKEN"},
     {"kernel-memory-max", "E2B_CI_KERNEL_MEMORY_MAX"},
     {"kernel-cpu-weight", "E2B_CI_KERNEL_CPU_WEIGHT"},
+    {"kernel-tasks-max", "E2B_CI_KERNEL_TASKS_MAX"},
     {"kernel-user", "E2B_CI_KERNEL_USER"},
     {"max-body", "E2B_CI_MAX_BODY"},
     {"keepalive-ms", "E2B_CI_KEEPALIVE_MS"},
