@@ -68,29 +68,6 @@ static void run_release(struct ctx *c)
 	}
 }
 
-/* The code that puts back what e's env_vars changed: the global value, or
- * unset. */
-static char *run_restore_code(struct ctx *c, struct exec *e)
-{
-	json_t *set = json_object(), *unset = json_array(), *v;
-	const char *key;
-	char *code;
-
-	json_object_foreach(e->env_vars, key, v)
-	{
-		json_t *g =
-		    c->global_env ? json_object_get(c->global_env, key) : NULL;
-		if (json_is_string(g))
-			json_object_set(set, key, g);
-		else
-			json_array_append_new(unset, json_string(key));
-	}
-	code = lang_env_code(c->language, set, unset);
-	json_decref(set);
-	json_decref(unset);
-	return code;
-}
-
 static void run_complete(struct ctx *c)
 {
 	struct exec *e = c->running;
@@ -100,7 +77,7 @@ static void run_complete(struct ctx *c)
 		metrics_exec(&c->srv->metrics, loop_now_ms() - e->run_ms);
 	exec_finish(e);
 	if (e->env_applied)
-		restore = run_restore_code(c, e);
+		restore = lang_env_restore_code(c->language);
 	run_release(c);
 	c->phase = RUN_IDLE;
 	if (restore && run_helper(c, restore, RUN_RESTORE))
@@ -146,7 +123,7 @@ static void run_on_envd(void *arg, json_t *vars)
 	if (json_object_size(vars) > 0) {
 		log_debug("context %.8s: %zu global env vars from envd", c->id,
 			  json_object_size(vars));
-		if (run_helper(c, lang_env_code(c->language, vars, NULL),
+		if (run_helper(c, lang_env_code(c->language, vars, false),
 			       RUN_GLOBALS))
 			return;
 	}
@@ -176,7 +153,7 @@ static void run_advance(struct ctx *c)
 			e->env_applied = true;
 			if (run_helper(
 				c,
-				lang_env_code(c->language, e->env_vars, NULL),
+				lang_env_code(c->language, e->env_vars, true),
 				RUN_ENV))
 				return;
 		}
