@@ -23,6 +23,11 @@
 
 #define RUN_INTERRUPT_REPEAT_MS 500
 #define RUN_HELPER_TRIES	5
+/* How long an execute_reply may trail its idle status. A kernel sends the
+ * reply before idle, but on another socket, so the two can arrive in either
+ * order, microseconds apart; one that has not come a second after idle is
+ * not coming. */
+#define RUN_REPLY_GRACE_MS 1000
 
 static void run_advance(struct ctx *c);
 
@@ -61,6 +66,7 @@ static void run_release(struct ctx *c)
 	struct exec *e = c->running;
 
 	loop_timer_disarm(c->srv->loop, &c->interrupt_timer);
+	loop_timer_disarm(c->srv->loop, &c->reply_timer);
 	c->running = NULL;
 	if (e) {
 		e->ctx = NULL;
@@ -256,6 +262,28 @@ static void run_interrupt_tick(void *arg, short revents)
 	ctx_restart(c, "interrupt timed out");
 }
 
+/* Idle came for the running execution and its reply did not follow: the
+ * kernel failed while handling the request (ipykernel publishes idle even
+ * when its handler raised: code with a NUL byte, an error its JSON packer
+ * cannot encode) and no reply will come. The kernel is alive and keeps its
+ * state; the stream ends with an error and the context moves on. */
+static void run_reply_missing(void *arg, short revents)
+{
+	struct ctx *c = arg;
+	struct exec *e = c->running;
+
+	(void)revents;
+	if (c->phase != RUN_MAIN || !e)
+		return;
+	log_warnx("context %.8s: the kernel went idle without replying to the "
+		  "execution; ending it (the kernel's log may say why)",
+		  c->id);
+	exec_fail(e, "UnexpectedEndOfExecution",
+		  "The kernel went idle without replying to the execution "
+		  "request: it failed while handling it");
+	run_complete(c);
+}
+
 static bool run_unqueue(struct ctx *c, struct exec *e)
 {
 	for (struct exec **pp = &c->head; *pp; pp = &(*pp)->next) {
@@ -281,6 +309,13 @@ void run_cancel(struct ctx *c, struct exec *e)
 		return;
 	if (c->running != e || e->state != EXEC_RUNNING || !c->kernel)
 		return;
+	if (e->got_idle) {
+		/* The kernel is done with it and only its reply is missing
+		 * (run_reply_missing would end it shortly): there is nothing
+		 * to interrupt. */
+		run_reply_missing(c, 0);
+		return;
+	}
 	log_info("context %.8s: %s; interrupting the cell", c->id,
 		 e->client_gone ? "client went away" : "deadline passed");
 	c->srv->stats.interrupts++;
@@ -334,6 +369,12 @@ void run_on_msg(struct ctx *c, enum kernel_chan ch, struct wire_msg *m)
 				    c, "the code asked the kernel to exit");
 			else
 				run_complete(c);
+			break;
+		case EXEC_NO_REPLY:
+			if (!c->reply_timer.armed)
+				loop_timer_arm(c->srv->loop, &c->reply_timer,
+					       RUN_REPLY_GRACE_MS,
+					       run_reply_missing, c);
 			break;
 		case EXEC_RESEND:
 			log_debug(
