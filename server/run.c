@@ -214,12 +214,34 @@ static void run_deadline(void *arg, short revents)
 	exec_unref(e);
 }
 
+/* Arms e's deadline for what is left of it: it counts from the request's
+ * arrival, which for a context still starting its first kernel was a while
+ * ago. Returns false when nothing is left. */
+static bool run_arm_deadline(struct ctx *c, struct exec *e)
+{
+	uint64_t spent = loop_now_ms() - e->started_ms;
+
+	if (e->deadline_ms <= 0)
+		return true;
+	if (spent >= (uint64_t)e->deadline_ms)
+		return false;
+	loop_timer_arm(c->srv->loop, &e->deadline,
+		       (uint64_t)e->deadline_ms - spent, run_deadline, e);
+	return true;
+}
+
 void run_submit(struct ctx *c, struct exec *e)
 {
+	if (!run_arm_deadline(c, e)) {
+		char value[96];
+		snprintf(value, sizeof(value),
+			 "Execution exceeded its deadline of %lld ms before "
+			 "its context was ready",
+			 e->deadline_ms);
+		exec_fail(e, "TimeoutError", value);
+		return;
+	}
 	exec_ref(e);
-	if (e->deadline_ms > 0)
-		loop_timer_arm(c->srv->loop, &e->deadline,
-			       (uint64_t)e->deadline_ms, run_deadline, e);
 	e->ctx = c;
 	e->state = EXEC_QUEUED;
 	if (c->tail)
