@@ -71,6 +71,7 @@ struct ctx {
 	struct ctx_waiter *waiters;
 	struct loop_timer interrupt_timer;
 	uint64_t interrupt_deadline, interrupt_sent_ms;
+	struct loop_timer reply_timer; /* idle came, the reply has not */
 	struct loop_timer retry_timer; /* the next start: back-off or retry */
 	struct ctx *next;
 };

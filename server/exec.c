@@ -304,6 +304,11 @@ enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m)
 	 * kernel": idle comes, the execute_reply never does. */
 	if (e->got_idle && (e->got_reply || e->interrupted))
 		return EXEC_COMPLETE;
+	/* Idle without a reply: the reply may still be on its way (shell and
+	 * iopub are separate sockets), or the kernel's handler failed before
+	 * replying and it never comes. The caller decides how long to wait. */
+	if (e->got_idle)
+		return EXEC_NO_REPLY;
 	return EXEC_GOING;
 }
 

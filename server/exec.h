@@ -104,6 +104,7 @@ ssize_t exec_read(struct exec *e, char *buf, size_t max);
 enum exec_step {
 	EXEC_GOING,    /* more to come */
 	EXEC_COMPLETE, /* execute_reply and idle both seen */
+	EXEC_NO_REPLY, /* idle seen, the execute_reply not (yet) */
 	EXEC_RESEND,   /* aborted before it ran: send the same code again */
 };
 

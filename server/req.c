@@ -13,7 +13,10 @@
  * than REQ_ECHO_MAX bytes of the client's input.
  *
  * Bodies are parsed with JSON_ALLOW_NUL so that code may hold U+0000, as it
- * may with the reference server (Python then reports the error itself).
+ * may with the reference server. ipykernel does not report such code as an
+ * error: its handler raises ("source code string cannot contain null
+ * bytes") and it goes idle without a reply, which run.c turns into an
+ * UnexpectedEndOfExecution error line.
  * Strings that end up as C strings elsewhere (context ids, language names,
  * cwd, env var names and values) must not hold NUL: a silently truncated
  * value would reach the wrong context or the wrong variable.

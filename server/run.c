@@ -23,6 +23,11 @@
 
 #define RUN_INTERRUPT_REPEAT_MS 500
 #define RUN_HELPER_TRIES	5
+/* How long an execute_reply may trail its idle status. A kernel sends the
+ * reply before idle, but on another socket, so the two can arrive in either
+ * order, microseconds apart; one that has not come a second after idle is
+ * not coming. */
+#define RUN_REPLY_GRACE_MS 1000
 
 static void run_advance(struct ctx *c);
 
@@ -61,34 +66,12 @@ static void run_release(struct ctx *c)
 	struct exec *e = c->running;
 
 	loop_timer_disarm(c->srv->loop, &c->interrupt_timer);
+	loop_timer_disarm(c->srv->loop, &c->reply_timer);
 	c->running = NULL;
 	if (e) {
 		e->ctx = NULL;
 		exec_unref(e);
 	}
-}
-
-/* The code that puts back what e's env_vars changed: the global value, or
- * unset. */
-static char *run_restore_code(struct ctx *c, struct exec *e)
-{
-	json_t *set = json_object(), *unset = json_array(), *v;
-	const char *key;
-	char *code;
-
-	json_object_foreach(e->env_vars, key, v)
-	{
-		json_t *g =
-		    c->global_env ? json_object_get(c->global_env, key) : NULL;
-		if (json_is_string(g))
-			json_object_set(set, key, g);
-		else
-			json_array_append_new(unset, json_string(key));
-	}
-	code = lang_env_code(c->language, set, unset);
-	json_decref(set);
-	json_decref(unset);
-	return code;
 }
 
 static void run_complete(struct ctx *c)
@@ -100,7 +83,7 @@ static void run_complete(struct ctx *c)
 		metrics_exec(&c->srv->metrics, loop_now_ms() - e->run_ms);
 	exec_finish(e);
 	if (e->env_applied)
-		restore = run_restore_code(c, e);
+		restore = lang_env_restore_code(c->language);
 	run_release(c);
 	c->phase = RUN_IDLE;
 	if (restore && run_helper(c, restore, RUN_RESTORE))
@@ -155,7 +138,7 @@ static void run_on_envd(void *arg, json_t *vars, const char *why)
 	if (json_object_size(vars) > 0) {
 		log_debug("context %.8s: %zu global env vars from envd", c->id,
 			  json_object_size(vars));
-		if (run_helper(c, lang_env_code(c->language, vars, NULL),
+		if (run_helper(c, lang_env_code(c->language, vars, false),
 			       RUN_GLOBALS))
 			return;
 	}
@@ -185,7 +168,7 @@ static void run_advance(struct ctx *c)
 			e->env_applied = true;
 			if (run_helper(
 				c,
-				lang_env_code(c->language, e->env_vars, NULL),
+				lang_env_code(c->language, e->env_vars, true),
 				RUN_ENV))
 				return;
 		}
@@ -240,12 +223,34 @@ static void run_deadline(void *arg, short revents)
 	exec_unref(e);
 }
 
+/* Arms e's deadline for what is left of it: it counts from the request's
+ * arrival, which for a context still starting its first kernel was a while
+ * ago. Returns false when nothing is left. */
+static bool run_arm_deadline(struct ctx *c, struct exec *e)
+{
+	uint64_t spent = loop_now_ms() - e->started_ms;
+
+	if (e->deadline_ms <= 0)
+		return true;
+	if (spent >= (uint64_t)e->deadline_ms)
+		return false;
+	loop_timer_arm(c->srv->loop, &e->deadline,
+		       (uint64_t)e->deadline_ms - spent, run_deadline, e);
+	return true;
+}
+
 void run_submit(struct ctx *c, struct exec *e)
 {
+	if (!run_arm_deadline(c, e)) {
+		char value[96];
+		snprintf(value, sizeof(value),
+			 "Execution exceeded its deadline of %lld ms before "
+			 "its context was ready",
+			 e->deadline_ms);
+		exec_fail(e, "TimeoutError", value);
+		return;
+	}
 	exec_ref(e);
-	if (e->deadline_ms > 0)
-		loop_timer_arm(c->srv->loop, &e->deadline,
-			       (uint64_t)e->deadline_ms, run_deadline, e);
 	e->ctx = c;
 	e->state = EXEC_QUEUED;
 	if (c->tail)
@@ -288,6 +293,28 @@ static void run_interrupt_tick(void *arg, short revents)
 	ctx_restart(c, "interrupt timed out");
 }
 
+/* Idle came for the running execution and its reply did not follow: the
+ * kernel failed while handling the request (ipykernel publishes idle even
+ * when its handler raised: code with a NUL byte, an error its JSON packer
+ * cannot encode) and no reply will come. The kernel is alive and keeps its
+ * state; the stream ends with an error and the context moves on. */
+static void run_reply_missing(void *arg, short revents)
+{
+	struct ctx *c = arg;
+	struct exec *e = c->running;
+
+	(void)revents;
+	if (c->phase != RUN_MAIN || !e)
+		return;
+	log_warnx("context %.8s: the kernel went idle without replying to the "
+		  "execution; ending it (the kernel's log may say why)",
+		  c->id);
+	exec_fail(e, "UnexpectedEndOfExecution",
+		  "The kernel went idle without replying to the execution "
+		  "request: it failed while handling it");
+	run_complete(c);
+}
+
 static bool run_unqueue(struct ctx *c, struct exec *e)
 {
 	for (struct exec **pp = &c->head; *pp; pp = &(*pp)->next) {
@@ -313,6 +340,13 @@ void run_cancel(struct ctx *c, struct exec *e)
 		return;
 	if (c->running != e || e->state != EXEC_RUNNING || !c->kernel)
 		return;
+	if (e->got_idle) {
+		/* The kernel is done with it and only its reply is missing
+		 * (run_reply_missing would end it shortly): there is nothing
+		 * to interrupt. */
+		run_reply_missing(c, 0);
+		return;
+	}
 	log_info("context %.8s: %s; interrupting the cell", c->id,
 		 e->client_gone ? "client went away" : "deadline passed");
 	c->srv->stats.interrupts++;
@@ -366,6 +400,12 @@ void run_on_msg(struct ctx *c, enum kernel_chan ch, struct wire_msg *m)
 				    c, "the code asked the kernel to exit");
 			else
 				run_complete(c);
+			break;
+		case EXEC_NO_REPLY:
+			if (!c->reply_timer.armed)
+				loop_timer_arm(c->srv->loop, &c->reply_timer,
+					       RUN_REPLY_GRACE_MS,
+					       run_reply_missing, c);
 			break;
 		case EXEC_RESEND:
 			log_debug(

@@ -6,7 +6,10 @@
  * execution, and after every restart) and apply them with a helper cell;
  * apply the request's env_vars with a helper cell; send the execute_request
  * and route every kernel message whose parent it is to the exec; when it is
- * complete, restore the env vars with a helper cell. Helper cells are
+ * complete, put back what the env_vars overrode with a helper cell (the
+ * values the env cell saved inside the kernel). A request the kernel ends
+ * with idle but never answers (its handler failed) ends the stream with an
+ * error after a short grace; the kernel keeps its state. Helper cells are
  * silent, sent one at a time, and sent again when the kernel aborts them
  * (ipykernel aborts whatever reaches it right after a failed cell). A client
  * that goes away drops its queued execution, or interrupts the running one

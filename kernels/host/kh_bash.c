@@ -13,14 +13,22 @@
  *
  * Protocol with bash, all in-band with a per-kernel random token T:
  *  - At start the host sends one init line that silences prompts and
- *    history, saves the original fd 1 and 2 as readonly fds (so a cell's
- *    "exec >file" cannot swallow markers), defines __e2b_begin and
- *    __e2b_end (readonly functions), sets PROMPT_COMMAND=__e2b_end
- *    (readonly) and prints "T V<bash version>".
+ *    history, moves bash's pipes to high fds (see kh_bash_init_head: so a
+ *    cell's "exec >file" cannot swallow markers, and low fds stay free for
+ *    user code), defines __e2b_begin and __e2b_end (readonly functions),
+ *    sets PROMPT_COMMAND=__e2b_end (readonly) and prints "T V<bash
+ *    version>". Before touching its pipes, each function checks that they
+ *    still are the pipes (bash's [[ -ef ]], a few stats) and opens any that
+ *    user code closed or replaced again from the host's own copies of the
+ *    runner's ends, /proc/<host pid>/fd/N.
  *  - Each cell is sent as one line:
- *        __e2b_begin N; eval -- $'<code, escaped>' </dev/null
- *    __e2b_begin prints "T B N" on stdout; eval runs the code in the shell
- *    itself, with stdin from /dev/null so user code never eats our input.
+ *        __e2b_begin N; eval -- $'<code, escaped>'
+ *    __e2b_begin points fd 0 at /dev/null, so user code never eats our
+ *    input, and prints "T B N" on a pipe of its own (the runner's fd 3,
+ *    the host's events pipe); eval runs the code in the shell itself.
+ *    Keeping the begin marker off stdout and stderr leaves both pipes
+ *    empty when the cell's code starts, so the host can tell which of
+ *    them the cell wrote first (kh_proc reads pipes in arrival order).
  *  - Before every prompt bash runs PROMPT_COMMAND, which prints
  *    "T E N:<exit status of the line>" on stdout and on stderr. A line cut
  *    short by SIGINT still gets its prompt, with status 130.
@@ -54,6 +62,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <unistd.h>
 
 #include "jtext.h"
 #include "kh.h"
@@ -67,7 +76,7 @@
 
 struct kh_bash {
 	char token[8 + 2 * KH_BASH_TOKEN_BYTES + 1];
-	struct kh_scan scan[KH_NFD]; /* for fd 1 and 2 */
+	struct kh_scan scan[KH_NFD]; /* for fd 1, 2 and 3 */
 	unsigned long seq;	  /* the running cell's N; 0: the init line */
 	bool begun;		  /* its begin marker arrived */
 	bool ended[KH_NFD];	  /* its end marker arrived on fd 1 / fd 2 */
@@ -86,23 +95,48 @@ struct kh_bash_src {
 	enum kh_fd fd;
 };
 
-/* The init line's two halves; the token goes between. Kept free of '!'
- * because history expansion is only switched off once the line runs. */
+/*
+ * The init line. Bash keeps its pipes on high fds, so user code is free to
+ * use low ones ("exec 10>lock"; bash's own {var}> allocations start at
+ * 10): the command pipe on 253, stdout and stderr on 250 and 251, the
+ * begin markers' pipe on 252. A cell runs with fd 0 on /dev/null, set by
+ * __e2b_begin with exec rather than by a redirection of the eval: bash
+ * saves a redirected fd on the lowest free fd from 10 up, where user code
+ * would clobber it. __e2b_end puts the command pipe back before the next
+ * prompt (a line cut short by SIGINT still gets its PROMPT_COMMAND).
+ * __e2b_fds runs first in both: a pipe that user code closed or replaced
+ * is opened again from the host's copy of its end. Kept free of '!'
+ * because history expansion is only switched off once the line runs.
+ */
 static const char kh_bash_init_head[] =
     "set +o history +H; unset HISTFILE TMOUT MAILCHECK PROMPT_COMMAND; "
-    "PS1=; PS2=; PS0=; PS4='+ '; exec {__e2b_o}>&1 {__e2b_e}>&2; "
+    "PS1=; PS2=; PS0=; PS4='+ '; exec 253<&0 250>&1 251>&2 252>&3 3>&-; "
     "__e2b_t=";
+static const char kh_bash_init_fds[] =
+    "; readonly __e2b_t; __e2b_seq=0; __e2b_fds() { ";
 static const char kh_bash_init_tail[] =
-    "; readonly __e2b_o __e2b_e __e2b_t; __e2b_seq=0; "
-    "__e2b_begin() { __e2b_seq=$1; "
-    "printf '%sB%s\\n' \"$__e2b_t\" \"$1\" >&\"$__e2b_o\"; }; "
-    "__e2b_end() { local s=$? x=$-; { set +x; } 2>/dev/null; "
-    "printf '%sE%s:%s\\n' \"$__e2b_t\" \"$__e2b_seq\" \"$s\" >&\"$__e2b_o\"; "
-    "printf '%sE%s:%s\\n' \"$__e2b_t\" \"$__e2b_seq\" \"$s\" >&\"$__e2b_e\"; "
+    "}; __e2b_begin() { __e2b_fds; exec 0</dev/null; __e2b_seq=$1; "
+    "builtin printf '%sB%s\\n' \"$__e2b_t\" \"$1\" >&252; }; "
+    "__e2b_end() { local s=$? x=$-; { set +x; } 2>/dev/null; __e2b_fds; "
+    "exec 0<&253; "
+    "builtin printf '%sE%s:%s\\n' \"$__e2b_t\" \"$__e2b_seq\" \"$s\" >&250; "
+    "builtin printf '%sE%s:%s\\n' \"$__e2b_t\" \"$__e2b_seq\" \"$s\" >&251; "
     "case $x in *x*) set -x;; esac; return 0; }; "
-    "readonly -f __e2b_begin __e2b_end; PROMPT_COMMAND=__e2b_end; "
-    "readonly PROMPT_COMMAND; "
-    "printf '%sV%s\\n' \"$__e2b_t\" \"$BASH_VERSION\" >&\"$__e2b_o\"\n";
+    "readonly -f __e2b_fds __e2b_begin __e2b_end; "
+    "PROMPT_COMMAND=__e2b_end; readonly PROMPT_COMMAND; "
+    "builtin printf '%sV%s\\n' \"$__e2b_t\" \"$BASH_VERSION\" >&250\n";
+
+/* Bash's fd for each of the runner's pipes (kh_proc's cfd index), and how
+ * __e2b_fds opens it again. */
+static const struct {
+	int fd, cfd;
+	const char *op;
+} kh_bash_fds[] = {
+    {253, 0, "<"},
+    {250, KH_FD_STDOUT, ">|"},
+    {251, KH_FD_STDERR, ">|"},
+    {252, KH_FD_EVENTS, ">|"},
+};
 
 static int kh_bash_init(struct kh *kh)
 {
@@ -116,22 +150,38 @@ static int kh_bash_init(struct kh *kh)
 		return errno ? -errno : -EIO;
 	strcpy(b->token, "__e2b_k_");
 	jtext_hex(rnd, sizeof(rnd), b->token + 8);
-	kh_scan_init(&b->scan[KH_FD_STDOUT], b->token, "BEV");
+	kh_scan_init(&b->scan[KH_FD_STDOUT], b->token, "EV");
 	kh_scan_init(&b->scan[KH_FD_STDERR], b->token, "E");
+	kh_scan_init(&b->scan[KH_FD_EVENTS], b->token, "B");
 	return 0;
 }
 
 static int kh_bash_start(struct kh *kh)
 {
 	struct kh_bash *b = kh->bash;
+	long pid = (long)getpid();
 	char *line = NULL;
-	int n, rc;
+	size_t size = 0;
+	int rc = -ENOMEM;
+	bool bad;
+	FILE *f = open_memstream(&line, &size);
 
-	n = asprintf(&line, "%s%s%s", kh_bash_init_head, b->token,
-		     kh_bash_init_tail);
-	if (n < 0)
+	if (!f)
 		return -ENOMEM;
-	rc = kh_proc_write(&kh->proc, line, (size_t)n);
+	fprintf(f, "%s%s%s", kh_bash_init_head, b->token, kh_bash_init_fds);
+	for (size_t i = 0; i < sizeof(kh_bash_fds) / sizeof(*kh_bash_fds);
+	     i++) {
+		int fd = kh_bash_fds[i].fd,
+		    c = kh->proc.cfd[kh_bash_fds[i].cfd];
+		fprintf(f,
+			"[[ /dev/fd/%d -ef /proc/%ld/fd/%d ]] || exec "
+			"%d%s/proc/%ld/fd/%d; ",
+			fd, pid, c, fd, kh_bash_fds[i].op, pid, c);
+	}
+	fputs(kh_bash_init_tail, f);
+	bad = ferror(f) != 0;
+	if (fclose(f) == 0 && !bad)
+		rc = kh_proc_write(&kh->proc, line, size);
 	free(line);
 	return rc;
 }
@@ -174,7 +224,7 @@ static char *kh_bash_quote(char *dst, const char *code, size_t len)
 
 static int kh_bash_execute(struct kh *kh, json_t *code, bool silent)
 {
-	static const char tail[] = " </dev/null\n";
+	static const char tail[] = "\n";
 	struct kh_bash *b = kh->bash;
 	size_t len = json_string_length(code), n;
 	char *line, *p;
@@ -305,7 +355,9 @@ static void kh_bash_on_begin(struct kh *kh, unsigned long seq)
 {
 	struct kh_bash *b = kh->bash;
 
-	if (seq != b->seq || b->begun)
+	/* The begin marker has a pipe of its own and may be read after the
+	 * line ended: then there is nothing left to interrupt. */
+	if (seq != b->seq || b->begun || b->ended[KH_FD_STDOUT])
 		return;
 	b->begun = true;
 	if (b->pending) {
@@ -355,10 +407,9 @@ static void kh_bash_on_text(void *arg, const char *buf, size_t len)
 	struct kh_bash_src *src = arg;
 
 	/* Startup noise ("no job control in this shell", the first prompt)
-	 * is nobody's output. */
-	if (src->kh->state == KH_STARTING) {
-		log_debug("bash %s before ready: %.*s",
-			  src->fd == KH_FD_STDOUT ? "stdout" : "stderr",
+	 * is nobody's output, nor is what user code wrote to fd 252. */
+	if (src->kh->state == KH_STARTING || src->fd == KH_FD_EVENTS) {
+		log_debug("bash fd %d, not output: %.*s", (int)src->fd,
 			  (int)(len > 200 ? 200 : len), buf);
 		return;
 	}
@@ -373,8 +424,6 @@ static void kh_bash_data(struct kh *kh, enum kh_fd fd, const char *buf,
 {
 	struct kh_bash_src src = {kh, fd};
 
-	if (fd != KH_FD_STDOUT && fd != KH_FD_STDERR)
-		return;
 	if (kh_scan_feed(&kh->bash->scan[fd], buf, len, &kh_bash_scan_ops,
 			 &src) < 0)
 		log_warnx("bash output lost: out of memory");
@@ -396,13 +445,14 @@ static void kh_bash_cleanup(struct kh *kh)
 	loop_timer_disarm(kh->loop, &b->repeat);
 	kh_scan_cleanup(&b->scan[KH_FD_STDOUT]);
 	kh_scan_cleanup(&b->scan[KH_FD_STDERR]);
+	kh_scan_cleanup(&b->scan[KH_FD_EVENTS]);
 	free(b);
 	kh->bash = NULL;
 }
 
 const struct kh_mode kh_bash_mode = {
     .name = "bash",
-    .events = false,
+    .events = true, /* the begin markers' pipe */
     .init = kh_bash_init,
     .start = kh_bash_start,
     .execute = kh_bash_execute,

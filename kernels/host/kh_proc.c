@@ -19,13 +19,22 @@
  * all, generation after generation, before the host exits.
  *
  * Invariants: every host end is non-blocking and close-on-exec; reads are
- * bounded per wake-up (64 KiB) so one chatty pipe cannot starve the loop;
- * stdin writes are queued and flushed on POLLOUT, never blocking. The pidfd
- * turning readable is the only runner exit signal: the remaining pipe
- * contents are read first (bounded, a grandchild may keep writing), then the
- * whole group is SIGKILLed, which reaches background jobs user code left
- * behind while the unreaped zombie still reserves the group id, and only
- * then is the runner reaped and ops->exited called, once.
+ * bounded per turn (64 KiB per pipe) so one chatty pipe cannot starve the
+ * loop; stdin writes are queued and flushed on POLLOUT, never blocking.
+ *
+ * Order across pipes: a cell that writes stderr, then stdout, must not be
+ * reported the other way round just because both pipes were readable when
+ * the loop woke. The read ends sit in an edge-triggered epoll set, whose
+ * ready list is kept in the order the pipes received data (a pipe already
+ * listed keeps its place), and are read in that order; a pipe not drained
+ * within its turn's budget keeps its place for the next turn. What one pipe
+ * received after another's data arrived but before the host read it cannot
+ * be told apart: that much order is lost, and no more. The pidfd
+ * turning readable is the only exit signal: the remaining pipe contents are
+ * read first (bounded, a grandchild may keep writing), then the whole group
+ * is SIGKILLed, which reaches background jobs user code left behind while
+ * the unreaped zombie still reserves the group id, and only then is the
+ * runner reaped and ops->exited called, once.
  *
  * Threads: loop thread only. It does not know what the bytes mean (the modes
  * do), and does not restart anything: the host exits with the runner.
@@ -39,6 +48,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/pidfd.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -97,10 +107,9 @@ fail:
 	_exit(127);
 }
 
+/* Closing the read end also takes it out of the epoll set. */
 static void kh_proc_close_fd(struct kh_proc *p, enum kh_fd fd)
 {
-	loop_del(p->loop, p->fdw[fd]);
-	p->fdw[fd] = NULL;
 	if (p->fd[fd] >= 0)
 		close(p->fd[fd]);
 	p->fd[fd] = -1;
@@ -126,12 +135,50 @@ static ssize_t kh_proc_read_once(struct kh_proc *p, enum kh_fd fd)
 	return n;
 }
 
-static void kh_proc_on_fd(void *arg, short revents)
+static void kh_proc_queue(struct kh_proc *p, enum kh_fd fd)
 {
-	struct kh_proc_ref *ref = arg;
+	for (int i = 0; i < p->nready; i++)
+		if (p->ready[i] == fd)
+			return;
+	if (p->nready < KH_NFD)
+		p->ready[p->nready++] = fd;
+}
+
+static void kh_proc_more(void *arg, short revents);
+
+/* One read per listed pipe, oldest first; a pipe that gave data may hold
+ * more (edge-triggered: no new event will say so) and is listed again. */
+static void kh_proc_read_ready(struct kh_proc *p)
+{
+	enum kh_fd turn[KH_NFD];
+	int n = p->nready;
+
+	memcpy(turn, p->ready, sizeof(turn));
+	p->nready = 0;
+	for (int i = 0; i < n; i++) {
+		if (kh_proc_read_once(p, turn[i]) > 0)
+			kh_proc_queue(p, turn[i]);
+	}
+	if (p->nready > 0)
+		loop_timer_arm(p->loop, &p->more_timer, 0, kh_proc_more, p);
+}
+
+static void kh_proc_more(void *arg, short revents)
+{
+	(void)revents;
+	kh_proc_read_ready(arg);
+}
+
+static void kh_proc_on_ready(void *arg, short revents)
+{
+	struct kh_proc *p = arg;
+	struct epoll_event ev[KH_NFD];
+	int n = epoll_wait(p->epfd, ev, KH_NFD, 0);
 
 	(void)revents;
-	kh_proc_read_once(ref->p, ref->fd);
+	for (int i = 0; i < n; i++)
+		kh_proc_queue(p, (enum kh_fd)ev[i].data.u32);
+	kh_proc_read_ready(p);
 }
 
 void kh_proc_drain(struct kh_proc *p, enum kh_fd fd, size_t max)
@@ -295,22 +342,30 @@ static int kh_proc_adopt(struct kh_proc *p, int pipes[KH_NFD][2])
 {
 	p->in = pipes[0][1];
 	pipes[0][1] = -1;
+	p->cfd[0] = pipes[0][0];
+	pipes[0][0] = -1;
 	fcntl(p->in, F_SETFL, O_NONBLOCK);
 	p->inw = loop_add_fd(p->loop, p->in, 0, kh_proc_on_in, p);
 	if (!p->inw)
 		return -ENOMEM;
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->epfd < 0)
+		return -errno;
+	p->epw = loop_add_fd(p->loop, p->epfd, ZMQ_POLLIN, kh_proc_on_ready, p);
+	if (!p->epw)
+		return -ENOMEM;
 	for (int i = KH_FD_STDOUT; i < KH_NFD; i++) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLET,
+					 .data.u32 = (uint32_t)i};
 		if (pipes[i][0] < 0)
 			continue;
 		p->fd[i] = pipes[i][0];
 		pipes[i][0] = -1;
 		fcntl(p->fd[i], F_SETFL, O_NONBLOCK);
-		p->ref[i].p = p;
-		p->ref[i].fd = (enum kh_fd)i;
-		p->fdw[i] = loop_add_fd(p->loop, p->fd[i], ZMQ_POLLIN,
-					kh_proc_on_fd, &p->ref[i]);
-		if (!p->fdw[i])
-			return -ENOMEM;
+		if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->fd[i], &ev) < 0)
+			return -errno;
+		p->cfd[i] = pipes[i][1];
+		pipes[i][1] = -1;
 	}
 	p->pidfd = pidfd_open(p->pid, 0);
 	if (p->pidfd < 0)
@@ -347,9 +402,9 @@ int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
 	p->loop = loop;
 	p->ops = ops;
 	p->arg = arg;
-	p->in = p->pidfd = -1;
+	p->in = p->pidfd = p->epfd = -1;
 	for (int i = 0; i < KH_NFD; i++)
-		p->fd[i] = -1;
+		p->fd[i] = p->cfd[i] = -1;
 	rc = kh_proc_pipes(pipes, events, ep);
 	if (rc < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(-rc));
@@ -489,9 +544,20 @@ void kh_proc_cleanup(struct kh_proc *p)
 		close(p->pidfd);
 	p->pidfd = -1;
 	kh_proc_close_in(p);
-	for (int i = KH_FD_STDOUT; i < KH_NFD; i++)
-		kh_proc_close_fd(p, (enum kh_fd)i);
+	for (int i = 0; i < KH_NFD; i++) {
+		if (i >= KH_FD_STDOUT)
+			kh_proc_close_fd(p, (enum kh_fd)i);
+		if (p->cfd[i] >= 0)
+			close(p->cfd[i]);
+		p->cfd[i] = -1;
+	}
+	loop_del(p->loop, p->epw);
+	p->epw = NULL;
+	if (p->epfd >= 0)
+		close(p->epfd);
+	p->epfd = -1;
 	loop_timer_disarm(p->loop, &p->kill_timer);
+	loop_timer_disarm(p->loop, &p->more_timer);
 	free(p->obuf);
 	p->obuf = NULL;
 }

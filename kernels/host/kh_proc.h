@@ -5,9 +5,10 @@
  * its group holds the runner and everything user code starts, and nothing
  * else), with stdin a pipe the host writes, fd 1 and fd 2 pipes read as
  * stdout and stderr, and in json mode fd 3 a pipe of events. Reports data
- * read from those pipes and, exactly once, the runner's exit. Reaps the
- * orphans the host adopts as a subreaper, and at cleanup ends every process
- * user code started. Loop thread only.
+ * read from those pipes, pipe by pipe in the order their data arrived, and,
+ * exactly once, the runner's exit. Reaps the orphans the host adopts as a
+ * subreaper, and at cleanup ends every process user code started. Loop
+ * thread only.
  */
 #ifndef E2B_KH_PROC_H
 #define E2B_KH_PROC_H
@@ -47,11 +48,18 @@ struct kh_proc {
 	bool close_in; /* close in once obuf is empty */
 
 	int fd[KH_NFD]; /* our ends of fd 1..3, -1 when absent/closed */
-	struct loop_watch *fdw[KH_NFD];
-	struct kh_proc_ref {
-		struct kh_proc *p;
-		enum kh_fd fd;
-	} ref[KH_NFD];
+	/* Copies of the runner's own ends of fd 0..3 (close-on-exec, -1
+	 * when absent): a runner that lost one can open it again as
+	 * /proc/<host pid>/fd/<cfd>. Kept, the output pipes never report end
+	 * of file; the runner's exit comes through the pidfd anyway. */
+	int cfd[KH_NFD];
+	/* fd[] in an edge-triggered epoll set, which lists pipes in the
+	 * order data arrived in them: output is passed on in that order. */
+	int epfd;
+	struct loop_watch *epw;
+	enum kh_fd ready[KH_NFD]; /* pipes that may hold data, oldest first */
+	int nready;
+	struct loop_timer more_timer; /* ready[] left over from a turn */
 
 	struct loop_timer kill_timer;
 	uint64_t kill_at; /* loop_now_ms() of the SIGKILL, 0: none armed */

@@ -176,6 +176,37 @@ static void test_ok_reply_no_error(void)
 	play(st, NSTEPS(st), false, "stdout end_of_execution");
 }
 
+/* Idle before the reply: the reply may still come (another socket), so
+ * the caller hears "no reply yet" and the cell completes with the reply. */
+static void test_idle_before_reply(void)
+{
+	struct exec *e = running();
+
+	REQUIRE(e);
+	CHECK(feed(e, false, "stream", STDOUT) == EXEC_GOING);
+	CHECK(feed(e, false, "status", IDLE) == EXEC_NO_REPLY);
+	CHECK(feed(e, true, "execute_reply", "{\"status\":\"ok\"}") ==
+	      EXEC_COMPLETE);
+	exec_finish(e);
+	CHECK_STR(summary(e), "stdout end_of_execution");
+	exec_unref(e);
+}
+
+/* Idle and never a reply (the kernel's handler failed): every later
+ * message still says so, and the run module's ending reads as one error. */
+static void test_idle_without_reply(void)
+{
+	struct exec *e = running();
+
+	REQUIRE(e);
+	CHECK(feed(e, false, "status", IDLE) == EXEC_NO_REPLY);
+	CHECK(feed(e, false, "stream", STDOUT) == EXEC_NO_REPLY);
+	exec_fail(e, "UnexpectedEndOfExecution", "no reply");
+	CHECK_STR(summary(e),
+		  "stdout error:UnexpectedEndOfExecution end_of_execution");
+	exec_unref(e);
+}
+
 int main(void)
 {
 	tl = loop_new();
@@ -187,6 +218,8 @@ int main(void)
 	TEST(test_fail_after_error_reply);
 	TEST(test_aborted_reply_after_it_ran);
 	TEST(test_ok_reply_no_error);
+	TEST(test_idle_before_reply);
+	TEST(test_idle_without_reply);
 	loop_free(tl);
 	return test_report();
 }

@@ -9,6 +9,9 @@ besides the usual MIME types:
 - PIL images: img.show() and img.save("path") display the image (images.py)
 - matplotlib: a CJK-capable font and box-plot bookkeeping (mpl.py)
 
+and keeps the kernel answering when a cell leaves sys.stdout or sys.stderr
+unflushable (streams.py).
+
 Nothing here imports pandas, matplotlib, numpy or PIL: a formatter only
 looks at an object once the library that makes such objects is in
 sys.modules, and patches wait for the library's own import
@@ -104,8 +107,9 @@ def load_ipython_extension(ip):
         if JSON_FOR_LISTS:
             json_fmt.for_type(list, _container_json)
 
-    from . import _hooks
+    from . import _hooks, streams
 
+    ip._e2b_ci_streams = streams.install(ip)
     _hooks.after_import("PIL.Image", _lazy("images", "patch_image"))
     _hooks.after_import("PIL.ImageShow", _lazy("images", "patch_imageshow"))
     _hooks.after_import("matplotlib.axes", _lazy("mpl", "patch_axes"))
@@ -121,7 +125,13 @@ def _lazy(module, function):
 
 
 def unload_ipython_extension(ip):
-    """Removes the formatters (the PIL and matplotlib patches stay)."""
+    """Removes the formatters and the stream guard (the PIL and matplotlib
+    patches stay)."""
+    from . import streams
+
+    guard = getattr(ip, "_e2b_ci_streams", None)
+    if guard is not None:
+        streams.uninstall(ip, guard)
     formatters = ip.display_formatter.formatters
     for key in ("e2b/data", "e2b/chart"):
         formatters.pop(key, None)

@@ -2,9 +2,15 @@
  * E2b: helpers that code in the JShell session can call; the runner's
  * classes are on the session's class path, so e2bci.E2b is always there.
  *
- * setenv(base64) is the daemon's env helper cell for Java:
- *     e2bci.E2b.setenv("<base64 of {"set":{"K":"V"},"unset":["K2"]}>");
- * It changes the environment as seen by System.getenv (the JVM's cached,
+ * env(base64 parts...) and restoreEnv() are the daemon's env helper cells
+ * for Java (server/lang.c):
+ *     e2bci.E2b.env("<base64 of {"set":{"K":"V"},"save":true}>", ...);
+ *     e2bci.E2b.restoreEnv();
+ * The document comes in parts because one string constant of a class file
+ * holds at most 65535 bytes. With "save", env first remembers each
+ * variable's value (or that it is unset) and its system property; restoreEnv
+ * puts them back. setenv(base64) applies {"set":{...},"unset":[...]}.
+ * They change the environment as seen by System.getenv (the JVM's cached,
  * unmodifiable map, changed underneath by reflection: the JVM must run with
  * --add-opens java.base/java.lang=ALL-UNNAMED and java.base/java.util=ALL-UNNAMED)
  * and by child processes (ProcessBuilder, Runtime.exec), through setenv(3)
@@ -14,25 +20,64 @@ package e2bci;
 
 import java.lang.reflect.Field;
 import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
 import java.util.Base64;
+import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 
 public final class E2b {
 	private static Map<String, String> env;
 	private static boolean warned;
+	/* What env(..., save) overrode: name -> {environment value, system
+	 * property}, null where unset. The first value wins until restoreEnv. */
+	private static final Map<String, String[]> saved = new LinkedHashMap<>();
 
 	private E2b() {
 	}
 
 	/** Applies base64(JSON {"set": {name: value}, "unset": [name]}): sets first, then unsets. */
 	public static void setenv(String base64Json) {
+		apply(decode(base64Json), false);
+	}
+
+	/**
+	 * Applies base64(JSON {"set": {name: value}, "save": bool}) given in parts (joined); with save,
+	 * remembers first what each variable in "set" is now, for restoreEnv.
+	 */
+	public static void env(String... base64Parts) {
+		Map<?, ?> doc = decode(String.join("", base64Parts));
+		apply(doc, Boolean.TRUE.equals(doc.get("save")));
+	}
+
+	/** Puts back every variable env(..., save) overrode, as it was, and forgets them. */
+	public static void restoreEnv() {
+		List<Map.Entry<String, String[]>> entries = new ArrayList<>(saved.entrySet());
+		saved.clear();
+		for (Map.Entry<String, String[]> e : entries) {
+			String name = e.getKey(), value = e.getValue()[0], prop = e.getValue()[1];
+			if (value == null)
+				unsetenv(name);
+			else
+				setenv(name, value);
+			if (prop == null)
+				System.clearProperty(name);
+			else
+				System.setProperty(name, prop);
+		}
+	}
+
+	private static Map<?, ?> decode(String base64Json) {
 		String text = new String(Base64.getMimeDecoder().decode(base64Json), StandardCharsets.UTF_8);
 		Object doc = Json.parse(text);
 		if (!(doc instanceof Map))
 			throw new IllegalArgumentException("env document must be a JSON object");
-		Object set = ((Map<?, ?>) doc).get("set");
-		Object unset = ((Map<?, ?>) doc).get("unset");
+		return (Map<?, ?>) doc;
+	}
+
+	private static void apply(Map<?, ?> doc, boolean save) {
+		Object set = doc.get("set");
+		Object unset = doc.get("unset");
 		if (set != null && !(set instanceof Map))
 			throw new IllegalArgumentException("\"set\" must be an object");
 		if (unset != null && !(unset instanceof List))
@@ -41,7 +86,12 @@ public final class E2b {
 			for (Map.Entry<?, ?> e : ((Map<?, ?>) set).entrySet()) {
 				if (!(e.getValue() instanceof String))
 					throw new IllegalArgumentException("value of " + e.getKey() + " must be a string");
-				setenv((String) e.getKey(), (String) e.getValue());
+				String name = (String) e.getKey();
+				if (save && !saved.containsKey(name)) {
+					check(name);
+					saved.put(name, new String[] {System.getenv(name), System.getProperty(name)});
+				}
+				setenv(name, (String) e.getValue());
 			}
 		if (unset != null)
 			for (Object k : (List<?>) unset)
