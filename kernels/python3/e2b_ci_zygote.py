@@ -50,55 +50,16 @@ MAX_FDS = 8  # fds in one request
 CHILD_TIMEOUT = 10.0  # seconds for a forked kernel to report its set-up
 REPARENT_TIMEOUT = 2.0  # seconds for the intermediate process to go
 DEFAULT_PRELOAD = "numpy,pandas,matplotlib"
-INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
-# What IPKernelApp.initialize() and start() import, measured with
-# sys.modules in a kernel that answered its first kernel_info_request and ran
-# one cell (the ones not already pulled in by ipykernel.kernelapp). Imported
-# here so the forked kernel finds them in sys.modules; a name that is missing
-# in some version is skipped silently (it only costs time).
+# What a kernel imports beyond `import ipykernel.kernelapp` before it has
+# answered kernel_info and run `1+1` (measured: sys.modules of an exec'd
+# kernel against that import's, ipykernel 6.17, IPython 8.5). Imported here
+# so the forked kernel finds them loaded; a name missing in another version
+# is skipped (it only costs time).
 KERNEL_STACK = (
     "ipykernel.kernelapp",
-    "ipykernel.ipkernel",
-    "ipykernel.zmqshell",
-    "ipykernel.iostream",
-    "ipykernel.heartbeat",
-    "ipykernel.control",
-    "ipykernel.parentpoller",
-    "ipykernel.eventloops",
-    "ipykernel.comm",
-    "ipykernel.comm.manager",
-    "ipykernel.debugger",
-    "ipykernel.compiler",
-    "ipykernel.displayhook",
-    "ipykernel.jsonutil",
-    "ipykernel.pickleutil",
-    "ipykernel.serialize",
-    "IPython.core.completer",
     "IPython.core.completerlib",
-    "IPython.core.magics",
-    "IPython.core.history",
-    "IPython.core.interactiveshell",
-    "IPython.core.shellapp",
-    "IPython.core.profiledir",
-    "IPython.core.pylabtools",
-    "IPython.display",
-    "jupyter_client.session",
-    "jupyter_client.connect",
-    "jupyter_client.localinterfaces",
-    "jupyter_core.paths",
-    "traitlets.config.loader",
-    "tornado.ioloop",
-    "tornado.queues",
-    "tornado.locks",
-    "zmq.eventloop.zmqstream",
-    "sqlite3",
-    "jedi",
-    "comm",
-    "debugpy",
-    "asyncio",
-    "uuid",
-    "hmac",
+    "faulthandler",
 )
 
 # Expansions of preload names: matplotlib means pyplot with the backend the
@@ -176,6 +137,20 @@ def fd_target(fd):
         return "?"
 
 
+def mapped_libraries(words):
+    """Paths of the shared libraries mapped in this process whose file name
+    contains one of words."""
+    found = []
+    with open("/proc/self/maps") as f:
+        for line in f:
+            path = line.split(None, 5)[-1].strip()
+            name = path.rpartition("/")[2]
+            if ".so" in name and any(w in name for w in words) and \
+                    path not in found:
+                found.append(path)
+    return found
+
+
 def thread_count():
     return len(os.listdir("/proc/self/task"))
 
@@ -228,7 +203,6 @@ class Zygote:
         self.loaded = []
         self.skipped = []
         self.launcher = None
-        self.openblas = None
 
     def load(self):
         """Imports the kernel stack (fatal if ipykernel is missing: no kernel
@@ -339,16 +313,21 @@ class Zygote:
                 log("warning", f"matplotlib warm-up: {type(e).__name__}: {e}")
 
     def quiesce(self):
-        """Leaves the process with one thread: OpenBLAS starts a thread pool
-        when it is loaded (numpy); its shutdown is the one pthread_atfork
-        runs anyway, and the first BLAS call in a kernel starts a new pool."""
+        """Leaves the process with one thread if a preload started a known
+        thread pool: OpenBLAS (numpy's BLAS where libopenblas0-pthread is
+        installed) starts one when it is loaded. Its shutdown is the one its
+        pthread_atfork handler runs anyway, and the first BLAS call in a
+        kernel starts a new pool. (Debian's numpy links libblas.so.3: OpenBLAS
+        when installed, else the reference BLAS, which has no threads.)"""
         if thread_count() == 1:
             return
-        for name in ("blas_thread_shutdown_", "blas_thread_shutdown"):
-            fn = getattr(_libc, name, None)
-            if fn is not None:
-                fn()
-                break
+        for lib in mapped_libraries(("blas", "lapack")):
+            try:
+                fn = getattr(ctypes.CDLL(lib), "blas_thread_shutdown_")
+            except (OSError, AttributeError):
+                continue
+            fn()
+            break
         deadline = time.monotonic() + 1.0
         while thread_count() > 1 and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -790,7 +769,7 @@ class Kernel:
             for fd in open_fds() - keep:
                 os.close(fd)
             mark("kernel_fds")
-            step = "environment"
+            step = "python"
             self.python_state(zygote)
             mark("kernel_state")
             # Last: the intermediate's exit (tearing down its copy of the

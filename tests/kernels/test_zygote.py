@@ -285,6 +285,12 @@ def test_fds_not_leaked(zygote, kernels):
     b_fds = fd_targets(b.pid)
     assert a_out not in b_fds.values() and a_err not in b_fds.values()
     assert before[3] not in b_fds.values()  # the zygote's channel
+    # The pipe ends the kernel was sent are not kept besides fd 1 and 2
+    # (or the copy ipykernel keeps when it captures fd 1 and 2): one fd
+    # each.
+    for fd in (b.out_fd, b.err_fd):
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        assert list(b_fds.values()).count(target) == 1, (target, b_fds)
 
 
 def test_stderr_and_exit_status_of_a_failing_kernel(zygote, kernels):

@@ -135,6 +135,10 @@ class Kernel:
     """A kernel asked of a zygote (or exec'd directly, see direct()): its
     pid, the read ends of its stdout/stderr pipes, and a client."""
 
+    # libzmq's ZMQ_RECONNECT_IVL for the client's sockets, in ms (its
+    # default is 100).
+    reconnect_ivl = 5
+
     def __init__(self, zygote, cwd, env, argv=None, user=None, rlimits=None,
                  oom_score_adj=800, cgroup_fd=None, runtime_dir=None,
                  rid=None):
@@ -216,7 +220,7 @@ class Kernel:
         # The kernel binds its ipc sockets some tens of ms after the fork:
         # libzmq's default 100 ms between connection attempts would add up
         # to 100 ms to every start (the daemon needs the same setting).
-        self.ctx.setsockopt(zmq.RECONNECT_IVL, 5)
+        self.ctx.setsockopt(zmq.RECONNECT_IVL, self.reconnect_ivl)
         self.session = Session(key=self.key)
 
         def ep(port):

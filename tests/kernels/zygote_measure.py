@@ -8,7 +8,8 @@ kernel.json's arguments and environment), in the same minutes, alternating.
 Per kernel (medians over the runs):
   ready      spawn request -> first kernel_info_reply and iopub message,
              kernel_info_request every 20 ms over ipc (the daemon's
-             handshake; libzmq's reconnect interval set to 5 ms)
+             handshake; libzmq's reconnect interval set to 5 ms, see
+             --reconnect-ivl)
   first_1+1  ready -> the reply and idle of a first `1+1`
   context    spawn request -> `1+1` answered (ready + first_1+1)
   data_cell  the first data cell (DataFrame.plot + plt.show) after that,
@@ -127,8 +128,11 @@ def main():
     p.add_argument("--preload", default=None)
     p.add_argument("--no-warm", dest="warm", action="store_false")
     p.add_argument("--no-direct", dest="direct", action="store_false")
+    p.add_argument("--reconnect-ivl", type=int, default=5,
+                   help="the client's ZMQ_RECONNECT_IVL in ms (libzmq: 100)")
     p.add_argument("--json")
     a = p.parse_args()
+    Kernel.reconnect_ivl = a.reconnect_ivl
     preload = None if a.preload is None else \
         [m for m in a.preload.split(",") if m]
     res = measure(a.runs, preload, a.warm, a.direct)
@@ -146,15 +150,15 @@ def main():
     keys = ["ready_ms", "first_1+1_ms", "context_ms", "data_cell_ms",
             "cpu_context_ms", "cpu_cell_ms", "private_idle_kib",
             "private_kib", "pss_kib", "rss_kib"]
-    print(f"{'median':14s}" + "".join(f"{k[:-3]:>13s}" for k in keys))
+    print(f"{'median':10s}" + "".join(f"{k[:-3][:12]:>13s}" for k in keys))
     for kind in ("zygote", "direct"):
         m = res["median"][kind]
         if m:
-            print(f"{kind:14s}" + "".join(f"{m[k]:>13}" for k in keys))
+            print(f"{kind:10s}" + "".join(f"{m[k]:>13}" for k in keys))
     for kind in ("zygote", "direct"):
         for s in res[kind]:
-            print(f"  {kind:12s}" + "".join(f"{round(s[k], 1):>13}"
-                                            for k in keys))
+            print(f"  {kind:8s}" + "".join(f"{round(s[k], 1):>13}"
+                                          for k in keys))
 
 
 if __name__ == "__main__":
