@@ -333,8 +333,7 @@ class Zygote:
             time.sleep(0.005)
 
     def freeze(self):
-        global LATE_TOP_MODULES
-        LATE_TOP_MODULES = late_top_modules()
+        self.preloaded = Preloaded(self.path_at_start)
         gc.collect()
         gc.freeze()
         self.preload_fds = open_fds() - self.fds_at_start
@@ -677,51 +676,111 @@ class Spec:
                 os.path.exists(os.path.join(zygote.cwd, "matplotlibrc"))):
             raise SpawnError("shadowed", f"{self.cwd}/matplotlibrc: "
                              "matplotlib read its settings without it")
-        shadow = shadowed(self.cwd)
-        if shadow:
-            raise SpawnError("shadowed", f"{self.cwd}/{shadow} would shadow "
-                             "a preloaded module in the kernel")
+        zygote.preloaded.check(self.cwd)
 
 
-LATE_TOP_MODULES = frozenset()
+class Preloaded:
+    """What the zygote loaded, to tell whether an exec'd kernel would load
+    the same: the top-level modules imported after start (the ones before
+    are in every Python process), where each came from and its file's
+    mtime, the sys.path entries and the site directories that existed."""
 
+    def __init__(self, path):
+        self.path = [p for p in path if p]
+        self.site_dirs = site_dirs()
+        self.exe = os.readlink("/proc/self/exe")
+        self.modules = {}  # top name -> (origin, index in path, mtime_ns)
+        for name, mod in list(sys.modules.items()):
+            if "." in name or name in STARTUP_MODULES:
+                continue
+            spec = getattr(mod, "__spec__", None)
+            origin = getattr(spec, "origin", None)
+            if not origin or origin in ("built-in", "frozen"):
+                continue
+            try:
+                mtime = os.stat(origin).st_mtime_ns
+            except OSError:
+                continue
+            index = next((i for i, e in enumerate(self.path)
+                          if origin.startswith(e.rstrip("/") + "/")), None)
+            self.modules[name] = (origin, index, mtime)
+        self.listings = {}
 
-def late_top_modules():
-    """Top-level modules this process imported from files after start: an
-    exec'd kernel would look for them in its cwd first."""
-    out = set()
-    for name, mod in list(sys.modules.items()):
-        top = name.partition(".")[0]
-        if top in STARTUP_MODULES or "." in name:
-            continue
-        spec = getattr(mod, "__spec__", None)
-        if spec is not None and spec.origin not in (None, "built-in",
-                                                     "frozen"):
-            out.add(top)
-    return frozenset(out)
+    def names(self, directory):
+        """The entries of directory (cached while its mtime holds)."""
+        try:
+            mtime = os.stat(directory).st_mtime_ns
+        except OSError:
+            return ()
+        cached = self.listings.get(directory)
+        if cached and cached[0] == mtime:
+            return cached[1]
+        try:
+            names = frozenset(os.listdir(directory))
+        except OSError:
+            names = frozenset()
+        self.listings[directory] = (mtime, names)
+        return names
 
-
-def shadowed(directory):
-    """A name in directory that `import` would take instead of a module
-    this process has already loaded from elsewhere, or None."""
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return None
-    for entry in names:
-        base = entry.split(".", 1)[0]
-        if base not in LATE_TOP_MODULES:
-            continue
-        if entry == base:
-            if not any(os.path.exists(os.path.join(directory, entry, init))
-                       for init in ("__init__.py", "__init__.pyc")):
-                continue  # a namespace portion never wins over a package
-        elif not entry.endswith((".py", ".pyc", ".so")):
-            continue
-        origin = getattr(sys.modules.get(base), "__file__", None) or ""
-        if not origin.startswith(directory.rstrip("/") + "/"):
+    def found_in(self, directory, below=None):
+        """A module this process loaded from a sys.path entry after index
+        below (any entry when None) that `import` would now find in
+        directory instead, as "name.py", "name/", ...; or None. Modules
+        loaded from outside sys.path (the extension, by its own loader) are
+        not looked up there."""
+        for entry in self.names(directory):
+            base = entry.split(".", 1)[0]
+            origin, index, _ = self.modules.get(base, (None, None, 0))
+            if index is None or (below is not None and index <= below):
+                continue
+            if entry == base:
+                if not any(os.path.exists(os.path.join(directory, entry, i))
+                           for i in ("__init__.py", "__init__.pyc")):
+                    continue  # a namespace portion never wins over a package
+            elif not entry.endswith((".py", ".pyc", ".so")):
+                continue
             return entry
-    return None
+        return None
+
+    def check(self, cwd):
+        """Raises SpawnError when an exec'd kernel in cwd would not load
+        what this process has loaded: step "stale" when the installation
+        changed (a newer zygote would be right again), "shadowed" when cwd
+        holds a module of the same name (cwd is sys.path[0] in a kernel)."""
+        if os.readlink("/proc/self/exe") != self.exe:
+            raise SpawnError("stale", f"{self.exe} was replaced")
+        now = site_dirs()
+        if now != self.site_dirs:
+            raise SpawnError("stale", "site directories changed: "
+                             f"{sorted(now ^ self.site_dirs)}")
+        for name, (origin, index, mtime) in self.modules.items():
+            try:
+                changed = os.stat(origin).st_mtime_ns != mtime
+            except OSError:
+                changed = True
+            if changed:
+                raise SpawnError("stale", f"{origin} changed since the "
+                                 "zygote loaded it")
+        for i, entry in enumerate(self.path):
+            shadow = self.found_in(entry, below=i)
+            if shadow:
+                raise SpawnError("stale", f"{entry}/{shadow} would now be "
+                                 "imported instead of a preloaded module")
+        if cwd not in self.path:
+            shadow = self.found_in(cwd)
+            if shadow:
+                raise SpawnError("shadowed", f"{cwd}/{shadow} would shadow a "
+                                 "preloaded module in the kernel")
+
+
+def site_dirs():
+    """The site-packages directories `site` would add at start now."""
+    import site
+
+    dirs = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE:
+        dirs.append(site.getusersitepackages())
+    return frozenset(d for d in dirs if os.path.isdir(d))
 
 
 # ------------------------------------------------------------ the kernel

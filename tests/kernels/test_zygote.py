@@ -367,6 +367,43 @@ def test_shadowing_cwd_refused(zygote, kernels, tmp_path):
     ready(zygote, kernels, cwd=str(tmp_path))
 
 
+def test_stale_installation_refused(tmp_path, kernels):
+    """A package upgraded in place, a module that would now be found
+    earlier on sys.path, a site directory that appeared (pip install
+    --user): an exec'd kernel would import something else than what the
+    zygote preloaded, so it refuses (step "stale": restart it)."""
+    home, pp = tmp_path / "home", tmp_path / "pp"
+    home.mkdir()
+    pp.mkdir()
+    module(pp, "zzmod", "X = 1\n")
+    env = kernel_env({"HOME": str(home), "PYTHONPATH": str(pp)})
+    z = Zygote(preload=["zzmod"], env=env, cwd=str(tmp_path))
+    try:
+        assert z.ready["preloaded"] == ["zzmod"]
+        k = ready(z, kernels)
+        assert k.value("import zzmod; zzmod.X") == "1"
+        st = os.stat(pp / "zzmod.py")
+        os.utime(pp / "zzmod.py", ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+        k = spawn(z, kernels)
+        assert k.reply["step"] == "stale" and "zzmod.py" in k.reply["reason"]
+        os.utime(pp / "zzmod.py", ns=(st.st_atime_ns, st.st_mtime_ns))
+        ready(z, kernels)
+        module(pp, "json", "raise SystemExit('shadow')\n")
+        k = spawn(z, kernels)
+        assert k.reply["step"] == "stale" and "json.py" in k.reply["reason"]
+        (pp / "json.py").unlink()
+        ready(z, kernels)
+        user_site = subprocess.run(
+            [sys.executable, "-c", "import site; print(site.USER_SITE)"],
+            env=env, capture_output=True, text=True).stdout.strip()
+        assert user_site.startswith(str(home))
+        os.makedirs(user_site)
+        k = spawn(z, kernels)
+        assert k.reply["step"] == "stale" and "site" in k.reply["reason"]
+    finally:
+        z.close()
+
+
 def test_setup_failures_reported_with_step_and_errno(zygote, kernels):
     k = spawn(zygote, kernels, cwd="/nonexistent/dir")
     assert k.reply["type"] == "error" and k.reply["step"] == "chdir"
