@@ -538,11 +538,12 @@ def warm_pandas_plot(ax):
 
 def report(fd, doc):
     """One status line from a forked kernel (or the intermediate) to the
-    zygote."""
+    zygote. Returns whether it was written."""
     try:
         os.write(fd, (json.dumps(doc) + "\n").encode())
+        return True
     except OSError:
-        pass
+        return False
 
 
 def close_all(fds):
@@ -927,7 +928,8 @@ class Kernel:
         doc = {"ok": True}
         if TRACE is not None:
             doc["trace"] = {k: v for k, v in TRACE.items() if k != "t0"}
-        report(self.status_fd, doc)
+        if not report(self.status_fd, doc):
+            os._exit(127)  # the zygote gave up on this kernel: nobody knows it
         os.close(self.status_fd)
 
     def run(self):

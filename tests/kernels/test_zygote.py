@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from zygote_client import (ARGV, Kernel, Zygote, become_subreaper,
+from zygote_client import (ARGV, Zygote, become_subreaper,
                            kernel_env, private_kib)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -291,6 +291,10 @@ def test_fds_not_leaked(zygote, kernels):
     for fd in (b.out_fd, b.err_fd):
         target = os.readlink(f"/proc/self/fd/{fd}")
         assert list(b_fds.values()).count(target) == 1, (target, b_fds)
+    # a's end takes its ZeroMQ context's threads with it; b's parent-death
+    # signal is tied to this process's main thread, not to those.
+    a.kill()
+    assert b.value("1+1") == "2"
 
 
 def test_stderr_and_exit_status_of_a_failing_kernel(zygote, kernels):
