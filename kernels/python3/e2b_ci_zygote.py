@@ -194,7 +194,6 @@ class Zygote:
         self.parent = os.getppid()
         self.started = time.monotonic()
         self.fds_at_start = open_fds()
-        self.path_at_start = list(sys.path)
         self.env = dict(os.environ)
         self.cwd = os.getcwd()
         self.preload = preload
@@ -333,7 +332,10 @@ class Zygote:
             time.sleep(0.005)
 
     def freeze(self):
-        self.preloaded = Preloaded(self.path_at_start)
+        # A kernel's sys.path: its cwd, then this one as the imports left
+        # it (they leave it as the interpreter set it up, in practice).
+        self.path = list(sys.path)
+        self.preloaded = Preloaded(self.path)
         gc.collect()
         gc.freeze()
         self.preload_fds = open_fds() - self.fds_at_start
@@ -409,6 +411,8 @@ class Zygote:
             return None
 
     def fork(self, spec):
+        """Forks the kernel through an intermediate process; sends the
+        answer. Returns None, or in the forked kernel its Kernel."""
         n = thread_count()
         if n != 1:
             raise SpawnError("threads", f"the zygote has {n} threads "
@@ -425,19 +429,8 @@ class Zygote:
             os.close(wfd)
             raise os_error("fork", e, "fork")
         if mid == 0:
-            # The intermediate: forks the kernel and goes, so that the
-            # kernel is re-parented to the daemon (a child subreaper).
-            try:
-                os.close(rfd)
-                kid = 0
-                ipid = os.getpid()
-                kid = os.fork()
-                if kid == 0:
-                    return Kernel(spec, self, wfd, ipid)
-            except BaseException as e:
-                report(wfd, {"step": "fork", "errno": getattr(e, "errno", 0)
-                             or 0, "reason": f"fork: {e}"})
-            os._exit(0)
+            os.close(rfd)
+            return self.intermediate(spec, wfd)
         os.close(wfd)
         mark("forked")
         status, eof = read_status(rfd, CHILD_TIMEOUT)
@@ -447,6 +440,23 @@ class Zygote:
             os.waitpid(mid, 0)
         except ChildProcessError:
             pass
+        self.answer(spec, status, eof)
+        return None
+
+    def intermediate(self, spec, wfd):
+        """Forks the kernel and exits, so that the kernel is re-parented to
+        the daemon (a child subreaper). Returns only in the kernel."""
+        try:
+            ipid = os.getpid()
+            if os.fork() == 0:
+                return Kernel(spec, self, wfd, ipid)
+        except BaseException as e:
+            report(wfd, {"step": "fork", "errno": getattr(e, "errno", 0) or 0,
+                         "reason": f"fork: {e}"})
+        os._exit(0)
+
+    def answer(self, spec, status, eof):
+        """The spawn's answer from the kernel's status lines."""
         pid = status.get("pid")
         if status.get("ok"):
             doc = {"type": "spawned", "id": spec.id, "pid": pid}
@@ -455,7 +465,7 @@ class Zygote:
                 doc["trace"] = dict(status.get("trace", {}), **{
                     k: v for k, v in TRACE.items() if k != "t0"})
             self.send(doc)
-            return None
+            return
         if "step" not in status and not eof:
             if pid:
                 try:
@@ -471,7 +481,6 @@ class Zygote:
         doc = {"type": "error", "id": spec.id, "pid": pid}
         doc.update({k: status.get(k) for k in ("step", "errno", "reason")})
         self.send(doc)
-        return None
 
 
 def warm_pandas():
@@ -907,7 +916,7 @@ class Kernel:
         os.environ.clear()
         for name, value in spec.envd.items():
             os.environ[name] = value
-        sys.path[:] = [spec.cwd] + zygote.path_at_start
+        sys.path[:] = [spec.cwd] + zygote.path
         import importlib
         importlib.invalidate_caches()
         sys.argv = [zygote.launcher] + spec.argv[3:]
