@@ -43,6 +43,7 @@ struct http_opts {
 	/* Called for every answer queued (tag: see http_req_set_tag). */
 	void (*on_answer)(void *arg, const char *tag, unsigned status);
 	void *answer_arg;
+	long header_timeout_ms; /* idle or head-receiving connections */
 };
 
 /* Starts listening. Returns NULL with a reason in err. */
@@ -53,6 +54,10 @@ int http_port(const struct http *h);
 /* Must run before every loop turn: lets MHD act on resumed connections and
  * re-arms its timer. */
 void http_prepare(struct http *h);
+/* Requests answered (streams, deferred and queued answers) whose answer
+ * has not fully reached the client yet; 0 for NULL. The shutdown runs the
+ * loop until this is 0 or its time is up. */
+size_t http_pending(const struct http *h);
 /* Resumes and closes every connection, stops listening. Accepts NULL. */
 void http_free(struct http *h);
 

@@ -227,9 +227,10 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 
 static int main_setup(struct server *s, int *sigfd)
 {
-	struct http_opts ho = {s->cfg.listen,	s->cfg.port,
-			       s->cfg.max_body, s->cfg.max_connections,
-			       main_on_answer,	&s->metrics};
+	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
+			       s->cfg.max_body,		s->cfg.max_connections,
+			       main_on_answer,		&s->metrics,
+			       s->cfg.header_timeout_ms};
 	char err[256];
 	sigset_t set;
 
