@@ -34,6 +34,7 @@
 #include "server.h"
 
 static volatile int main_stop;
+static uint64_t main_stop_ms; /* when the first stop signal was read */
 
 const struct kspec *server_spec(struct server *s, const char *language)
 {
@@ -159,6 +160,8 @@ static void main_on_signal(void *arg, short revents)
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		log_info("signal %u received; shutting down", si.ssi_signo);
 		main_stop = 1;
+		if (!main_stop_ms)
+			main_stop_ms = loop_now_ms();
 	}
 }
 
@@ -307,7 +310,10 @@ static void main_drain_http(struct server *s, uint64_t deadline)
 /* 0, or -1 when kernels were leaked (a bug; see below). */
 static int main_cleanup(struct server *s, int sigfd)
 {
-	uint64_t deadline = loop_now_ms() + (uint64_t)s->cfg.stop_timeout_ms;
+	/* Counted from the signal: the loop turn it arrived in may have been
+	 * a long one. */
+	uint64_t deadline = (main_stop_ms ? main_stop_ms : loop_now_ms()) +
+			    (uint64_t)s->cfg.stop_timeout_ms;
 	int rc = 0;
 
 	sdn_stopping();
