@@ -43,6 +43,7 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -940,6 +941,19 @@ static void http_lobby_handover(struct http_conn *c)
 	http_want_run(h);
 }
 
+/* A lobby socket turned readable without new bytes: the low-water mark
+ * was not reached, so the peer closed its side (or the socket failed). */
+static bool http_peer_done(int fd)
+{
+	struct tcp_info ti;
+	socklen_t len = sizeof(ti);
+
+	memset(&ti, 0, sizeof(ti));
+	if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0)
+		return true;
+	return ti.tcpi_state != TCP_ESTABLISHED;
+}
+
 static void http_lobby_read(void *arg, short revents)
 {
 	struct http_conn *c = arg;
@@ -953,7 +967,7 @@ static void http_lobby_read(void *arg, short revents)
 	(void)revents;
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
-	if (n <= 0) {
+	if (n <= 0 || ((size_t)n == c->seen && http_peer_done(c->fd))) {
 		http_close_raw(c->fd);
 		http_conn_free(c);
 		return;

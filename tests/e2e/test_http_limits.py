@@ -207,6 +207,18 @@ def test_header_timeout_closes_silent_and_slow_connections(make_daemon):
     assert health(d) == (200, b'"OK"')
 
 
+def test_client_leaving_mid_head_is_closed_at_once(make_daemon):
+    """Part of a head, then the client closes its side: the daemon closes
+    too, long before the header timeout, and keeps serving."""
+    d = make_daemon(args=["--header-timeout-ms", "120000"]).wait_healthy()
+    for _ in range(3):
+        with connect(d) as s:
+            s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+            s.shutdown(socket.SHUT_WR)
+            assert read_to_eof(s, timeout=30) == b""
+    assert health(d) == (200, b'"OK"')
+
+
 def test_idle_keepalive_connection_is_closed_after_the_timeout(make_daemon):
     """Between requests a keep-alive connection is idle too: closed after
     --header-timeout-ms, and evictable at the limit."""
