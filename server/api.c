@@ -150,6 +150,8 @@ static void api_pending_ready(void *arg, struct ctx *c, int err,
 	if (err) {
 		if (err == -ENOENT)
 			http_req_text(p->r, 404, "Context %s not found", c->id);
+		else if (err == -ESHUTDOWN)
+			http_req_text(p->r, 503, "%s", reason);
 		else
 			http_req_text(p->r, 500, "%s", reason);
 		api_pending_free(p);
@@ -417,6 +419,15 @@ static const struct api_route api_routes[] = {
     {"DELETE", "/contexts/{id}", api_contexts_delete},
 };
 
+/* HEAD is served by every GET route; MHD sends the headers (Content-Length
+ * included) and leaves the body out. */
+static bool api_method_is(const char *route_method, const char *method)
+{
+	return strcmp(route_method, method) == 0 ||
+	       (strcmp(method, "HEAD") == 0 &&
+		strcmp(route_method, "GET") == 0);
+}
+
 /* Matches path against pattern; a "{id}" segment is copied into id. */
 static bool api_match(const char *pattern, const char *path, char *id,
 		      size_t idlen)
@@ -478,15 +489,18 @@ void api_handle(void *arg, struct http_req *r)
 	for (size_t i = 0; i < n; i++) {
 		if (!api_match(api_routes[i].pattern, path, id, sizeof(id)))
 			continue;
-		if (strcmp(api_routes[i].method, method) == 0) {
+		const char *m = api_routes[i].method;
+		if (api_method_is(m, method)) {
 			http_req_set_tag(r, api_routes[i].pattern);
 			api_routes[i].fn(s, r, id);
 			return;
 		}
-		if (!strstr(allow, api_routes[i].method))
+		if (strcmp(m, "GET") == 0)
+			m = "GET, HEAD";
+		if (!strstr(allow, m))
 			snprintf(allow + strlen(allow),
 				 sizeof(allow) - strlen(allow), "%s%s",
-				 *allow ? ", " : "", api_routes[i].method);
+				 *allow ? ", " : "", m);
 	}
 	if (*allow) {
 		http_req_add_header(r, "Allow", allow);

@@ -133,7 +133,15 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("max-kernels", "E2B_CI_MAX_KERNELS", max_kernels, 96, 1, 4096, 0,
 	    "most kernel processes at once (contexts, warm spares, exiting)"),
 	NUM("max-connections", "E2B_CI_MAX_CONNECTIONS", max_connections, 2048,
-	    16, 65536, 0, "most HTTP connections at once"),
+	    16, 65536, 0, "most HTTP connections at once; beyond, the longest "
+	    "idle one is closed, else the new one gets 503"),
+	NUM("header-timeout-ms", "E2B_CI_HEADER_TIMEOUT_MS", header_timeout_ms,
+	    10000, 100, 600000, 0, "how long a connection may take to send a "
+	    "request head, from its accept or its previous answer (so idle "
+	    "keep-alive connections close then too)"),
+	NUM("stop-timeout-ms", "E2B_CI_STOP_TIMEOUT_MS", stop_timeout_ms,
+	    10000, 100, 600000, 0, "on SIGTERM, how long open streams may take "
+	    "to reach their clients before the daemon exits anyway"),
 	NUM("max-backlog", "E2B_CI_MAX_BACKLOG", max_backlog, 67108864, 65536,
 	    4294967296LL, CFG_SIZE,
 	    "output kept per execution for slow readers, bytes"),

@@ -33,6 +33,8 @@ struct cfg {
 	long max_contexts;	   /* --max-contexts: 64 */
 	long max_kernels;	   /* --max-kernels: 96 */
 	long max_connections;	   /* --max-connections: 2048 */
+	long header_timeout_ms;	   /* --header-timeout-ms: 10000 */
+	long stop_timeout_ms;	   /* --stop-timeout-ms: 10000 */
 	long max_backlog; /* --max-backlog: bytes of output kept per execution,
 			     64 MiB */
 	char *access_token;	/* --access-token: "" = no check */

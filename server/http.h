@@ -2,8 +2,12 @@
  * http: libmicrohttpd glue for the one loop thread.
  *
  * Runs MHD without threads of its own (MHD_USE_EPOLL, external polling): its
- * epoll fd is a loop watch and its timeout a loop timer. Collects request
- * bodies up to max_body (else 413), adds CORS headers to every response,
+ * epoll fd is a loop watch and its timeout a loop timer. Accepts
+ * connections itself and bounds them: at most max_connections (the longest
+ * idle one makes room, else 503), a request head within header_timeout_ms
+ * (idle keep-alive connections included), unambiguous framing (400/501).
+ * Collects request bodies up to max_body (else 413, as soon as it is
+ * known), adds CORS headers to every response,
  * answers preflight OPTIONS itself, and hands each complete request to one
  * handler. A request is answered exactly once: at once, later (deferred:
  * the connection is suspended meanwhile), or as a stream that pulls bytes
@@ -43,6 +47,7 @@ struct http_opts {
 	/* Called for every answer queued (tag: see http_req_set_tag). */
 	void (*on_answer)(void *arg, const char *tag, unsigned status);
 	void *answer_arg;
+	long header_timeout_ms; /* idle or head-receiving connections */
 };
 
 /* Starts listening. Returns NULL with a reason in err. */
@@ -53,6 +58,10 @@ int http_port(const struct http *h);
 /* Must run before every loop turn: lets MHD act on resumed connections and
  * re-arms its timer. */
 void http_prepare(struct http *h);
+/* Requests answered (streams, deferred and queued answers) whose answer
+ * has not fully reached the client yet; 0 for NULL. The shutdown runs the
+ * loop until this is 0 or its time is up. */
+size_t http_pending(const struct http *h);
 /* Resumes and closes every connection, stops listening. Accepts NULL. */
 void http_free(struct http *h);
 

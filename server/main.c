@@ -5,9 +5,11 @@
  * kernelspec search path, the ZeroMQ context, the loop with a signalfd,
  * the HTTP listener, then the default contexts (their kernels start in
  * parallel). /health turns 200 and READY=1 is sent once every default
- * context answered. SIGTERM/SIGINT end the loop; then HTTP stops, every
- * kernel is stopped and reaped, the runtime files go, and the exit status is
- * 0. Exits with an error only before READY=1.
+ * context answered. SIGTERM/SIGINT end the loop; then every execution
+ * ends with an error line, every kernel is stopped and reaped, the loop
+ * runs until every stream has reached its client (--stop-timeout-ms at
+ * most), HTTP stops, the runtime files go, and the exit status is 0. Exits
+ * with an error only before READY=1.
  */
 #include <errno.h>
 #include <signal.h>
@@ -33,6 +35,7 @@
 #include "server.h"
 
 static volatile int main_stop;
+static uint64_t main_stop_ms; /* when the first stop signal was read */
 
 const struct kspec *server_spec(struct server *s, const char *language)
 {
@@ -163,6 +166,8 @@ static void main_on_signal(void *arg, short revents)
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		log_info("signal %u received; shutting down", si.ssi_signo);
 		main_stop = 1;
+		if (!main_stop_ms)
+			main_stop_ms = loop_now_ms();
 	}
 }
 
@@ -244,9 +249,10 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 
 static int main_setup(struct server *s, int *sigfd)
 {
-	struct http_opts ho = {s->cfg.listen,	s->cfg.port,
-			       s->cfg.max_body, s->cfg.max_connections,
-			       main_on_answer,	&s->metrics};
+	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
+			       s->cfg.max_body,		s->cfg.max_connections,
+			       main_on_answer,		&s->metrics,
+			       s->cfg.header_timeout_ms};
 	char err[256];
 	sigset_t set;
 
@@ -329,15 +335,41 @@ static int main_check(struct cfg *c)
 	return failed ? 1 : 0;
 }
 
+/* Runs the loop until every answered request (each stream with its error
+ * and end lines) has fully reached its client, or the deadline passed. */
+static void main_drain_http(struct server *s, uint64_t deadline)
+{
+	uint64_t now;
+
+	while (http_pending(s->http) && (now = loop_now_ms()) < deadline) {
+		http_prepare(s->http);
+		if (loop_run_once(s->loop, (int)(deadline - now)) < 0)
+			break;
+	}
+	if (http_pending(s->http))
+		log_warnx("%zu answer(s) cut at exit: their clients did not "
+			  "read them within --stop-timeout-ms",
+			  http_pending(s->http));
+}
+
 /* 0, or -1 when kernels were leaked (a bug; see below). */
 static int main_cleanup(struct server *s, int sigfd)
 {
+	/* Counted from the signal: the loop turn it arrived in may have been
+	 * a long one. */
+	uint64_t deadline = (main_stop_ms ? main_stop_ms : loop_now_ms()) +
+			    (uint64_t)s->cfg.stop_timeout_ms;
 	int rc = 0;
 
 	sdn_stopping();
-	/* Streams first get their error and end lines (flushed while the
-	 * kernels exit), then HTTP stops. */
-	ctx_shutdown_all(s, 2000);
+	/* Streams first get their error and end lines, which flow to the
+	 * clients while the kernels exit (2 s at most); then the loop runs
+	 * until every stream has ended on the wire, within the stop timeout;
+	 * then HTTP stops. */
+	ctx_shutdown_all(
+	    s, s->cfg.stop_timeout_ms < 2000 ? s->cfg.stop_timeout_ms : 2000);
+	if (s->loop)
+		main_drain_http(s, deadline);
 	http_free(s->http);
 	s->http = NULL;
 	while (s->specs) {

@@ -16,7 +16,8 @@
  *   sdn_      systemd notify: READY, STATUS, STOPPING, WATCHDOG
  *   loop_     poll(2) event loop: fd watches, ZeroMQ sockets through
  *             their ZMQ_FD edges, timers
- *   http_     libmicrohttpd glue: bodies, deferred answers, streams, CORS
+ *   http_     libmicrohttpd glue: accepting and bounding connections,
+ *             request framing, bodies, deferred answers, streams, CORS
  *   api_      the route table and handlers of the HTTP contract
  *   metrics_  counters and the Prometheus text of GET /metrics
  *   req_      validation of request bodies, language names

@@ -36,6 +36,8 @@ static const char *const names[][2] = {
     {"envd-timeout-ms", "E2B_CI_ENVD_TIMEOUT_MS"},
     {"max-contexts", "E2B_CI_MAX_CONTEXTS"},
     {"max-connections", "E2B_CI_MAX_CONNECTIONS"},
+    {"header-timeout-ms", "E2B_CI_HEADER_TIMEOUT_MS"},
+    {"stop-timeout-ms", "E2B_CI_STOP_TIMEOUT_MS"},
     {"max-backlog", "E2B_CI_MAX_BACKLOG"},
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
@@ -125,6 +127,8 @@ static void test_defaults(void)
 	CHECK(c.envd_timeout_ms == 2000);
 	CHECK(c.max_contexts == 64);
 	CHECK(c.max_connections == 2048);
+	CHECK(c.header_timeout_ms == 10000);
+	CHECK(c.stop_timeout_ms == 10000);
 	CHECK(c.max_backlog == 67108864);
 	CHECK(outlen == 0);
 	cfg_cleanup(&c);
