@@ -52,7 +52,7 @@ HERE = ROOT / "tests" / "vm"
 # Version this when the base recipe changes in a way the fields below do
 # not show.
 BASE = {
-    "recipe": 1,
+    "recipe": 3,
     "suite": "bookworm",
     "variant": "minbase",
     "sources": [
@@ -66,6 +66,16 @@ BASE = {
     "include": ["systemd", "systemd-sysv", "udev", "dbus", "sudo",
                 "ca-certificates", "curl", "openssh-server",
                 "linux-image-amd64", "initramfs-tools"],
+    # apt's settings in the debian:bookworm image (debuerreotype's), which
+    # the template's apt-get runs under on E2B.
+    "apt_conf": {
+        "docker-autoremove-suggests":
+            'Apt::AutoRemove::SuggestsImportant "false";',
+        "docker-clean": 'Dir::Cache::pkgcache "";\n'
+                        'Dir::Cache::srcpkgcache "";',
+        "docker-gzip-indexes": 'Acquire::GzipIndexes "true";',
+        "docker-no-languages": 'Acquire::Languages "none";',
+    },
 }
 
 # A RUN step slower than this leaves a snapshot of the root behind.
@@ -128,6 +138,14 @@ def render_plan():
     return plan
 
 
+def tree_unchanged(plan, upto=None):
+    """The keys hash the files each COPY uploads as they were when the
+    build began; what steps[:upto] copied must be the same."""
+    again = render_plan()
+    return [s.get("filesHash") for s in again["steps"][:upto]] == \
+        [s.get("filesHash") for s in plan["steps"][:upto]]
+
+
 def build_base(cache, logf):
     """The base tarball (cached by recipe) and its key."""
     key = sha(json.dumps(BASE, sort_keys=True))[:16]
@@ -140,8 +158,13 @@ def build_base(cache, logf):
     tmp = tar.with_suffix(".tmp")
     t0 = time.monotonic()
     log("base: mmdebstrap " + BASE["suite"] + " (about a minute)")
+    hooks = [f"--customize-hook=printf '%s\\n' '{text}' "
+             f">\"$1/etc/apt/apt.conf.d/{name}\""
+             for name, text in BASE["apt_conf"].items()]
+    # With those, mmdebstrap's clean-up no longer finds apt's binary caches.
+    hooks.append("--customize-hook=rm -f \"$1\"/var/cache/apt/*.bin")
     run(["mmdebstrap", f"--variant={BASE['variant']}",
-         "--include=" + ",".join(BASE["include"]), "--format=tar",
+         "--include=" + ",".join(BASE["include"]), "--format=tar", *hooks,
          BASE["suite"], str(tmp), *BASE["sources"]], logf)
     tmp.rename(tar)
     log(f"base: built in {time.monotonic() - t0:.0f} s")
@@ -272,6 +295,8 @@ def replay(plan, root, cache, keys, start, logf):
         dt = time.monotonic() - t0
         log(f"{label}: {dt:.0f} s")
         if s["type"] == "RUN" and dt >= SNAPSHOT_AFTER_S:
+            if not tree_unchanged(plan, i + 1):
+                die("the tree changed during the build; run it again")
             snapshot(root, cache, i, keys[i], logf)
 
 
@@ -384,6 +409,9 @@ def main():
             f"{time.monotonic() - t0:.0f} s")
         if not args.keep_root:
             shutil.rmtree(root)
+    if not tree_unchanged(plan):
+        (vmdir / "e2b-ci.img").unlink()
+        die("the tree changed during the build; run it again")
     build_s = time.monotonic() - t_start
     info = {"key": final_key, "build_s": round(build_s, 1),
             "from": tar.name, "size_mib": {"base": size_base,

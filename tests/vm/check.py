@@ -94,6 +94,28 @@ def kvm_boots(vmdir, tmp):
                        f"KVM probe hung after {last[-1].strip()[:60]!r}")
 
 
+def probe_kvm(vmdir, tmp):
+    """kvm_boots, remembered in VM_DIR/kvm-probe.json for this host kernel,
+    /dev/kvm and guest kernel (the probe takes 30 s where KVM fails)."""
+    try:
+        st = os.stat("/dev/kvm")
+        dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+    except OSError:
+        dev = "none"
+    k = vmdir / "vmlinuz"
+    key = f"{os.uname().release} {dev} {k.stat().st_size} {k.stat().st_mtime_ns}"
+    f = vmdir / "kvm-probe.json"
+    try:
+        seen = json.loads(f.read_text())
+        if seen["key"] == key:
+            return seen["kvm"], seen["why"] + " (remembered)"
+    except (OSError, ValueError, KeyError):
+        pass
+    ok, why = kvm_boots(vmdir, tmp)
+    f.write_text(json.dumps({"key": key, "kvm": ok, "why": why}) + "\n")
+    return ok, why
+
+
 class Vm:
     def __init__(self, vmdir, tmp, accel):
         self.vmdir, self.tmp, self.accel = vmdir, tmp, accel
@@ -456,10 +478,11 @@ bin=$(systemctl show -p ExecStart --value e2b-ci | sed -n 's/.*path=\([^ ;]*\).*
 prefix=${bin%/bin/*}
 kernels=$prefix/share/e2b-ci/kernels
 lib=$prefix/lib/e2b-ci
-echo "paths $unit $bin $kernels $lib"
+envfile=$(systemctl show -p EnvironmentFiles --value e2b-ci | cut -d' ' -f1)
+echo "paths $unit $bin $kernels $lib $envfile"
 # Every path, each of its parent directories, and everything below the
 # kernels and lib dirs: nothing writable by others (sticky dirs aside).
-for p in "$unit" "$bin" "$kernels" "$lib"; do
+for p in "$unit" "$bin" "$kernels" "$lib" "$envfile"; do
   d=$p
   while [ "$d" != / ]; do
     find "$d" -maxdepth 0 ! -type l -perm -0002 ! -perm -1000 -printf 'ww %m %p\n'
@@ -515,7 +538,7 @@ def main():
     try:
         accel = os.environ.get("VM_ACCEL", "")
         if accel not in ("kvm", "tcg"):
-            ok, why = kvm_boots(vmdir, tmp)
+            ok, why = probe_kvm(vmdir, tmp)
             accel = "kvm" if ok else "tcg"
             say(f"accelerator: {accel} ({why})")
         vm = Vm(vmdir, tmp, accel)
