@@ -18,10 +18,11 @@ Docker or E2B:
    with the kernel and initramfs next to it.
 
 Caching, so that a re-run is quick: the base is a tarball keyed by its
-recipe; after each RUN step that took long (apt, npm) the root is saved as
-a tarball keyed by the chain of steps up to it (the SDK's own hash of the
-files each COPY uploads included), so a change in server/ restarts from
-the state after install-deps.sh; the finished image is kept with the key
+recipe; after each RUN step that took long (apt, npm) and has a COPY
+after it, the root is saved as a tarball keyed by the chain of steps up to
+it (the SDK's own hash of the files each COPY uploads included), so a
+change in server/ restarts from the state after install-deps.sh; the
+finished image is kept with the key
 of everything that went into it and reused as is when nothing changed
 (qemu boots it with -snapshot, so it stays pristine). All of it lives in
 build/vm (VM_DIR to move it); `make clean` removes it.
@@ -78,7 +79,8 @@ BASE = {
     },
 }
 
-# A RUN step slower than this leaves a snapshot of the root behind.
+# A RUN step slower than this, with a COPY after it, leaves a snapshot of
+# the root behind.
 SNAPSHOT_AFTER_S = 20
 TAR_FLAGS = ["--numeric-owner", "--xattrs", "--xattrs-include=*"]
 
@@ -294,7 +296,10 @@ def replay(plan, root, cache, keys, start, logf):
                 "tier (tests/vm/build.py)")
         dt = time.monotonic() - t0
         log(f"{label}: {dt:.0f} s")
-        if s["type"] == "RUN" and dt >= SNAPSHOT_AFTER_S:
+        # After the last COPY every step's key changes with the tree (this
+        # tier's files are part of it), as the image's does: no snapshot.
+        later_copy = any(t["type"] == "COPY" for t in steps[i + 1:])
+        if s["type"] == "RUN" and dt >= SNAPSHOT_AFTER_S and later_copy:
             if not tree_unchanged(plan, i + 1):
                 die("the tree changed during the build; run it again")
             snapshot(root, cache, i, keys[i], logf)
