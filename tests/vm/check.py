@@ -21,6 +21,7 @@ removed whatever happens.
 
 import argparse
 import ctypes
+import hashlib
 import http.client
 import json
 import os
@@ -102,8 +103,8 @@ def probe_kvm(vmdir, tmp):
         dev = f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
     except OSError:
         dev = "none"
-    k = vmdir / "vmlinuz"
-    key = f"{os.uname().release} {dev} {k.stat().st_size} {k.stat().st_mtime_ns}"
+    guest = hashlib.sha256((vmdir / "vmlinuz").read_bytes()).hexdigest()
+    key = f"{os.uname().release} {dev} {guest[:16]}"
     f = vmdir / "kvm-probe.json"
     try:
         seen = json.loads(f.read_text())
