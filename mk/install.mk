@@ -22,6 +22,11 @@
 #                                            in $(PREFIX)/share/e2b-ci/)
 #   $(PREFIX)/share/doc/e2b-ci/README.md
 #
+# The E2B template (template/template.mjs) installs with PREFIX=/usr: E2B
+# runs `chmod -R 777 /usr/local` after a template's steps, which would make
+# the unit file, the binary the unit runs as root and the kernels writable
+# by the sandbox's user.
+#
 # UNITDIR: for PREFIX /usr or /usr/local the unit goes to
 # $(PREFIX)/lib/systemd/system, which systemd searches (the package
 # location, resp. the one for units the administrator installs locally);

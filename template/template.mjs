@@ -1,11 +1,13 @@
 // template.mjs: the E2B custom template that runs e2b-ci, written with E2B's
 // own Template SDK (npm `e2b`).
 //
-// The image: Debian 12, the project's sources in /usr/src/e2b-ci, its
-// packages from template/install-deps.sh, `make install` into /usr/local,
+// The image: Debian 12, the project's sources in /usr/src/e2b-ci, the
+// packages to run and build it from template/install-deps.sh (not the test
+// toolchain), `make install` into /usr, the build packages removed again,
 // e2b-ci.service enabled. E2B boots it (systemd is PID 1 in a sandbox),
 // runs the start command and snapshots the VM once the ready command sees
 // GET :49999/health answer 200, i.e. once the default contexts answer.
+// `make vm-test` builds this very image from these steps and boots it.
 //
 //   node template.mjs dockerfile   the template as a Dockerfile (offline)
 //   node template.mjs json         the build request E2B would get (offline)
@@ -25,6 +27,11 @@ const here = path.dirname(fileURLToPath(import.meta.url))
 export const ROOT = path.resolve(here, '..')
 /** Where the sources live in the image. */
 export const SRC = '/usr/src/e2b-ci'
+/** Where `make install` puts e2b-ci: not /usr/local, which E2B makes
+ * world-writable (`chmod -R 777 /usr/local`) after a template's steps; the
+ * unit file would draw systemd's "world-writable" warning and `user` could
+ * replace the binary the unit runs as root, and the kernels. */
+export const PREFIX = '/usr'
 export const PORT = 49999
 export const HEALTH_URL = `http://localhost:${PORT}/health`
 
@@ -48,9 +55,12 @@ export function makeTemplate () {
     // server/ does not redo the apt and npm installs.
     .copy('template/install-deps.sh', `${SRC}/template/install-deps.sh`, { mode: 0o755 })
     .copy('kernels', `${SRC}/kernels`)
-    .runCmd(`${SRC}/template/install-deps.sh`)
+    .runCmd(`${SRC}/template/install-deps.sh --no-tests`)
     .copy('.', `${SRC}/`)
-    .runCmd(`make -C ${SRC} -j"$(nproc)" install PREFIX=/usr/local`)
+    .runCmd(`make -C ${SRC} -j"$(nproc)" install PREFIX=${PREFIX} && make -C ${SRC} clean`)
+    // The image holds what runs: the compilers, -dev packages and npm that
+    // --no-tests installed go again (install-deps.sh remembers which).
+    .runCmd(`${SRC}/template/install-deps.sh --remove-build-deps`)
     .runCmd('systemctl enable e2b-ci.service')
     // Sandboxes run as E2B's default user; the unit runs as root.
     .setUser('user')

@@ -230,6 +230,25 @@ def test_other_prefix(tmp_path):
     assert (tmp_path / "opt/e2b-ci/share/e2b-ci/kernels").is_dir()
 
 
+def test_prefix_usr_as_the_e2b_template_installs(tmp_path):
+    """PREFIX=/usr (template/template.mjs): everything under /usr, none of
+    it under /usr/local (which E2B makes world-writable), the unit in
+    systemd's package dir pointing at /usr/bin, and the binary looking for
+    the kernels under /usr/share."""
+    make("install", f"DESTDIR={tmp_path}", "PREFIX=/usr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["etc", "usr"]
+    assert not (tmp_path / "usr/local").exists()
+    unit = (tmp_path / "usr/lib/systemd/system/e2b-ci.service").read_text()
+    assert "\nExecStart=/usr/bin/e2b-ci\n" in unit
+    settings = [l for l in unit.splitlines() if not l.startswith("#")]
+    assert not [l for l in settings if "/usr/local" in l], settings
+    assert help_options(tmp_path / "usr/bin/e2b-ci")["E2B_CI_KERNEL_PATH"] \
+        == "/usr/share/e2b-ci/kernels"
+    assert (tmp_path / "usr/lib/e2b-ci").is_dir()
+    text = (tmp_path / "etc/default/e2b-ci").read_text()
+    assert "#E2B_CI_KERNEL_PATH=/usr/share/e2b-ci/kernels\n" in text
+
+
 def test_edited_options_file_survives_reinstall_and_uninstall(tmp_path):
     make("install", f"DESTDIR={tmp_path}", "PREFIX=/usr/local")
     opts = tmp_path / "etc/default/e2b-ci"

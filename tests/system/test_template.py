@@ -3,8 +3,10 @@
 Node imports the template, and the SDK turns it into a Dockerfile
 (Template.toDockerfile) and into the build request E2B would receive
 (Template.toJSON, which also carries the start and ready commands). The
-test reads the steps back: Debian 12, the install script, `make install`,
-the unit enabled, the start command and the ready check on :49999/health.
+test reads the steps back: Debian 12, the install script without the test
+toolchain, `make install` into a prefix E2B leaves alone, the build
+packages removed again, the unit enabled, the start command and the ready
+check on :49999/health. (`make vm-test` builds and boots this image.)
 The SDK's glob over the file context is replayed with the template's
 ignore patterns to check what would be uploaded.
 """
@@ -91,25 +93,67 @@ def test_build_steps_in_order_as_root(rendered):
     assert copy_deps < deps
     dest = steps(rendered)[copy_deps][1][1]
     assert " ".join(steps(rendered)[deps][1]).startswith(dest)
-    # make install builds the sources that were copied, into /usr/local,
-    # where the unit's ExecStart points.
+    # make install builds the sources that were copied.
     src_dir = steps(rendered)[src][1][1].rstrip("/")
     make = " ".join(steps(rendered)[inst][1])
     assert f"-C {src_dir} " in make, make
-    prefix = re.search(r"PREFIX=(\S+)", make)
+
+
+def install_prefix(rendered):
+    make = " ".join(steps(rendered)[index_of(rendered, "RUN",
+                                             r"\bmake\b.*\binstall\b")][1])
+    m = re.search(r"\bPREFIX=(\S+)", make)
+    return m[1] if m else "/usr/local"   # the Makefile's default
+
+
+def test_install_prefix_is_not_one_e2b_makes_world_writable(rendered):
+    """E2B runs `chmod -R 777 /usr/local` after a template's steps: the
+    binary the unit runs as root, the kernels and the unit itself must be
+    installed elsewhere, with the unit where systemd finds it."""
+    prefix = install_prefix(rendered)
+    assert prefix != "/usr/local" and \
+        not prefix.startswith("/usr/local/"), prefix
+    r = subprocess.run(
+        ["make", "-s", "-C", str(ROOT), f"PREFIX={prefix}",
+         "--eval=print-unitdir: ; @echo $(UNITDIR)", "print-unitdir"],
+        capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    unitdir = r.stdout.strip()
+    assert unitdir in ("/usr/lib/systemd/system", "/etc/systemd/system"), \
+        unitdir
+    # install.mk writes the prefix into the unit's ExecStart.
     unit = (ROOT / "e2b-ci.service").read_text()
-    assert f"\nExecStart={prefix[1] if prefix else '/usr/local'}/bin/e2b-ci" \
-        in unit
+    assert "\nExecStart=/usr/local/bin/e2b-ci\n" in unit
+    assert "s|/usr/local/|$(PREFIX)/|g" in (ROOT / "mk/install.mk").read_text()
+
+
+def test_image_holds_no_test_toolchain_and_drops_build_packages(rendered):
+    """install-deps.sh runs --no-tests (no clang, valgrind, pytest), and
+    once `make install` is done --remove-build-deps takes the compilers,
+    -dev packages and npm away again; the build tree goes too."""
+    deps = index_of(rendered, "RUN", r"/template/install-deps\.sh\b")
+    assert steps(rendered)[deps][1][0].split()[1:] == ["--no-tests"], \
+        steps(rendered)[deps]
+    inst = index_of(rendered, "RUN", r"\bmake\b.*\binstall\b")
+    clean = index_of(rendered, "RUN", r"\bmake -C \S+ clean\b")
+    remove = index_of(rendered, "RUN",
+                      r"/template/install-deps\.sh --remove-build-deps$")
+    assert deps < inst <= clean and inst < remove, steps(rendered)
+    assert user_at(rendered, remove) == "root"
+    # Nothing after the removal needs a build package (make, cc, npm).
+    for t, args in steps(rendered)[remove + 1:]:
+        assert t != "RUN" or not re.search(r"\b(make|cc|gcc|npm)\b",
+                                           args[0]), args
 
 
 def test_image_gets_what_the_unit_and_ready_check_need(rendered):
     """systemctl (for `enable`), curl (ready check, probe) and sudo (start
-    command) come from the same package list as everything else."""
+    command) are run-time packages of install-deps.sh, which stay in the
+    image when the build packages go."""
     text = (ROOT / "template/install-deps.sh").read_text()
-    pkgs = set(re.findall(r"[a-z0-9][a-z0-9+.-]+", " ".join(
-        re.findall(r'^[A-Z]+="([^"]*)"', text, re.M | re.S))))
-    missing = {"systemd", "curl", "sudo"} - pkgs
-    assert not missing, f"template/install-deps.sh lacks {sorted(missing)}"
+    runtime = re.search(r'^RUNTIME="([^"]*)"', text, re.M)[1].split()
+    missing = {"systemd", "curl", "sudo"} - set(runtime)
+    assert not missing, f"install-deps.sh's RUNTIME lacks {sorted(missing)}"
 
 
 def test_start_command_and_ready_check(rendered):
