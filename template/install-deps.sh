@@ -18,8 +18,8 @@
 #                        holds what runs and not what builds or tests.
 # Every mode installs Debian's nodejs where no node is present: the JavaScript
 # and TypeScript kernels run on it. npm comes with it, for
-# kernels/node/install.sh; --no-tests counts it as a build package (nothing
-# runs it once kernels/node/node_modules is there).
+# kernels/node/install.sh, and stays in the image: sandbox users install the
+# packages their JavaScript imports with it (`npm i lodash`).
 set -eu
 
 BUILD="build-essential pkg-config libmicrohttpd-dev libjansson-dev libzmq3-dev
@@ -92,7 +92,7 @@ if [ -n "$missing" ]; then
 	if [ "$mode" = --no-tests ]; then
 		mkdir -p "${RECORD%/*}"
 		for p in $missing; do
-			case " $(echo $BUILD) npm " in
+			case " $(echo $BUILD) " in
 			*" $p "*) echo "$p" >>"$RECORD" ;;
 			esac
 		done

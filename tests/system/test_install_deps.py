@@ -135,7 +135,7 @@ def test_no_tests_then_remove_build_deps_takes_exactly_what_it_added(env):
     assert set(got) == (set(build) - {kept}) | {"nodejs", "npm"}, log
     assert not set(got) & set(package_set("TEST")), got
     record = (env["stub"] / "record" / "build-deps").read_text().split()
-    assert sorted(record) == sorted((set(build) - {kept}) | {"npm"})
+    assert sorted(record) == sorted(set(build) - {kept})  # npm stays for users
 
     r, log = run(env, "--remove-build-deps")
     assert r.returncode == 0, r.stderr

@@ -130,7 +130,8 @@ def test_install_prefix_is_not_one_e2b_makes_world_writable(rendered):
 def test_image_holds_no_test_toolchain_and_drops_build_packages(rendered):
     """install-deps.sh runs --no-tests (no clang, valgrind, pytest), and
     once `make install` is done --remove-build-deps takes the compilers,
-    -dev packages and npm away again; the build tree goes too."""
+    -dev packages away again (npm stays, for users); the build tree goes
+    too."""
     deps = index_of(rendered, "RUN", r"/template/install-deps\.sh\b")
     assert steps(rendered)[deps][1][0].split()[1:] == ["--no-tests"], \
         steps(rendered)[deps]
@@ -140,7 +141,7 @@ def test_image_holds_no_test_toolchain_and_drops_build_packages(rendered):
                       r"/template/install-deps\.sh --remove-build-deps$")
     assert deps < inst <= clean and inst < remove, steps(rendered)
     assert user_at(rendered, remove) == "root"
-    # Nothing after the removal needs a build package (make, cc, npm).
+    # Nothing after the removal needs a build package (make, cc).
     for t, args in steps(rendered)[remove + 1:]:
         assert t != "RUN" or not re.search(r"\b(make|cc|gcc|npm)\b",
                                            args[0]), args
