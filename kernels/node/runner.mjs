@@ -323,7 +323,91 @@ function refreshRequire() {
 /* ---- display ---- */
 
 const DISPLAY = Symbol.for('Jupyter.display');
-const INSPECT = { showProxy: true };
+/* How a value is shown. util.inspect's defaults cut strings at 10,000
+ * characters, arrays (and Maps, Sets, typed arrays) at 100 items and
+ * nesting at depth 2, which loses data a user computes on. Python's repr
+ * shows whole strings, lists and dicts, so this shows whole strings and
+ * arrays, and plain data (arrays, plain objects, Maps and Sets of them,
+ * JSON.parse's output) to any depth; other objects (modules, class
+ * instances, functions) keep the REPL's depth 2, since expanding an object
+ * graph fully can take seconds and hundreds of MB (require('module')
+ * after a few requires: 144 MB). What bounds a result is the daemon's
+ * output backlog, as for every other language. A text too long for a
+ * JavaScript string falls back to inspect's defaults, whose cuts say
+ * "... more characters". */
+const INSPECT = { showProxy: true, maxStringLength: Infinity,
+	maxArrayLength: Infinity };
+const INSPECT_DATA = { ...INSPECT, depth: Infinity };
+const PLAIN_BUDGET = 1e7; /* values visited to call a value plain data */
+
+function plainProto(x) {
+	const p = Object.getPrototypeOf(x);
+	if (Array.isArray(x))
+		return p === Array.prototype;
+	if (util.types.isMap(x))
+		return p === Map.prototype;
+	if (util.types.isSet(x))
+		return p === Set.prototype;
+	return p === Object.prototype || p === null;
+}
+
+/* Whether value is plain data: primitives, and arrays, plain objects, Maps
+ * and Sets whose own properties are data properties (no getters run, but
+ * an array's elements are read by index) holding plain data, no proxies,
+ * found within PLAIN_BUDGET values. */
+function plainData(value) {
+	const todo = [value];
+	let budget = PLAIN_BUDGET;
+	while (todo.length) {
+		const x = todo.pop();
+		if (--budget < 0)
+			return false;
+		if (typeof x === 'function')
+			return false;
+		if (x === null || typeof x !== 'object')
+			continue;
+		if (util.types.isProxy(x) || !plainProto(x))
+			return false;
+		if (util.types.isMap(x) || util.types.isSet(x)) {
+			if (x.size > budget)
+				return false;
+			for (const e of x.entries())
+				todo.push(e[0], e[1]);
+		}
+		let keys = Reflect.ownKeys(x);
+		if (keys.length > budget)
+			return false;
+		if (Array.isArray(x)) {
+			/* Elements by index (much faster than descriptors); the keys
+			 * after "length" are the array's other own properties. */
+			budget -= x.length;
+			for (let i = 0; i < x.length; i++) {
+				const v = x[i];
+				if (v !== null && (typeof v === 'object' ||
+				    typeof v === 'function'))
+					todo.push(v);
+			}
+			keys = keys.slice(keys.indexOf('length') + 1);
+		}
+		for (const k of keys) {
+			const d = Reflect.getOwnPropertyDescriptor(x, k);
+			if (!('value' in d))
+				return false;
+			todo.push(d.value);
+		}
+	}
+	return true;
+}
+
+function inspectValue(value) {
+	try {
+		return util.inspect(value, plainData(value) ? INSPECT_DATA : INSPECT);
+	} catch (e) {
+		if (!(e instanceof RangeError))
+			throw e;
+		return util.inspect(value, { showProxy: true });
+	}
+}
 
 /* The MIME bundle of a value: text/plain is util.inspect (strings quoted,
  * as the REPL shows them); an object with a [Symbol.for('Jupyter.display')]
@@ -333,7 +417,7 @@ function bundle(value) {
 	const finish = (own) => {
 		const data = own && typeof own === 'object' ? { ...own } : {};
 		if (data['text/plain'] === undefined)
-			data['text/plain'] = util.inspect(value, INSPECT);
+			data['text/plain'] = inspectValue(value);
 		return data;
 	};
 	if (value !== null && (typeof value === 'object' ||
@@ -447,7 +531,7 @@ function errorEvent(id, e, source, cellName) {
 					.split('\n').filter((l) => !internalFrame(l)));
 			return { type: 'error', id, ename, evalue, traceback };
 		}
-		const shown = util.inspect(e, INSPECT);
+		const shown = inspectValue(e);
 		return { type: 'error', id, ename: 'Error',
 			evalue: typeof e === 'string' ? e : shown,
 			traceback: [`Uncaught ${shown}`] };

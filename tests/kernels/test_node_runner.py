@@ -160,6 +160,30 @@ def test_objects_are_shown_like_the_inspector(js):
         == "Pt { x: 1 }"
 
 
+def test_results_are_not_cut_by_inspect_defaults(js):
+    # util.inspect's defaults cut strings at 10,000 characters, arrays at
+    # 100 items and nesting at depth 2; Python's repr cuts none of them.
+    text = js.run("'x'.repeat(10 * 1024 * 1024)").ok().text
+    assert text == "'" + "x" * (10 * 1024 * 1024) + "'"
+    text = js.run("Array.from({length: 1000}, (_, i) => i)").ok().text
+    assert "more item" not in text
+    assert [int(v) for v in text.strip("[] \n").replace("\n", "").split(",")] == \
+        list(range(1000))
+    assert js.run("new Set(Array.from({length: 300}, (_, i) => i)).size").ok().text == "300"
+    assert "more item" not in js.run("new Set(Array.from({length: 300}, (_, i) => i))").ok().text
+    # Plain data (what JSON.parse returns) to any depth.
+    text = js.run("JSON.parse('{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":[1,{\"f\":2}]}}}}}')").ok().text
+    assert "[Object]" not in text and "f: 2" in text, text
+    assert "[Object]" not in js.run("new Map([[1, {a: {b: {c: {d: 1}}}}]])").ok().text
+    # Other objects keep the REPL's depth: a module's object graph could
+    # otherwise be hundreds of MB.
+    assert js.run("function F() {}; F.a = {b: {c: {d: 1}}}; F").ok().text == \
+        "[Function: F] { a: { b: { c: [Object] } } }"
+    # An instance holding data: the instance is not plain, so depth 2.
+    assert js.run("class Box { constructor() { this.v = {a: {b: {c: 1}}} } }; new Box()") \
+        .ok().text == "Box { v: { a: { b: [Object] } } }"
+
+
 def test_no_result_for_undefined_declarations_and_silent(js):
     for code in ("undefined", "let q = 5", "console.log(1)", "function f() {}",
                  "if (true) { 3 }"):
