@@ -3,8 +3,9 @@
  *
  * The runner reads one JSON request per line on stdin ({"type":"execute",
  * "id","code","silent"} or {"type":"shutdown"}) and writes one JSON event
- * per line on fd 3 (ready, display, result, error, done); what user code
- * writes to fd 1 and 2 becomes stream output as it arrives.
+ * per line on fd 3 (ready, stream, display, result, error, done); what user
+ * code writes to fd 1 and 2 becomes stream output as it arrives, and each
+ * "stream" event one stream message (the runner chose its boundaries).
  *
  * Owns the partial event line and the id of the running request. Ordering:
  * before any event is acted on, fd 1 and 2 are drained (non-blocking, until
@@ -113,6 +114,14 @@ static void kh_json_cell_event(struct kh *kh, const char *type, json_t *ev)
 			     type[0] == 'd' ? "display_data" : "execute_result",
 			     data, json_object_get(ev, "metadata"),
 			     json_object_get(ev, "transient"));
+	} else if (strcmp(type, "stream") == 0) {
+		s = json_string_value(json_object_get(ev, "name"));
+		if (s && (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0))
+			kh_exec_stream_text(kh,
+					    strcmp(s, "stderr") == 0
+						? KH_FD_STDERR
+						: KH_FD_STDOUT,
+					    json_object_get(ev, "text"));
 	} else if (strcmp(type, "error") == 0) {
 		s = json_string_value(json_object_get(ev, "ename"));
 		kh_exec_error(kh, s ? s : "Error",

@@ -240,6 +240,26 @@ def test_output_order_and_results(kernel):
     assert res["content"]["execution_count"] == c["execution_count"]
 
 
+def test_stream_events_are_one_message_each(kernel):
+    # A "stream" event is one stream message, its text as is: the runner
+    # chose the boundaries (Java: one per flush). fd 1 output written
+    # before it still comes first; malformed stream events are dropped.
+    c, out = kernel.run(
+        "print('raw', flush=True)\n"
+        "emit(type='stream', id=cur, name='stdout', text='Hello, World!')\n"
+        "emit(type='stream', id=cur, name='stdout', text='\\n')\n"
+        "emit(type='stream', id=cur, name='stderr', text='caf\\u00e9')\n"
+        "emit(type='stream', id=cur, name='stdin', text='no such stream')\n"
+        "emit(type='stream', id=cur, name='stdout', text=7)\n"
+        "emit(type='stream', id=cur, name='stdout', text='')\n"
+        "emit(type='stream', id=cur + 1000, name='stdout', text='other id')")
+    assert c["status"] == "ok", c
+    streams = [(m["content"]["name"], m["content"]["text"])
+               for m in out if m["msg_type"] == "stream"]
+    assert streams == [("stdout", "raw\n"), ("stdout", "Hello, World!"),
+                       ("stdout", "\n"), ("stderr", "caf\u00e9")], streams
+
+
 def test_silent_cells_drop_results_only(kernel):
     c, out = kernel.run("display({'text/plain': 'd'}); result({'text/plain': 'r'})",
                         silent=True)
