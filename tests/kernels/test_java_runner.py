@@ -474,8 +474,10 @@ def test_interrupt_works_when_sigint_was_ignored_at_start(fresh):
 
 def test_interrupt_right_after_the_request(rn):
     # The host may interrupt as soon as it has written the request: before the
-    # runner has read it, or while JShell still compiles it.
-    for delay in (0, 0.001, 0.05, 0.2):
+    # runner has read it, while its reader thread holds the bytes (a window
+    # that lost about one interrupt in 50, and the cell then ran forever),
+    # or while JShell still compiles it.
+    for delay in [0] * 40 + [0.001, 0.05, 0.2]:
         rid = rn.start("while (true) {}")
         time.sleep(delay)
         rn.interrupt()

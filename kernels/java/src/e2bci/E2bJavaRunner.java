@@ -74,11 +74,16 @@ public final class E2bJavaRunner {
 	private boolean executing;
 	private boolean interrupted;
 	private boolean pendingInterrupt;
-	/* Requests read but not yet handled, and bytes of an unfinished line. */
+	/* A request line has left the queue but its cell has not started (or it
+	 * was not an execute request): a SIGINT then is for that cell. */
+	private boolean taken;
+	/* Requests read but not yet handled, and bytes of an unfinished line;
+	 * changed under lock, which is notified when a line arrives. */
 	private final java.util.concurrent.LinkedBlockingQueue<String> queue =
 			new java.util.concurrent.LinkedBlockingQueue<>();
 	private int partial;
 	private volatile FileInputStream requestsIn;
+	private int requestsFd; /* its fd number, for poll */
 	/* Ends the queue; compared by identity. */
 	private static final String EOF = new String("EOF");
 
@@ -135,10 +140,12 @@ public final class E2bJavaRunner {
 
 	public static void main(String[] args) throws IOException {
 		String requests = null;
+		int requestsFd = 0;
 		for (int k = 0; k < args.length; k++) {
-			if (args[k].equals("--requests-fd") && k + 1 < args.length)
-				requests = "/proc/self/fd/" + Integer.parseInt(args[++k]);
-			else {
+			if (args[k].equals("--requests-fd") && k + 1 < args.length) {
+				requestsFd = Integer.parseInt(args[++k]);
+				requests = "/proc/self/fd/" + requestsFd;
+			} else {
 				System.err.println("usage: E2bJavaRunner [--requests-fd N]");
 				System.exit(2);
 			}
@@ -153,6 +160,10 @@ public final class E2bJavaRunner {
 		E2bJavaRunner r = new E2bJavaRunner(events, new FileOutputStream(FileDescriptor.out),
 				new FileOutputStream(FileDescriptor.err));
 		r.startup();
+		/* Before "ready": a SIGINT right after the first request must find
+		 * its bytes still in the pipe (onSigint). */
+		r.requestsIn = in;
+		r.requestsFd = requestsFd;
 		r.installSigint();
 		r.ready();
 		r.serve(in);
@@ -223,24 +234,75 @@ public final class E2bJavaRunner {
 		byte[] chunk = new byte[1 << 16];
 		java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
 		try {
-			int n;
-			while ((n = in.read(chunk)) > 0) {
-				synchronized (lock) {
-					for (int k = 0; k < n; k++) {
-						if (chunk[k] != '\n') {
-							line.write(chunk[k]);
-							continue;
-						}
-						queue.add(new String(line.toByteArray(), StandardCharsets.UTF_8));
-						line.reset();
+			/* With the native helper, bytes leave the pipe only under lock
+			 * (poll, then a read that cannot block): onSigint sees a request
+			 * either in the pipe (available) or in here. Without it, a SIGINT
+			 * that lands between read() and the lock finds neither. */
+			boolean polled = Native.waitReadable(requestsFd) == 0;
+			for (;;) {
+				int n;
+				if (polled) {
+					synchronized (lock) {
+						n = in.read(chunk);
+						if (n > 0)
+							split(chunk, n, line);
 					}
-					partial = line.size();
+					polled = n <= 0 || Native.waitReadable(requestsFd) == 0;
+				} else {
+					n = in.read(chunk);
+					if (n > 0)
+						synchronized (lock) {
+							split(chunk, n, line);
+						}
 				}
+				if (n <= 0)
+					break;
 			}
 		} catch (IOException e) {
 			err.println("e2b java runner: reading requests: " + e.getMessage());
 		}
-		queue.add(EOF);
+		synchronized (lock) {
+			queue.add(EOF);
+			lock.notifyAll();
+		}
+	}
+
+	/* Under lock: n bytes of requests into complete lines (queued) and the
+	 * unfinished rest (line). */
+	private void split(byte[] chunk, int n, java.io.ByteArrayOutputStream line) {
+		for (int k = 0; k < n; k++) {
+			if (chunk[k] != '\n') {
+				line.write(chunk[k]);
+				continue;
+			}
+			queue.add(new String(line.toByteArray(), StandardCharsets.UTF_8));
+			line.reset();
+		}
+		partial = line.size();
+		lock.notifyAll();
+	}
+
+	/* The next request line (or EOF), waiting for one. Taken under lock, so a
+	 * SIGINT always sees the request somewhere: queued, taken or running. */
+	private String nextLine() {
+		synchronized (lock) {
+			String line;
+			while ((line = queue.poll()) == null) {
+				try {
+					lock.wait();
+				} catch (InterruptedException e) {
+					/* keep waiting: only EOF ends the loop */
+				}
+			}
+			taken = line != EOF;
+			return line;
+		}
+	}
+
+	private void untake() {
+		synchronized (lock) {
+			taken = false;
+		}
 	}
 
 	private static int available(FileInputStream in) {
@@ -252,21 +314,18 @@ public final class E2bJavaRunner {
 	}
 
 	private void serve(FileInputStream in) throws IOException {
-		requestsIn = in;
 		Thread reader = new Thread(() -> readRequests(in), "e2b-requests");
 		reader.setDaemon(true);
 		reader.start();
 		String line;
 		for (;;) {
-			try {
-				line = queue.take();
-			} catch (InterruptedException e) {
-				continue;
-			}
+			line = nextLine();
 			if (line == EOF)
 				break;
-			if (line.isBlank())
+			if (line.isBlank()) {
+				untake();
 				continue;
+			}
 			Map<?, ?> req;
 			try {
 				Object o = Json.parse(line);
@@ -274,6 +333,7 @@ public final class E2bJavaRunner {
 					throw new IllegalArgumentException("not an object");
 				req = (Map<?, ?>) o;
 			} catch (IllegalArgumentException e) {
+				untake();
 				err.println("e2b java runner: bad request: " + e.getMessage());
 				continue;
 			}
@@ -281,6 +341,7 @@ public final class E2bJavaRunner {
 			if ("shutdown".equals(type))
 				break;
 			if (!"execute".equals(type)) {
+				untake();
 				err.println("e2b java runner: unknown request type " + type);
 				continue;
 			}
@@ -303,7 +364,7 @@ public final class E2bJavaRunner {
 			if (!busy) {
 				/* The host only interrupts a running cell: if its request has
 				 * arrived but not started, it starts interrupted. */
-				if (!queue.isEmpty() || partial > 0 || available(requestsIn) > 0)
+				if (taken || !queue.isEmpty() || partial > 0 || available(requestsIn) > 0)
 					pendingInterrupt = true;
 				return;
 			}
@@ -334,6 +395,7 @@ public final class E2bJavaRunner {
 		synchronized (lock) {
 			seq++;
 			busy = true;
+			taken = false;
 			interrupted = pendingInterrupt;
 			pendingInterrupt = false;
 		}
