@@ -11,7 +11,8 @@
  * rewrites each cell into an async function whose top-level declarations
  * assign globals and whose last expression is returned.
  *
- * Interrupts (SIGINT, sent by the host to our process group):
+ * Interrupts (SIGINT, sent by the host to our process group, only after
+ * the cell's "started" event, which ready's announces_start asks for):
  *  - a cell waiting (await, timers, I/O): the SIGINT listener ends the cell
  *    with KeyboardInterrupt; whatever it awaited is abandoned;
  *  - a cell busy in its own code (while (true) {}, before or after an
@@ -28,7 +29,7 @@
  * when another thread holds a libuv signal handle.
  *
  * Invariants: "ready" is the first event; every execute request gets
- * exactly one "done", last, written after fd 1 and 2 are flushed; an
+ * "started" first and exactly one "done", last, written after fd 1 and 2 are flushed; an
  * exception or rejection from a cell's leftovers after its "done" goes to
  * stderr and never kills the runner.
  */
@@ -41,15 +42,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-/* transform.mjs needs acorn from node_modules: say how to get it. */
-let wrap, CellSyntaxError;
-try {
-	({ wrap, CellSyntaxError } = await import('./transform.mjs'));
-} catch (e) {
-	process.stderr.write(`runner: ${e.message}\nrunner: install the ` +
-		'dependencies with kernels/node/install.sh\n');
-	process.exit(1);
-}
+let wrap, CellSyntaxError; /* from transform.mjs, loaded at start */
 
 /* Captured before user code can replace the globals. */
 const stringify = JSON.stringify;
@@ -167,7 +160,7 @@ const shared = new Int32Array(new SharedArrayBuffer(8));
  * (test_interrupt_worker_is_armed also with --pending-deprecation and
  * --throw-deprecation). */
 const WORKER_SRC = `
-const { workerData } = require('node:worker_threads');
+const { workerData, parentPort } = require('node:worker_threads');
 const emitWarning = process.emitWarning;
 process.emitWarning = function (w, ...rest) {
 	const code = (w && w.code) || (rest[0] && rest[0].code) || rest[1];
@@ -198,26 +191,46 @@ sig.onsignal = () => {
 const rc = sig.start(require('node:os').constants.signals.SIGINT);
 if (rc !== 0)
 	throw new Error(\`\${where}: start(SIGINT) returned \${rc}\`);
+parentPort.postMessage('armed');
 `;
 
+/* Resolves once the worker listens for SIGINT (or has failed): before
+ * "ready", since the host may interrupt its first request at once. */
 function startInterruptWorker() {
 	const broken = (why) => process.stderr.write(`runner: interrupt ` +
 		`worker failed (${why}); busy cells cannot be interrupted\n`);
-	try {
-		const w = new Worker(WORKER_SRC, { eval: true, workerData: shared,
-			stdout: false, stderr: false });
-		w.unref();
-		w.on('error', (e) => broken(e.message));
-	} catch (e) {
-		broken(e.message);
-	}
+	return new Promise((resolve) => {
+		let w;
+		const done = () => {
+			if (w)
+				w.unref(); /* the worker never keeps the runner alive */
+			resolve();
+		};
+		try {
+			w = new Worker(WORKER_SRC, { eval: true, workerData: shared,
+				stdout: false, stderr: false });
+		} catch (e) {
+			broken(e.message);
+			return done();
+		}
+		w.on('error', (e) => {
+			broken(e.message);
+			done();
+		});
+		w.once('message', done);
+		w.once('exit', done);
+	});
 }
 
 let current = null; /* the running cell: {id, interrupt} */
+let armed = null; /* resolves when the interrupt worker listens (or failed) */
 
+/* The host sends SIGINT only for a cell that has started ("started" event,
+ * see runCell), so one that arrives with no cell running is late, for a
+ * cell that has just ended: ignored. */
 process.on('SIGINT', () => {
 	if (!current)
-		return; /* idle: ignored */
+		return;
 	Atomics.store(shared, FLAG, 1);
 	current.interrupt();
 });
@@ -644,6 +657,10 @@ async function runCell(req) {
 	current = cell;
 	Atomics.store(shared, FLAG, 0);
 	Atomics.store(shared, RUNNING, 1);
+	/* From here on an interrupt is this cell's: the host holds back a
+	 * SIGINT for a request until its "started" (the signal could otherwise
+	 * come before the request is read, and the reset above would lose it). */
+	emit({ type: 'started', id });
 	try {
 		const js = TS ? tsToJs(code) : code;
 		const fn = new vm.Script(wrap(js), { filename: cellName,
@@ -700,6 +717,7 @@ async function pump() {
 	/* Run cells from a microtask, not from inside stdin's 'data' event:
 	 * their stack traces then hold no frames of the request reader. */
 	await null;
+	await armed;
 	while (queue.length) {
 		const req = queue.shift();
 		try {
@@ -762,15 +780,26 @@ function readRequests() {
 
 /* ---- start ---- */
 
+/* The worker starts while the main thread loads acorn; the first cell
+ * waits for it (pump), "ready" does not. */
+armed = startInterruptWorker();
+/* transform.mjs needs acorn from node_modules: say how to get it. */
+try {
+	({ wrap, CellSyntaxError } = await import('./transform.mjs'));
+} catch (e) {
+	process.stderr.write(`runner: ${e.message}\nrunner: install the ` +
+		'dependencies with kernels/node/install.sh\n');
+	process.exit(1);
+}
 G.display = makeDisplay();
 refreshRequire();
 emit({
 	type: 'ready',
 	language_info: { ...LANGS[language], version: process.versions.node },
+	announces_start: true,
 	banner: `Node.js ${process.version} (${language}), e2b-ci runner`,
 });
 readRequests();
-startInterruptWorker();
 if (TS)
 	setImmediate(() => {
 		try {

@@ -448,6 +448,24 @@ def test_interrupt_while_idle_is_ignored(js):
     assert js.run("idle").ok().text == "'ok'"
 
 
+def test_interrupt_right_after_started(js):
+    # The runner announces "started" for each request, and the host sends
+    # an interrupt's SIGINT only after it (kernels/RUNNER-PROTOCOL.md): a
+    # signal before it could come before the request was read, pass for a
+    # late one and be lost, and the busy cell would run for ever (it did, on
+    # the first request after ready every time). Do as the host does.
+    assert js.ready["announces_start"] is True
+    js.run("const survives = 'yes'").ok()
+    for _ in range(30):
+        rid = js.submit("while (true) {}")
+        js.wait_event(lambda e: e.get("type") == "started" and e.get("id") == rid)
+        js.interrupt()
+        c = js.collect(rid, timeout=10)
+        assert c.error["ename"] == "KeyboardInterrupt", c.events
+        assert [e["type"] for e in js.events if e.get("id") == rid][0] == "started"
+    assert js.run("survives").ok().text == "'yes'"
+
+
 @pytest.mark.parametrize("node_options", ["", "--pending-deprecation --throw-deprecation"])
 def test_interrupt_worker_is_armed(node, workdir, node_options):
     # The busy-cell interrupt rests on an internal binding (runner.mjs,
