@@ -55,21 +55,28 @@ static bool kh_exec_flag(json_t *content, const char *name, bool dflt)
 	return json_is_boolean(v) ? json_is_true(v) : dflt;
 }
 
+void kh_exec_stream_text(struct kh *kh, enum kh_fd fd, json_t *text)
+{
+	json_t *content;
+
+	if (!json_is_string(text) || json_string_length(text) == 0)
+		return;
+	content =
+	    json_pack("{s:s,s:O}", "name",
+		      fd == KH_FD_STDERR ? "stderr" : "stdout", "text", text);
+	if (content)
+		kh_chan_publish(&kh->chan, kh->parent, "stream", content);
+	json_decref(content);
+}
+
 /* Publishes valid UTF-8 text (n bytes, consumed) as a stream message. */
 static void kh_exec_publish_text(struct kh *kh, enum kh_fd fd, char *text,
 				 size_t n)
 {
-	json_t *content;
+	json_t *s = text && n > 0 ? json_stringn_nocheck(text, n) : NULL;
 
-	if (text && n > 0) {
-		content = json_pack("{s:s,s:o}", "name",
-				    fd == KH_FD_STDERR ? "stderr" : "stdout",
-				    "text", json_stringn_nocheck(text, n));
-		if (content)
-			kh_chan_publish(&kh->chan, kh->parent, "stream",
-					content);
-		json_decref(content);
-	}
+	kh_exec_stream_text(kh, fd, s);
+	json_decref(s);
 	free(text);
 }
 

@@ -24,6 +24,11 @@ void kh_exec_pump(struct kh *kh);
  * attributed to the running cell, else to the last one. */
 void kh_exec_stream(struct kh *kh, enum kh_fd fd, const char *buf, size_t len);
 
+/* Publishes one stream message whose text is the JSON string text
+ * (borrowed; nothing for an empty one): output whose boundaries the runner
+ * chose (a "stream" event). */
+void kh_exec_stream_text(struct kh *kh, enum kh_fd fd, json_t *text);
+
 /* Publishes the held-back end of both streams (end of a cell or of the
  * runner). */
 void kh_exec_flush(struct kh *kh);

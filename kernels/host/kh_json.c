@@ -3,8 +3,9 @@
  *
  * The runner reads one JSON request per line on stdin ({"type":"execute",
  * "id","code","silent"} or {"type":"shutdown"}) and writes one JSON event
- * per line on fd 3 (ready, display, result, error, done); what user code
- * writes to fd 1 and 2 becomes stream output as it arrives.
+ * per line on fd 3 (ready, stream, display, result, error, done); what user
+ * code writes to fd 1 and 2 becomes stream output as it arrives, and each
+ * "stream" event one stream message (the runner chose its boundaries).
  *
  * Owns the partial event line and the id of the running request. Ordering:
  * before any event is acted on, fd 1 and 2 are drained (non-blocking, until
@@ -16,7 +17,13 @@
  * to its newline.
  *
  * Loop thread only. Interrupts are SIGINT to the runner's process group;
- * the runner turns it into an error + done for the running request.
+ * the runner turns it into an error + done for the running request. A
+ * runner whose ready event says "announces_start" gets no SIGINT for a
+ * request before its "started" event: an interrupt that comes earlier is
+ * held until then, since the runner could otherwise see the signal before
+ * it has read the request, take it for a late one and drop it. Held for
+ * KH_JSON_HOLD_MS at most: a runner that cannot start the request (busy in
+ * a leftover of an earlier cell) needs the signal to get free.
  */
 #include <errno.h>
 #include <signal.h>
@@ -30,6 +37,7 @@
 
 #define KH_JSON_LINE_MAX (256u << 20) /* one event (MIME bundles are big) */
 #define KH_JSON_DRAIN	 (4u << 20)   /* bytes of fd 1/2 read per event */
+#define KH_JSON_HOLD_MS	 500	      /* longest wait for "started" */
 
 struct kh_json {
 	char *line; /* event bytes received without their newline yet */
@@ -37,6 +45,10 @@ struct kh_json {
 	bool skipping;	 /* dropping an over-long line up to its newline */
 	json_int_t id;	 /* the running request's id; 0: none */
 	json_int_t next; /* last id handed out */
+	bool announces;	 /* the runner sends "started" for each request */
+	bool started;	 /* it did for the running one */
+	bool held;	 /* an interrupt waits for that */
+	struct loop_timer hold; /* ... at most this long */
 };
 
 static int kh_json_init(struct kh *kh)
@@ -69,6 +81,31 @@ static int kh_json_send(struct kh *kh, json_t *req)
 	return rc;
 }
 
+/* Forgets a held interrupt (its request is done, or a new one starts). */
+static void kh_json_unhold(struct kh *kh)
+{
+	struct kh_json *j = kh->json;
+
+	j->held = false;
+	if (kh->loop)
+		loop_timer_disarm(kh->loop, &j->hold);
+}
+
+/* Sends the held SIGINT: the request started, or the wait was too long. */
+static void kh_json_release(struct kh *kh)
+{
+	if (!kh->json->held)
+		return;
+	kh_json_unhold(kh);
+	kh_proc_signal(&kh->proc, SIGINT);
+}
+
+static void kh_json_hold_expired(void *arg, short revents)
+{
+	(void)revents;
+	kh_json_release(arg);
+}
+
 static int kh_json_execute(struct kh *kh, json_t *code, bool silent)
 {
 	struct kh_json *j = kh->json;
@@ -76,6 +113,8 @@ static int kh_json_execute(struct kh *kh, json_t *code, bool silent)
 	int rc;
 
 	j->id = ++j->next;
+	j->started = false;
+	kh_json_unhold(kh);
 	req = json_pack("{s:s,s:I,s:O,s:b}", "type", "execute", "id", j->id,
 			"code", code, "silent", silent);
 	rc = kh_json_send(kh, req);
@@ -87,6 +126,15 @@ static int kh_json_execute(struct kh *kh, json_t *code, bool silent)
 
 static void kh_json_interrupt(struct kh *kh)
 {
+	struct kh_json *j = kh->json;
+
+	if (j->announces && j->id != 0 && !j->started) {
+		if (!j->held)
+			loop_timer_arm(kh->loop, &j->hold, KH_JSON_HOLD_MS,
+				       kh_json_hold_expired, kh);
+		j->held = true;
+		return;
+	}
 	kh_proc_signal(&kh->proc, SIGINT);
 }
 
@@ -113,6 +161,17 @@ static void kh_json_cell_event(struct kh *kh, const char *type, json_t *ev)
 			     type[0] == 'd' ? "display_data" : "execute_result",
 			     data, json_object_get(ev, "metadata"),
 			     json_object_get(ev, "transient"));
+	} else if (strcmp(type, "started") == 0) {
+		j->started = true;
+		kh_json_release(kh);
+	} else if (strcmp(type, "stream") == 0) {
+		s = json_string_value(json_object_get(ev, "name"));
+		if (s && (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0))
+			kh_exec_stream_text(kh,
+					    strcmp(s, "stderr") == 0
+						? KH_FD_STDERR
+						: KH_FD_STDOUT,
+					    json_object_get(ev, "text"));
 	} else if (strcmp(type, "error") == 0) {
 		s = json_string_value(json_object_get(ev, "ename"));
 		kh_exec_error(kh, s ? s : "Error",
@@ -124,6 +183,7 @@ static void kh_json_cell_event(struct kh *kh, const char *type, json_t *ev)
 		if (s && strcmp(s, "ok") != 0)
 			kh_exec_error(kh, "Error", "the cell failed", NULL);
 		j->id = 0;
+		kh_json_unhold(kh);
 		kh_exec_done(kh);
 	} else {
 		log_debug("runner event %.32s ignored", type);
@@ -150,6 +210,8 @@ static void kh_json_event(struct kh *kh, const char *line, size_t len)
 	kh_proc_drain(&kh->proc, KH_FD_STDOUT, KH_JSON_DRAIN);
 	kh_proc_drain(&kh->proc, KH_FD_STDERR, KH_JSON_DRAIN);
 	if (strcmp(type, "ready") == 0) {
+		j->announces =
+		    json_is_true(json_object_get(ev, "announces_start"));
 		kh_ready(kh, json_object_get(ev, "language_info"),
 			 json_string_value(json_object_get(ev, "banner")));
 	} else if (kh->running && j->id != 0 &&
@@ -230,6 +292,7 @@ static void kh_json_cleanup(struct kh *kh)
 {
 	if (!kh->json)
 		return;
+	kh_json_unhold(kh);
 	free(kh->json->line);
 	free(kh->json);
 	kh->json = NULL;

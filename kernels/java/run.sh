@@ -88,4 +88,5 @@ exec "$java" -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Xms16m $mem \
 	-Dfile.encoding=UTF-8 \
 	--add-opens java.base/java.lang=ALL-UNNAMED \
 	--add-opens java.base/java.util=ALL-UNNAMED \
+	--add-opens jdk.jshell/jdk.jshell=ALL-UNNAMED \
 	-cp "$dir" e2bci.E2bJavaRunner --requests-fd 4

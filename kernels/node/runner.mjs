@@ -11,7 +11,8 @@
  * rewrites each cell into an async function whose top-level declarations
  * assign globals and whose last expression is returned.
  *
- * Interrupts (SIGINT, sent by the host to our process group):
+ * Interrupts (SIGINT, sent by the host to our process group, only after
+ * the cell's "started" event, which ready's announces_start asks for):
  *  - a cell waiting (await, timers, I/O): the SIGINT listener ends the cell
  *    with KeyboardInterrupt; whatever it awaited is abandoned;
  *  - a cell busy in its own code (while (true) {}, before or after an
@@ -28,7 +29,7 @@
  * when another thread holds a libuv signal handle.
  *
  * Invariants: "ready" is the first event; every execute request gets
- * exactly one "done", last, written after fd 1 and 2 are flushed; an
+ * "started" first and exactly one "done", last, written after fd 1 and 2 are flushed; an
  * exception or rejection from a cell's leftovers after its "done" goes to
  * stderr and never kills the runner.
  */
@@ -41,15 +42,7 @@ import { createRequire } from 'node:module';
 import { pathToFileURL, fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 
-/* transform.mjs needs acorn from node_modules: say how to get it. */
-let wrap, CellSyntaxError;
-try {
-	({ wrap, CellSyntaxError } = await import('./transform.mjs'));
-} catch (e) {
-	process.stderr.write(`runner: ${e.message}\nrunner: install the ` +
-		'dependencies with kernels/node/install.sh\n');
-	process.exit(1);
-}
+let wrap, CellSyntaxError; /* from transform.mjs, loaded at start */
 
 /* Captured before user code can replace the globals. */
 const stringify = JSON.stringify;
@@ -154,10 +147,31 @@ const FLAG = 0;
 const RUNNING = 1;
 const shared = new Int32Array(new SharedArrayBuffer(8));
 
+/* Node has no public way for a thread other than the main one to receive a
+ * signal (process.on('SIGINT') in a worker never fires), so the worker
+ * takes the signal_wrap binding, the handle process.on('SIGINT') is built
+ * on: internal, and its process.binding() access is deprecated (DEP0111,
+ * documentation-only; a warning under --pending-deprecation, which is ours
+ * and is dropped, no other). This is pinned rather than hidden: the worker
+ * checks that the binding has the shape it uses and that start() returned
+ * 0; otherwise the runner says on stderr that busy cells cannot be
+ * interrupted, and so do the interrupt tests of
+ * tests/kernels/test_node_runner.py, on Node 18 and the machine's node
+ * (test_interrupt_worker_is_armed also with --pending-deprecation and
+ * --throw-deprecation). */
 const WORKER_SRC = `
-const { workerData } = require('node:worker_threads');
-process.noDeprecation = true;
+const { workerData, parentPort } = require('node:worker_threads');
+const emitWarning = process.emitWarning;
+process.emitWarning = function (w, ...rest) {
+	const code = (w && w.code) || (rest[0] && rest[0].code) || rest[1];
+	if (code === 'DEP0111')
+		return undefined;
+	return Reflect.apply(emitWarning, this, [w, ...rest]);
+};
+const where = \`process.binding('signal_wrap') on Node \${process.version}\`;
 const { Signal } = process.binding('signal_wrap');
+if (typeof Signal !== 'function' || typeof Signal.prototype.start !== 'function')
+	throw new Error(\`\${where}: no Signal handle with start()\`);
 const sig = new Signal();
 let lower = null;
 sig.onsignal = () => {
@@ -174,27 +188,49 @@ sig.onsignal = () => {
 			Atomics.store(workerData, ${FLAG}, 0);
 	}, 1000);
 };
-sig.start(require('node:os').constants.signals.SIGINT);
+const rc = sig.start(require('node:os').constants.signals.SIGINT);
+if (rc !== 0)
+	throw new Error(\`\${where}: start(SIGINT) returned \${rc}\`);
+parentPort.postMessage('armed');
 `;
 
+/* Resolves once the worker listens for SIGINT (or has failed): before
+ * "ready", since the host may interrupt its first request at once. */
 function startInterruptWorker() {
-	try {
-		const w = new Worker(WORKER_SRC, { eval: true, workerData: shared,
-			stdout: false, stderr: false });
-		w.unref();
-		w.on('error', (e) => process.stderr.write(
-			`runner: interrupt worker failed (${e.message}); busy cells ` +
-			'cannot be interrupted\n'));
-	} catch (e) {
-		process.stderr.write(`runner: no interrupt worker: ${e.message}\n`);
-	}
+	const broken = (why) => process.stderr.write(`runner: interrupt ` +
+		`worker failed (${why}); busy cells cannot be interrupted\n`);
+	return new Promise((resolve) => {
+		let w;
+		const done = () => {
+			if (w)
+				w.unref(); /* the worker never keeps the runner alive */
+			resolve();
+		};
+		try {
+			w = new Worker(WORKER_SRC, { eval: true, workerData: shared,
+				stdout: false, stderr: false });
+		} catch (e) {
+			broken(e.message);
+			return done();
+		}
+		w.on('error', (e) => {
+			broken(e.message);
+			done();
+		});
+		w.once('message', done);
+		w.once('exit', done);
+	});
 }
 
 let current = null; /* the running cell: {id, interrupt} */
+let armed = null; /* resolves when the interrupt worker listens (or failed) */
 
+/* The host sends SIGINT only for a cell that has started ("started" event,
+ * see runCell), so one that arrives with no cell running is late, for a
+ * cell that has just ended: ignored. */
 process.on('SIGINT', () => {
 	if (!current)
-		return; /* idle: ignored */
+		return;
 	Atomics.store(shared, FLAG, 1);
 	current.interrupt();
 });
@@ -221,31 +257,59 @@ process.on('uncaughtException', (e) => reportUncaught('Uncaught', e));
 process.on('unhandledRejection', (e) =>
 	reportUncaught('Unhandled promise rejection', e));
 
-/* The default ESM loader warns once that this vm option is experimental;
- * the user did not ask for it, so the warning is not theirs to see. */
+/* Warnings that are the runner's, not the user's: the default ESM loader
+ * warns once that the vm option the runner uses is experimental, and Node
+ * before 20.10 calls JSON modules experimental (stable since, silent on
+ * later Node), so a cell behaves the same on every Node we support. */
+const OUR_WARNINGS = ['USE_MAIN_CONTEXT_DEFAULT_LOADER',
+	'Importing JSON modules is an experimental feature'];
 const emitWarning = process.emitWarning;
 process.emitWarning = function (w, ...rest) {
 	const text = typeof w === 'string' ? w : w && w.message;
-	if (typeof text === 'string' &&
-	    text.includes('USE_MAIN_CONTEXT_DEFAULT_LOADER'))
+	if (typeof text === 'string' && OUR_WARNINGS.some((o) => text.includes(o)))
 		return undefined;
 	return Reflect.apply(emitWarning, this, [w, ...rest]);
 };
 
 /* ---- module loading relative to the current directory ---- */
 
+/* Node >= 20.12 (and 21.7) lets a vm.Script's import() use the default ESM
+ * loader with the script's filename as the referrer: Node's own resolver,
+ * from the current directory. Older Node (Debian 12 ships 18.20.4) has no
+ * such option, and a vm.Script's import() fails there unless a callback
+ * supplies the module; there the runner resolves the specifier itself with
+ * import-meta-resolve (a port of Node's ESM resolver: exports, imports, the
+ * "node" and "import" conditions, node_modules up from the current
+ * directory, builtins) and imports the resolved URL from here. Either way
+ * the module lands in the one ESM cache of the main context. */
+const DEFAULT_LOADER = vm.constants ?
+	vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER : undefined;
 const importers = new Map();
+let moduleResolve = null;
+
+function cellFile(cwd) {
+	return path.join(cwd, '[e2b-cell]');
+}
+
+async function importResolved(spec, opts) {
+	if (!moduleResolve)
+		({ moduleResolve } = await import('import-meta-resolve'));
+	const s = String(spec);
+	const url = moduleResolve(s, pathToFileURL(cellFile(process.cwd())));
+	return opts === undefined ? import(url.href) : import(url.href, opts);
+}
 
 /* import(spec, opts) as if written in a file of the current directory:
  * ESM resolution (exports, "import" conditions, node_modules) from cwd. */
 function importFromCwd(spec, opts) {
+	if (DEFAULT_LOADER === undefined)
+		return importResolved(spec, opts);
 	const cwd = process.cwd();
 	let f = importers.get(cwd);
 	if (!f) {
 		const s = new vm.Script('(s, o) => import(s, o)', {
-			filename: path.join(cwd, '[e2b-cell]'),
-			importModuleDynamically:
-				vm.constants.USE_MAIN_CONTEXT_DEFAULT_LOADER,
+			filename: cellFile(cwd),
+			importModuleDynamically: DEFAULT_LOADER,
 		});
 		f = s.runInThisContext();
 		importers.set(cwd, f);
@@ -272,7 +336,91 @@ function refreshRequire() {
 /* ---- display ---- */
 
 const DISPLAY = Symbol.for('Jupyter.display');
-const INSPECT = { showProxy: true };
+/* How a value is shown. util.inspect's defaults cut strings at 10,000
+ * characters, arrays (and Maps, Sets, typed arrays) at 100 items and
+ * nesting at depth 2, which loses data a user computes on. Python's repr
+ * shows whole strings, lists and dicts, so this shows whole strings and
+ * arrays, and plain data (arrays, plain objects, Maps and Sets of them,
+ * JSON.parse's output) to any depth; other objects (modules, class
+ * instances, functions) keep the REPL's depth 2, since expanding an object
+ * graph fully can take seconds and hundreds of MB (require('module')
+ * after a few requires: 144 MB). What bounds a result is the daemon's
+ * output backlog, as for every other language. A text too long for a
+ * JavaScript string falls back to inspect's defaults, whose cuts say
+ * "... more characters". */
+const INSPECT = { showProxy: true, maxStringLength: Infinity,
+	maxArrayLength: Infinity };
+const INSPECT_DATA = { ...INSPECT, depth: Infinity };
+const PLAIN_BUDGET = 1e7; /* values visited to call a value plain data */
+
+function plainProto(x) {
+	const p = Object.getPrototypeOf(x);
+	if (Array.isArray(x))
+		return p === Array.prototype;
+	if (util.types.isMap(x))
+		return p === Map.prototype;
+	if (util.types.isSet(x))
+		return p === Set.prototype;
+	return p === Object.prototype || p === null;
+}
+
+/* Whether value is plain data: primitives, and arrays, plain objects, Maps
+ * and Sets whose own properties are data properties (no getters run, but
+ * an array's elements are read by index) holding plain data, no proxies,
+ * found within PLAIN_BUDGET values. */
+function plainData(value) {
+	const todo = [value];
+	let budget = PLAIN_BUDGET;
+	while (todo.length) {
+		const x = todo.pop();
+		if (--budget < 0)
+			return false;
+		if (typeof x === 'function')
+			return false;
+		if (x === null || typeof x !== 'object')
+			continue;
+		if (util.types.isProxy(x) || !plainProto(x))
+			return false;
+		if (util.types.isMap(x) || util.types.isSet(x)) {
+			if (x.size > budget)
+				return false;
+			for (const e of x.entries())
+				todo.push(e[0], e[1]);
+		}
+		let keys = Reflect.ownKeys(x);
+		if (keys.length > budget)
+			return false;
+		if (Array.isArray(x)) {
+			/* Elements by index (much faster than descriptors); the keys
+			 * after "length" are the array's other own properties. */
+			budget -= x.length;
+			for (let i = 0; i < x.length; i++) {
+				const v = x[i];
+				if (v !== null && (typeof v === 'object' ||
+				    typeof v === 'function'))
+					todo.push(v);
+			}
+			keys = keys.slice(keys.indexOf('length') + 1);
+		}
+		for (const k of keys) {
+			const d = Reflect.getOwnPropertyDescriptor(x, k);
+			if (!('value' in d))
+				return false;
+			todo.push(d.value);
+		}
+	}
+	return true;
+}
+
+function inspectValue(value) {
+	try {
+		return util.inspect(value, plainData(value) ? INSPECT_DATA : INSPECT);
+	} catch (e) {
+		if (!(e instanceof RangeError))
+			throw e;
+		return util.inspect(value, { showProxy: true });
+	}
+}
 
 /* The MIME bundle of a value: text/plain is util.inspect (strings quoted,
  * as the REPL shows them); an object with a [Symbol.for('Jupyter.display')]
@@ -282,7 +430,7 @@ function bundle(value) {
 	const finish = (own) => {
 		const data = own && typeof own === 'object' ? { ...own } : {};
 		if (data['text/plain'] === undefined)
-			data['text/plain'] = util.inspect(value, INSPECT);
+			data['text/plain'] = inspectValue(value);
 		return data;
 	};
 	if (value !== null && (typeof value === 'object' ||
@@ -396,7 +544,7 @@ function errorEvent(id, e, source, cellName) {
 					.split('\n').filter((l) => !internalFrame(l)));
 			return { type: 'error', id, ename, evalue, traceback };
 		}
-		const shown = util.inspect(e, INSPECT);
+		const shown = inspectValue(e);
 		return { type: 'error', id, ename: 'Error',
 			evalue: typeof e === 'string' ? e : shown,
 			traceback: [`Uncaught ${shown}`] };
@@ -509,6 +657,10 @@ async function runCell(req) {
 	current = cell;
 	Atomics.store(shared, FLAG, 0);
 	Atomics.store(shared, RUNNING, 1);
+	/* From here on an interrupt is this cell's: the host holds back a
+	 * SIGINT for a request until its "started" (the signal could otherwise
+	 * come before the request is read, and the reset above would lose it). */
+	emit({ type: 'started', id });
 	try {
 		const js = TS ? tsToJs(code) : code;
 		const fn = new vm.Script(wrap(js), { filename: cellName,
@@ -565,6 +717,7 @@ async function pump() {
 	/* Run cells from a microtask, not from inside stdin's 'data' event:
 	 * their stack traces then hold no frames of the request reader. */
 	await null;
+	await armed;
 	while (queue.length) {
 		const req = queue.shift();
 		try {
@@ -627,15 +780,26 @@ function readRequests() {
 
 /* ---- start ---- */
 
+/* The worker starts while the main thread loads acorn; the first cell
+ * waits for it (pump), "ready" does not. */
+armed = startInterruptWorker();
+/* transform.mjs needs acorn from node_modules: say how to get it. */
+try {
+	({ wrap, CellSyntaxError } = await import('./transform.mjs'));
+} catch (e) {
+	process.stderr.write(`runner: ${e.message}\nrunner: install the ` +
+		'dependencies with kernels/node/install.sh\n');
+	process.exit(1);
+}
 G.display = makeDisplay();
 refreshRequire();
 emit({
 	type: 'ready',
 	language_info: { ...LANGS[language], version: process.versions.node },
+	announces_start: true,
 	banner: `Node.js ${process.version} (${language}), e2b-ci runner`,
 });
 readRequests();
-startInterruptWorker();
 if (TS)
 	setImmediate(() => {
 		try {

@@ -1,8 +1,10 @@
 """The test side of kernels/RUNNER-PROTOCOL.md (mode "json"), shared by the
 runner tests (test_node_runner.py, test_java_runner.py): one runner process
 driven directly as e2b-kernel drives it, requests on stdin, user output on
-fd 1 and 2, events (one JSON object per line) on fd 3. The runner gets its
-own session, as the host gives it, so SIGINT goes to its process group."""
+fd 1 and 2, events (one JSON object per line) on fd 3; the text of "stream"
+events joins the output of fd 1 or 2, as the host makes both stream
+messages. The runner gets its own session, as the host gives it, so SIGINT
+goes to its process group."""
 
 import json
 import os
@@ -59,7 +61,11 @@ class RunnerPipes:
             self.buf += chunk
             while b"\n" in self.buf:
                 line, self.buf = self.buf.split(b"\n", 1)
-                self.events.append(json.loads(line))
+                ev = json.loads(line)
+                self.events.append(ev)
+                # A stream event is output, as the host publishes fd 1/2.
+                if ev.get("type") == "stream" and ev.get("name") in self.out:
+                    self.out[ev["name"]] += ev["text"].encode()
         else:
             self.out[name] += chunk
         return len(chunk)

@@ -49,13 +49,20 @@ def on_sigint(sig, frame):
     # SIGINT while idle is ignored, as the protocol says.
     if cur is not None:
         raise KeyboardInterrupt
+    if log:
+        with open(log, "a") as f:
+            f.write("idle SIGINT\n")
 
 
 signal.signal(signal.SIGINT, on_sigint)
 gate = os.environ.get("FAKE_READY_GATE")
 while gate and not os.path.exists(gate):
     time.sleep(0.02)
-emit(type="ready", banner="fake runner",
+# FAKE_START_DELAY: announce "started" (and so get SIGINT only after it),
+# that many seconds after reading a request, as a runner that is slow to
+# start a cell; a SIGINT before that finds no cell and is ignored.
+start_delay = os.environ.get("FAKE_START_DELAY")
+emit(type="ready", banner="fake runner", announces_start=start_delay is not None,
      language_info={"name": "fakelang", "version": "1.0",
                     "mimetype": "text/x-fake", "file_extension": ".fake"})
 ns = {"display": display, "result": result, "emit": emit, "raw": raw,
@@ -67,23 +74,28 @@ for line in sys.stdin:
             f.write(req["type"] + "\n")
     if req["type"] == "shutdown":
         sys.exit(0)
-    cur = req["id"]
-    ns["cur"], ns["silent"] = cur, req["silent"]
+    rid = req["id"]
+    ns["cur"], ns["silent"] = rid, req["silent"]
     status = "ok"
     try:
+        if start_delay is not None:
+            time.sleep(float(start_delay))
+        cur = rid
+        if start_delay is not None:
+            emit(type="started", id=rid)
         exec(req["code"], ns)
     except KeyboardInterrupt:
-        emit(type="error", id=cur, ename="KeyboardInterrupt", evalue="",
+        emit(type="error", id=rid, ename="KeyboardInterrupt", evalue="",
              traceback=["KeyboardInterrupt"])
         status = "error"
     except Exception as e:
-        emit(type="error", id=cur, ename=type(e).__name__, evalue=str(e),
+        emit(type="error", id=rid, ename=type(e).__name__, evalue=str(e),
              traceback=traceback.format_exception_only(type(e), e))
         status = "error"
     sys.stdout.flush()
     sys.stderr.flush()
-    done, cur = cur, None
-    emit(type="done", id=done, status=status)
+    cur = None
+    emit(type="done", id=rid, status=status)
 '''
 
 
@@ -240,6 +252,29 @@ def test_output_order_and_results(kernel):
     assert res["content"]["execution_count"] == c["execution_count"]
 
 
+def test_stream_events_are_one_message_each(kernel):
+    # A "stream" event is one stream message, its text as is: the runner
+    # chose the boundaries (Java: one per flush). fd 1 output written
+    # before it still comes first; malformed stream events are dropped.
+    c, out = kernel.run(
+        "print('raw', flush=True)\n"
+        "emit(type='stream', id=cur, name='stdout', text='Hello, World!')\n"
+        "emit(type='stream', id=cur, name='stdout', text='\\n')\n"
+        "emit(type='stream', id=cur, name='stderr', text='caf\\u00e9')\n"
+        "emit(type='stream', id=cur, name='stdin', text='no such stream')\n"
+        "emit(type='stream', id=cur, name='stdout', text=7)\n"
+        "emit(type='stream', id=cur, name='stdout', text='')\n"
+        "emit(type='stream', id=cur + 1000, name='stdout', text='other id')")
+    assert c["status"] == "ok", c
+    streams = [(m["content"]["name"], m["content"]["text"])
+               for m in out if m["msg_type"] == "stream"]
+    # fd 1 comes in whatever pieces the pipe gives; the events as they were.
+    at = streams.index(("stdout", "Hello, World!"))
+    assert "".join(t for _, t in streams[:at]) == "raw\n", streams
+    assert streams[at:] == [("stdout", "Hello, World!"), ("stdout", "\n"),
+                            ("stderr", "caf\u00e9")], streams
+
+
 def test_silent_cells_drop_results_only(kernel):
     c, out = kernel.run("display({'text/plain': 'd'}); result({'text/plain': 'r'})",
                         silent=True)
@@ -267,6 +302,67 @@ def test_interrupt_keeps_state(kernel):
     assert c["status"] == "error" and c["ename"] == "KeyboardInterrupt"
     c, out = kernel.run("print(x + 1)")
     assert summary(out) == [("stdout", "42\n")]
+
+
+def busy(k, msg_id):
+    """Waits until the host has taken the request (its "busy")."""
+    k.wait_iopub(lambda m: m["msg_type"] == "status" and
+                 m["parent_header"].get("msg_id") == msg_id and
+                 m["content"]["execution_state"] == "busy")
+
+
+def test_interrupt_waits_for_started(spec):
+    # A runner that announces "started" gets the SIGINT of an interrupt that
+    # came before it started the request only then; before, the signal
+    # found no cell, was ignored, and the busy cell ran on for ever.
+    k = Kernel(spec, env={"FAKE_START_DELAY": "0.3"})
+    try:
+        k.run("x = 41")
+        msg_id = k.kc.execute("while True: pass")
+        busy(k, msg_id)
+        k.km.interrupt_kernel()
+        c = k.reply(msg_id)["content"]
+        assert c["status"] == "error" and c["ename"] == "KeyboardInterrupt", c
+        c, out = k.run("print(x + 1)")
+        assert summary(out) == [("stdout", "42\n")]
+        # An interrupt after the cell has started goes out at once.
+        msg_id = k.kc.execute("print('go', flush=True)\nwhile True: pass")
+        k.wait_iopub(lambda m: m["msg_type"] == "stream" and
+                     m["parent_header"].get("msg_id") == msg_id)
+        k.km.interrupt_kernel()
+        assert k.reply(msg_id)["content"]["ename"] == "KeyboardInterrupt"
+    finally:
+        k.close()
+
+
+def test_held_interrupt_goes_out_when_started_does_not_come(spec):
+    # A runner busy elsewhere (a leftover of an earlier cell) cannot start
+    # the request: the SIGINT it needs to get free goes out after 0.5 s.
+    log = spec / "fake.log"
+    k = Kernel(spec, env={"FAKE_START_DELAY": "3", "FAKE_LOG": str(log)})
+    try:
+        msg_id = k.kc.execute("while True: pass")
+        busy(k, msg_id)
+        t0 = time.monotonic()
+        k.km.interrupt_kernel()
+        while "idle SIGINT" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() - t0 < 2.5, "the held SIGINT never went out"
+            time.sleep(0.05)
+        # The fake runner ignored it (no cell yet) and then starts the cell;
+        # interrupts from then on reach it, as the daemon repeats them.
+        deadline = time.monotonic() + DEADLINE
+        while True:
+            assert time.monotonic() < deadline, "the cell was never interrupted"
+            k.km.interrupt_kernel()
+            try:
+                m = k.kc.get_shell_msg(timeout=0.5)
+            except Exception:
+                continue
+            if m["parent_header"].get("msg_id") == msg_id:
+                break
+        assert m["content"]["ename"] == "KeyboardInterrupt", m["content"]
+    finally:
+        k.close()
 
 
 def test_bad_events_are_ignored(kernel):

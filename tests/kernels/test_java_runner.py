@@ -192,6 +192,74 @@ def test_output_is_flushed_before_done(rn):
     assert lines[19999] == "line 19999"
 
 
+def streams(res):
+    """The (name, text) of the cell's stream events, in order."""
+    return [(e["name"], e["text"]) for e in res["events"] if e["type"] == "stream"]
+
+
+def test_one_stream_event_per_flush(rn):
+    # println is print + newLine, two flushes of an auto-flushing stream: the
+    # text and the line separator arrive as two messages, as from the
+    # Jupyter Java kernel of E2B's template (whose SDK test reads
+    # logs.stdout[0] == "Hello, World!").
+    res = rn.run('System.out.println("Hello, World!")')
+    assert_ok(res)
+    assert streams(res) == [("stdout", "Hello, World!"), ("stdout", "\n")]
+    res = rn.run('System.out.print("a"); System.out.print(1); System.err.println("e");')
+    assert streams(res) == [("stdout", "a"), ("stdout", "1"), ("stderr", "e"),
+                            ("stderr", "\n")]
+    # printf's Formatter prints piece by piece, each a flush.
+    res = rn.run('System.out.printf("%d-%s%n", 7, "x");')
+    assert streams(res) == [("stdout", t) for t in ("7", "-", "x", "\n")]
+    # Bytes without a flush wait for one; a UTF-8 sequence cut by a flush
+    # waits for its end. (One snippet: JShell flushes after each.)
+    res = rn.run("{ System.out.write(new byte[] {(byte) 0xe2, (byte) 0x98}); System.out.flush();"
+                 " System.out.write(0x83); System.out.write('!'); System.out.flush(); }")
+    assert streams(res) == [("stdout", "\u2603!")]
+    assert rn.out["stdout"].endswith("\u2603!".encode())
+
+
+def test_many_flushes_are_batched(rn):
+    # The first 1000 flushes of a cell are a message each; then output is
+    # batched (a message costs ~50 us on its way to the client).
+    res = rn.run('for (int i = 0; i < 20000; i++) System.out.println(i);')
+    assert_ok(res)
+    chunks = [t for n, t in streams(res) if n == "stdout"]
+    assert "".join(chunks) == "".join(f"{i}\n" for i in range(20000))
+    assert chunks[:4] == ["0", "\n", "1", "\n"]
+    assert 1000 < len(chunks) < 20000, len(chunks)
+    # The count starts anew with each cell.
+    assert streams(rn.run('System.out.println("again")')) == [("stdout", "again"), ("stdout", "\n")]
+
+
+def test_huge_output_is_cut_into_bounded_events(rn):
+    res = rn.run('System.out.print("x".repeat(2_500_000) + "\u00e9".repeat(600_000))')
+    assert_ok(res)
+    texts = [t for n, t in streams(res)]
+    assert "".join(texts) == "x" * 2_500_000 + "\u00e9" * 600_000
+    assert len(texts) >= 3 and all(len(t.encode()) <= 1 << 20 for t in texts)
+
+
+def test_output_after_the_cell_is_not_lost(rn):
+    # A thread the cell left behind writes after "done": no request to
+    # attach it to, so it goes to fd 1 as it did before stream events.
+    rid = rn.start('new Thread(() -> { try { Thread.sleep(300); } catch (Exception e) {}'
+                   ' System.out.println("late line"); }).start();')
+    evs, _, _ = rn.finish(rid)
+    assert evs[-1]["status"] == "ok"
+    rn.wait_output("stdout", "late line\n")
+    assert not any(e["type"] == "stream" and "late" in e["text"] for e in rn.events)
+
+
+def test_interrupt_while_printing_keeps_event_lines_whole(rn):
+    # JShell.stop() is Thread.stop on the printing thread: an event line is
+    # written whole or not at all (the test's JSON parser sees every line).
+    evs = run_interrupted(rn, 'while (true) System.out.println("spin spin spin");')
+    assert [e["ename"] for e in evs if e["type"] == "error"] == ["KeyboardInterrupt"]
+    res = rn.run('System.out.println("next")')
+    assert streams(res) == [("stdout", "next"), ("stdout", "\n")]
+
+
 def test_unicode_output_and_values(rn):
     res = rn.run('System.out.println("h\\u00e9llo \\u2603 \\ud83d\\ude00"); "\\u00e9t\\u00e9"')
     assert_ok(res)
@@ -298,6 +366,66 @@ def test_unresolved_reference(rn):
     assert "missingVar" in res["error"]["evalue"]
 
 
+def assert_session_healthy(r, name):
+    """After a failed cell: a declaration, its value and println output."""
+    assert_ok(r.run(f"int {name} = 5;"))
+    assert r.run(name)["result"] == "5"
+    res = r.run(f'System.out.println("still printing {name}")')
+    assert_ok(res)
+    assert res["stdout"] == f"still printing {name}\n"
+
+
+def big_method(statements):
+    return "void tooBig() {\n" + "".join(
+        f"System.out.println({i});\n" for i in range(statements)) + "}"
+
+
+@pytest.mark.parametrize("code,message", [
+    # javac's class-file limits fail in code generation, which JShell
+    # reports as a RECOVERABLE snippet, and they left javac's reused
+    # constant pool holding the oversized entry (issue 11, item 7).
+    ('String huge = "' + "x" * 70000 + '";', "constant string too long"),
+    ('System.out.println("' + "y" * 70000 + '");', "constant string too long"),
+    ('String folded = "' + "a" * 40000 + '" + "' + "b" * 40000 + '";',
+     "constant string too long"),
+    ("void manyConstants() { String[] a = {" +
+     ",".join(f'"c{i}"' for i in range(70000)) + "}; }", None),
+    (big_method(12000), "code too large"),
+], ids=["literal", "statement", "folded", "constants", "code"])
+def test_class_file_limits_fail_the_cell_not_the_session(fresh, code, message):
+    r = fresh()
+    assert_ok(r.run("int before = 1;"))
+    res = r.run(code, timeout=120)
+    assert res["status"] == "error", res["events"]
+    assert res["error"]["ename"] == "CompilationError", res["error"]
+    if message:
+        assert message in res["error"]["evalue"], res["error"]
+    assert_session_healthy(r, "q")
+    assert r.run("before")["result"] == "1"
+    assert res["stderr"] == "" and r.out["stderr"] == b"", r.out["stderr"]
+
+
+def test_env_helper_with_a_value_over_the_constant_limit(fresh):
+    # The daemon's helper cell passes values as one string literal; a
+    # 49,200-character value must fail that cell, not every later one.
+    r = fresh()
+    r.run(env_helper({"L": "x" * 49200}), silent=True)
+    assert_session_healthy(r, "q")
+
+
+def test_failed_static_initializer_keeps_the_session(rn):
+    assert_ok(rn.run("class Boom { static int v = 1 / 0; }"))
+    res = rn.run("Boom.v")
+    assert res["error"]["ename"] == "ExceptionInInitializerError", res["error"]
+    assert any("ArithmeticException" in line for line in res["error"]["traceback"]), res["error"]
+    res = rn.run("Boom.v")
+    assert res["error"]["ename"] == "NoClassDefFoundError", res["error"]
+    assert_session_healthy(rn, "afterBoom")
+    # The class can be declared again.
+    assert_ok(rn.run("class Boom { static int v = 2; }"))
+    assert rn.run("Boom.v")["result"] == "2"
+
+
 # -- interrupts --
 
 def run_interrupted(rn, code):
@@ -346,8 +474,10 @@ def test_interrupt_works_when_sigint_was_ignored_at_start(fresh):
 
 def test_interrupt_right_after_the_request(rn):
     # The host may interrupt as soon as it has written the request: before the
-    # runner has read it, or while JShell still compiles it.
-    for delay in (0, 0.001, 0.05, 0.2):
+    # runner has read it, while its reader thread holds the bytes (a window
+    # that lost about one interrupt in 50, and the cell then ran forever),
+    # or while JShell still compiles it.
+    for delay in [0] * 40 + [0.001, 0.05, 0.2]:
         rid = rn.start("while (true) {}")
         time.sleep(delay)
         rn.interrupt()
@@ -450,9 +580,10 @@ def test_system_exit_ends_the_runner(fresh):
     r = fresh()
     rid = r.start('System.out.println("bye"); System.exit(3);')
     assert r.proc.wait(timeout=10) == 3
+    r.drain("events")
     r.drain("stdout")
     assert b"bye" in r.out["stdout"]
-    assert not any(e.get("id") == rid for e in r.events)
+    assert [e["type"] for e in r.events if e.get("id") == rid] == ["stream"] * 2
 
 
 def test_bad_request_lines_are_skipped(rn):

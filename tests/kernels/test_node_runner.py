@@ -6,23 +6,23 @@ process group.
 
     /usr/bin/python3 -m pytest -q tests/kernels/test_node_runner.py
 
-Needs /usr/bin/node (or $NODE) and kernels/node/node_modules
-(kernels/node/install.sh).
+Every test runs on the machine's node (/usr/bin/node, or $NODE) and on
+Node.js 18.20.4, Debian 12's (tests/kernels/nodes.py). Needs
+kernels/node/node_modules and tests/kernels/node18 (kernels/node/install.sh).
 """
 
 import base64
 import json
 import os
-import subprocess
 import time
 
 import pytest
 
+import nodes
 from runner_pipes import RunnerPipes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 RUNNER = os.path.join(ROOT, "kernels", "node", "runner.mjs")
-NODE = os.environ.get("NODE", "/usr/bin/node")
 
 # The daemon's env helper cell for javascript and typescript (server/lang.c).
 ENV_BEFORE = "(() => { const d = JSON.parse(Buffer.from('"
@@ -38,8 +38,8 @@ def env_helper(set_=None, unset=None):
 class Runner(RunnerPipes):
     """The Node.js runner (javascript or typescript)."""
 
-    def __init__(self, language="javascript", cwd=None, env=None):
-        super().__init__([NODE, RUNNER, "--language", language], cwd=cwd, env=env)
+    def __init__(self, node, language="javascript", cwd=None, env=None):
+        super().__init__([node, RUNNER, "--language", language], cwd=cwd, env=env)
 
     def collect(self, rid, timeout=20):
         """The events of request rid up to its done, and the output seen
@@ -99,16 +99,22 @@ def workdir(tmp_path):
     return tmp_path
 
 
+@pytest.fixture(params=nodes.PARAMS)
+def node(request):
+    """Each test runs once per Node binary."""
+    return nodes.binary(request.param)
+
+
 @pytest.fixture
-def js(workdir):
-    r = Runner("javascript", cwd=str(workdir))
+def js(node, workdir):
+    r = Runner(node, "javascript", cwd=str(workdir))
     yield r
     r.close()
 
 
 @pytest.fixture
-def ts(workdir):
-    r = Runner("typescript", cwd=str(workdir))
+def ts(node, workdir):
+    r = Runner(node, "typescript", cwd=str(workdir))
     yield r
     r.close()
 
@@ -119,13 +125,12 @@ def ts(workdir):
     ("javascript", "application/javascript", ".js"),
     ("typescript", "text/typescript", ".ts"),
 ])
-def test_ready_comes_first_with_language_info(workdir, language, mimetype, ext):
-    r = Runner(language, cwd=str(workdir))
+def test_ready_comes_first_with_language_info(node, workdir, language, mimetype, ext):
+    r = Runner(node, language, cwd=str(workdir))
     try:
         assert r.events[0]["type"] == "ready"
         li = r.events[0]["language_info"]
-        node_version = subprocess.check_output(
-            [NODE, "-p", "process.versions.node"], text=True).strip()
+        node_version = nodes.version(node)
         assert li == {"name": language, "version": node_version,
                       "mimetype": mimetype, "file_extension": ext}
         assert r.ready_after < 5, r.ready_after
@@ -153,6 +158,30 @@ def test_objects_are_shown_like_the_inspector(js):
     assert js.run("new Map([[1, 'one']])").ok().text == "Map(1) { 1 => 'one' }"
     assert js.run("class Pt { constructor() { this.x = 1 } }; new Pt()").ok().text \
         == "Pt { x: 1 }"
+
+
+def test_results_are_not_cut_by_inspect_defaults(js):
+    # util.inspect's defaults cut strings at 10,000 characters, arrays at
+    # 100 items and nesting at depth 2; Python's repr cuts none of them.
+    text = js.run("'x'.repeat(10 * 1024 * 1024)").ok().text
+    assert text == "'" + "x" * (10 * 1024 * 1024) + "'"
+    text = js.run("Array.from({length: 1000}, (_, i) => i)").ok().text
+    assert "more item" not in text
+    assert [int(v) for v in text.strip("[] \n").replace("\n", "").split(",")] == \
+        list(range(1000))
+    assert js.run("new Set(Array.from({length: 300}, (_, i) => i)).size").ok().text == "300"
+    assert "more item" not in js.run("new Set(Array.from({length: 300}, (_, i) => i))").ok().text
+    # Plain data (what JSON.parse returns) to any depth.
+    text = js.run("JSON.parse('{\"a\":{\"b\":{\"c\":{\"d\":{\"e\":[1,{\"f\":2}]}}}}}')").ok().text
+    assert "[Object]" not in text and "f: 2" in text, text
+    assert "[Object]" not in js.run("new Map([[1, {a: {b: {c: {d: 1}}}}]])").ok().text
+    # Other objects keep the REPL's depth: a module's object graph could
+    # otherwise be hundreds of MB.
+    assert js.run("function F() {}; F.a = {b: {c: {d: 1}}}; F").ok().text == \
+        "[Function: F] { a: { b: { c: [Object] } } }"
+    # An instance holding data: the instance is not plain, so depth 2.
+    assert js.run("class Box { constructor() { this.v = {a: {b: {c: 1}}} } }; new Box()") \
+        .ok().text == "Box { v: { a: { b: [Object] } } }"
 
 
 def test_no_result_for_undefined_declarations_and_silent(js):
@@ -216,11 +245,12 @@ def test_redeclaring_builtin_globals(js):
 
 
 def test_static_imports_and_require(js):
-    js.run("import { readFileSync } from 'fs'\n"
-           "import * as pathNs from 'node:path'\n"
-           "import os, { EOL } from 'os'\n"
-           "import { answer } from './local.mjs'\n"
-           "import data from './data.json' with { type: 'json' }").ok()
+    c = js.run("import { readFileSync } from 'fs'\n"
+               "import * as pathNs from 'node:path'\n"
+               "import os, { EOL } from 'os'\n"
+               "import { answer } from './local.mjs'\n"
+               "import data from './data.json' with { type: 'json' }").ok()
+    assert c.stderr == ""  # no ExperimentalWarning for JSON on Node 18
     assert js.run("typeof readFileSync").ok().text == "'function'"
     assert js.run("pathNs.join('a', 'b')").ok().text == "'a/b'"
     assert js.run("typeof os.cpus === 'function' && EOL === '\\n'").ok().text == "true"
@@ -418,6 +448,55 @@ def test_interrupt_while_idle_is_ignored(js):
     assert js.run("idle").ok().text == "'ok'"
 
 
+def test_interrupt_right_after_started(js):
+    # The runner announces "started" for each request, and the host sends
+    # an interrupt's SIGINT only after it (kernels/RUNNER-PROTOCOL.md): a
+    # signal before it could come before the request was read, pass for a
+    # late one and be lost, and the busy cell would run for ever (it did, on
+    # the first request after ready every time). Do as the host does.
+    assert js.ready["announces_start"] is True
+    js.run("const survives = 'yes'").ok()
+    for _ in range(30):
+        rid = js.submit("while (true) {}")
+        js.wait_event(lambda e: e.get("type") == "started" and e.get("id") == rid)
+        js.interrupt()
+        c = js.collect(rid, timeout=10)
+        assert c.error["ename"] == "KeyboardInterrupt", c.events
+        assert [e["type"] for e in js.events if e.get("id") == rid][0] == "started"
+    assert js.run("survives").ok().text == "'yes'"
+
+
+@pytest.mark.parametrize("node_options", ["", "--pending-deprecation --throw-deprecation"])
+def test_interrupt_worker_is_armed(node, workdir, node_options):
+    # The busy-cell interrupt rests on an internal binding (runner.mjs,
+    # WORKER_SRC): it must work, silently, on every Node we support, even
+    # when deprecations are pending or fatal.
+    env = dict(os.environ, NODE_OPTIONS=node_options)
+    r = Runner(node, "javascript", cwd=str(workdir), env=env)
+    try:
+        interrupted(r, r.submit("for (;;) {}"))
+        assert r.run("'after'").ok().text == "'after'"
+        assert r.out["stderr"] == b"", r.out["stderr"]
+    finally:
+        r.close()
+
+
+def test_interrupt_worker_failure_is_reported(node, workdir, tmp_path):
+    # A Node that no longer offers the binding must not go unnoticed: the
+    # runner says so on stderr at start, and still runs cells.
+    pre = tmp_path / "break-binding.cjs"
+    pre.write_text("if (!require('node:worker_threads').isMainThread)\n"
+                   "  process.binding = () => { throw new Error('binding gone'); };\n")
+    env = dict(os.environ, NODE_OPTIONS=f"--require {pre}")
+    r = Runner(node, "javascript", cwd=str(workdir), env=env)
+    try:
+        assert r.run("40 + 2").ok().text == "42"
+        r.wait_output("stderr", "busy cells cannot be interrupted")
+        assert b"runner: interrupt worker failed (binding gone)" in r.out["stderr"]
+    finally:
+        r.close()
+
+
 def test_interrupt_stops_child_process(js):
     interrupted(js, js.submit("require('child_process').execSync('sleep 30')"), settle=0.5)
     assert js.run("3").ok().text == "3"
@@ -439,13 +518,13 @@ def test_display_helpers(js):
 
 # ---- lifecycle ----
 
-def test_shutdown_request_and_eof(workdir):
-    r = Runner("javascript", cwd=str(workdir))
+def test_shutdown_request_and_eof(node, workdir):
+    r = Runner(node, "javascript", cwd=str(workdir))
     r.send({"type": "shutdown"})
     assert r.proc.wait(5) == 0
     r.close()
     # EOF on stdin: the queued cells still run, then the runner exits.
-    r = Runner("javascript", cwd=str(workdir))
+    r = Runner(node, "javascript", cwd=str(workdir))
     rid = r.submit("await new Promise(r => setTimeout(r, 200)); 'last'")
     r.proc.stdin.close()
     assert r.collect(rid).ok().text == "'last'"

@@ -251,6 +251,37 @@ plt.show()
   assert.deepEqual(chart, { type: 'unknown', title: 'Two Concentric Circles', elements: [] })
 })
 
+// A cut is never silent: the marker arrives in the result line's `extra`
+// (the JS SDK keeps that object in result.raw.extra; the Python SDK in
+// result.extra), with one line on stderr; the limits are options.
+test('cut DataFrame data and thinned charts are marked', T, async () => {
+  const MARK = 'e2b-ci/truncated'
+  const frame = await sbx.runCode("pd.DataFrame({'a': range(50_000)})", { context: ctx })
+  assert.equal(frame.error, undefined)
+  const r = frame.results[0]
+  assert.equal(r.data.a.length, 10_000)
+  assert.deepEqual(r.raw.extra[MARK], {
+    data: { rows: 10_000, total_rows: 50_000, columns: 1, total_columns: 1,
+      limits: ['E2B_CI_DATA_MAX_ROWS=10000'] },
+  })
+  assert.equal(frame.logs.stderr.length, 1)
+  assert.match(frame.logs.stderr[0], /10,000 of 50,000 rows/)
+
+  const whole = await sbx.runCode("pd.DataFrame({'a': range(50_000)})",
+    { context: ctx, envs: { E2B_CI_DATA_MAX_ROWS: '0' } })
+  assert.equal(whole.results[0].data.a.length, 50_000)
+  assert.deepEqual(whole.results[0].raw.extra, {})
+  assert.deepEqual(whole.logs.stderr, [])
+
+  const line = await sbx.runCode('plt.plot(range(30_000))\nplt.show()', { context: ctx })
+  assert.equal(line.error, undefined)
+  const mark = line.results[0].raw.extra[MARK].chart
+  assert.equal(mark.total_points, 30_000)
+  assert.equal(mark.points, line.results[0].chart.elements[0].points.length)
+  assert.ok(mark.points < 30_000)
+  assert.match(line.logs.stderr.join(''), /of their 30,000 points/)
+})
+
 test('DataFrame data, dict json, PIL png', T, async () => {
   const frame = await sbx.runCode(
     "pd.DataFrame({'city': ['Oslo', 'Lima'], 'temp': [4.5, np.nan],"

@@ -272,8 +272,12 @@ test(...t('bash', 'timeoutMs interrupts sleep, the next run works'), async () =>
 
 test(...t('java', 'expressions, statements, declarations, errors'), async () => {
   assert.equal(noError(await sbx.runCode('System.getProperty("user.dir")', { language: 'java' })).text, CWD)
-  const printed = noError(await sbx.runCode('System.out.println("Hello from Java");', { language: 'java' }))
-  assert.deepEqual(printed.logs.stdout, ['Hello from Java\n'])
+  // One stream message per flush of System.out: println is the text and
+  // then the line separator, as E2B's own SDK test expects
+  // (logs.stdout[0] == "Hello, World!").
+  const printed = noError(await sbx.runCode('System.out.println("Hello, World!")', { language: 'java' }))
+  assert.equal(printed.logs.stdout[0], 'Hello, World!')
+  assert.deepEqual(printed.logs.stdout, ['Hello, World!', '\n'])
   await sbx.runCode(
     'import java.util.*;\nList<String> sdkXs = new ArrayList<>(List.of("b", "a"));\n' +
       'int sdkTwice(int v) { return 2 * v; }\nclass SdkBox { int v = 21; }',
@@ -296,6 +300,18 @@ test(...t('java', 'envs per execution'), async () => {
     await sbx.runCode('System.getenv().getOrDefault("SDK_JAVA_FOO", "default")', { language: 'java' })
   )
   assert.equal(empty.results[0]?.text.trim(), 'default')
+})
+
+test(...t('java', 'a snippet over the class-file limits fails alone'), async () => {
+  const ctx = await newContext({ language: 'java' })
+  // An env value far over javac's 64 KiB constant limit, then a literal.
+  await sbx.runCode('1', { context: ctx, envs: { SDK_JAVA_BIG: 'x'.repeat(49_200) } })
+  const big = await sbx.runCode(`String sdkBig = "${'y'.repeat(70_000)}";`, { context: ctx })
+  assert.equal(big.error?.name, 'CompilationError')
+  noError(await sbx.runCode('int sdkQ = 5;', { context: ctx }))
+  assert.equal(noError(await sbx.runCode('sdkQ', { context: ctx })).text, '5')
+  const printed = noError(await sbx.runCode('System.out.println("still printing")', { context: ctx }))
+  assert.equal(printed.logs.stdout.join(''), 'still printing\n')
 })
 
 test(...t('java', 'context with a cwd'), async () => {

@@ -5,6 +5,9 @@
  * the Java maps by reflection (E2b.java) and environ here. unignoreSigint0
  * resets an inherited SIG_IGN for SIGINT, which HotSpot would otherwise
  * honour by never installing the handler the runner registers.
+ * waitReadable0 waits until the request pipe has bytes (or its end), so the
+ * runner can take them off the pipe under its lock: a SIGINT then always
+ * finds a request in the pipe or in the runner, never in between.
  * Called from Java threads; setenv/unsetenv are not thread-safe against
  * concurrent getenv in native code, which the runner accepts (helper cells
  * run between user cells).
@@ -13,6 +16,7 @@
 
 #include <errno.h>
 #include <jni.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,4 +85,18 @@ JNIEXPORT jboolean JNICALL Java_e2bci_Native_unignoreSigint0(JNIEnv *env,
 	sa.sa_handler = SIG_DFL;
 	sigemptyset(&sa.sa_mask);
 	return sigaction(SIGINT, &sa, NULL) == 0 ? JNI_TRUE : JNI_FALSE;
+}
+
+JNIEXPORT jint JNICALL Java_e2bci_Native_waitReadable0(JNIEnv *env, jclass cls,
+							 jint fd)
+{
+	struct pollfd p = {.fd = fd, .events = POLLIN};
+	int rc;
+
+	(void)env;
+	(void)cls;
+	do
+		rc = poll(&p, 1, -1);
+	while (rc < 0 && errno == EINTR);
+	return rc < 0 ? -errno : 0;
 }

@@ -5,6 +5,8 @@ besides the usual MIME types:
 
 - e2b/data: a pandas DataFrame as {column: [values]} (data.py)
 - e2b/chart: a matplotlib Figure as a chart object (charts.py)
+- e2b-ci/truncated: where a limit cut the e2b/data or e2b/chart of the same
+  output (limits.py: the limits are kernel options), plus a stderr line
 - application/json: lists and dicts, numpy values converted (jsonable.py)
 - PIL images: img.show() and img.save("path") display the image (images.py)
 - matplotlib: a CJK-capable font and box-plot bookkeeping (mpl.py)
@@ -83,6 +85,30 @@ class E2BChartFormatter(_BuiltinFormatter):
         return charts.figure_to_chart(obj)
 
 
+class E2BTruncatedFormatter(BaseFormatter):
+    """e2b-ci/truncated: the cuts e2b/data and e2b/chart noted for this
+    object (limits.note), e.g. {"data": {"rows": 10000, "total_rows":
+    50000, ...}}; each also as one line on stderr. Runs after them: IPython
+    calls formatters in the order they were added."""
+
+    format_type = Unicode("e2b-ci/truncated")
+    print_method = ObjectName("_repr_e2b_ci_truncated_")
+    _return_type = (dict,)
+
+    def __call__(self, obj):
+        if not self.enabled:
+            return None
+        try:
+            from . import limits
+
+            notes = limits.take(obj)
+            for kind, details in (notes or {}).items():
+                print(limits.describe(kind, details), file=sys.stderr)
+            return notes
+        except Exception:  # never break a display
+            return None
+
+
 def _container_json(obj):
     try:
         from . import jsonable
@@ -97,7 +123,8 @@ def load_ipython_extension(ip):
     parent = ip.display_formatter
 
     for key, cls in (("e2b/data", E2BDataFormatter),
-                     ("e2b/chart", E2BChartFormatter)):
+                     ("e2b/chart", E2BChartFormatter),
+                     ("e2b-ci/truncated", E2BTruncatedFormatter)):
         if not isinstance(formatters.get(key), cls):
             formatters[key] = cls(parent=parent)
 
@@ -133,7 +160,7 @@ def unload_ipython_extension(ip):
     if guard is not None:
         streams.uninstall(ip, guard)
     formatters = ip.display_formatter.formatters
-    for key in ("e2b/data", "e2b/chart"):
+    for key in ("e2b/data", "e2b/chart", "e2b-ci/truncated"):
         formatters.pop(key, None)
     json_fmt = formatters.get("application/json")
     if json_fmt is not None:

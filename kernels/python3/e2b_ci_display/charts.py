@@ -28,18 +28,18 @@ x_label/x_unit come from the y axis, as in E2B's reference.
 
 Values: numbers are floats, dates ISO 8601 strings, NaN/inf null. Ticks
 are the major ticks inside the view limits. The points of a line/scatter
-chart are capped at about MAX_POINTS in all: a longer series is thinned to
-evenly spaced points, its first and last kept (the PNG shows them all).
+chart are capped at about E2B_CI_CHART_MAX_POINTS in all (limits.py;
+20,000 unless set, 0: no cap): a longer series is thinned to evenly spaced
+points, its first and last kept (the PNG shows them all), and the cut is
+marked (limits.note: e2b-ci/truncated in the result, a line on stderr).
 """
 
 import math
 import re
 import sys
 
-from . import jsonable
+from . import jsonable, limits
 from .mpl import TAG as BOX_TAG
-
-MAX_POINTS = 20_000
 
 GENERIC_LABEL = re.compile(r"^_(child|container|collection|line)?(\d+)$")
 MATHDEFAULT = re.compile(r"^\$\\mathdefault\{(.*)\}\$$")
@@ -54,16 +54,25 @@ def figure_to_chart(figure):
     if not with_data:
         return None
     suptitle = _suptitle(figure)
+    cuts = []
     if len(with_data) == 1:
-        chart = axes_to_chart(with_data[0])
+        chart = axes_to_chart(with_data[0], cuts)
         if chart.get("title") is None and suptitle:
             chart["title"] = suptitle
-        return chart
-    return {
-        "type": "superchart",
-        "title": suptitle,
-        "elements": [axes_to_chart(ax) for ax in with_data],
-    }
+    else:
+        chart = {
+            "type": "superchart",
+            "title": suptitle,
+            "elements": [axes_to_chart(ax, cuts) for ax in with_data],
+        }
+    if cuts:
+        limits.note(figure, "chart", {
+            "points": sum(c["points"] for c in cuts),
+            "total_points": sum(c["total_points"] for c in cuts),
+            "series": cuts,
+            "limits": [f"E2B_CI_CHART_MAX_POINTS={limits.get('E2B_CI_CHART_MAX_POINTS')}"],
+        })
+    return chart
 
 
 def _is_chart_axes(ax):
@@ -110,7 +119,9 @@ def _markers_only(line):
         line.get_marker() not in (None, "None", "none", "", " ")
 
 
-def axes_to_chart(ax):
+def axes_to_chart(ax, cuts=None):
+    """The chart of one axes; series it thins are added to cuts (a list of
+    {label, points, total_points}) when given."""
     import matplotlib.collections as mcoll
     import matplotlib.patches as mpatches
     from matplotlib.container import BarContainer, ErrorbarContainer
@@ -164,12 +175,12 @@ def axes_to_chart(ax):
         markers = [l for l in non_pair_lines if _markers_only(l)]
         if len(markers) != len(non_pair_lines):
             return _unknown(ax)
-        return _point_chart(ax, "scatter", markers, colls)
+        return _point_chart(ax, "scatter", markers, colls, cuts)
 
     if lines:
         data_lines = non_pair_lines or lines
         kind = "scatter" if all(_markers_only(l) for l in data_lines) else "line"
-        return _point_chart(ax, kind, data_lines, [])
+        return _point_chart(ax, kind, data_lines, [], cuts)
 
     return _unknown(ax)
 
@@ -375,7 +386,7 @@ def _looks_numeric(text):
 
 # --------------------------------------------------------------- chart kinds
 
-def _point_chart(ax, kind, lines, collections):
+def _point_chart(ax, kind, lines, collections, cuts=None):
     xa, ya = _Axis(ax, ax.xaxis), _Axis(ax, ax.yaxis)
     chart = {"type": kind, "title": _title(ax)}
     chart.update(_labels(ax))
@@ -386,7 +397,8 @@ def _point_chart(ax, kind, lines, collections):
         chart[f"{name}_scale"] = a.scale(ticks, labels)
     elements = []
     series = [(l, "line") for l in lines] + [(c, "coll") for c in collections]
-    budget = max(2, MAX_POINTS // max(1, len(series)))
+    cap = limits.get("E2B_CI_CHART_MAX_POINTS")
+    budget = None if cap is None else max(2, cap // max(1, len(series)))
     for i, (artist, what) in enumerate(series):
         if what == "line":
             xs, ys = _arrays(artist.get_xdata(orig=True), artist.get_ydata(orig=True))
@@ -394,8 +406,11 @@ def _point_chart(ax, kind, lines, collections):
         else:
             xs, ys = _offsets(artist)
             label = _generic_label(artist.get_label(), "Series", i)
-        keep = _thin(min(len(xs), len(ys)), budget)
+        n = min(len(xs), len(ys))
+        keep = _thin(n, budget)
         xs, ys = _values(xs[keep], xa), _values(ys[keep], ya)
+        if len(xs) < n and cuts is not None:
+            cuts.append({"label": label, "points": len(xs), "total_points": n})
         elements.append({"label": label, "points": [[x, y] for x, y in zip(xs, ys)]})
     chart["elements"] = elements
     return chart
@@ -431,9 +446,9 @@ def _offsets(collection):
 
 
 def _thin(n, limit):
-    """Indices of at most about limit of n points, evenly spaced, first and
-    last included."""
-    if n <= limit:
+    """Indices of at most about limit of n points (None: all), evenly
+    spaced, first and last included."""
+    if limit is None or n <= limit:
         return slice(0, n)
     step = math.ceil(n / limit)
     idx = list(range(0, n, step))

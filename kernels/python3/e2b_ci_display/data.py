@@ -10,18 +10,17 @@ The shape of DataFrame.to_dict(orient="list"), made strict JSON:
   named index (set_index, groupby) or a non-integer one (describe(),
   value_counts()). An unnamed integer index (0..n-1, or what is left of it
   after filtering) is left out, as in to_dict;
-- large frames are cut: at most MAX_ROWS rows and MAX_CELLS values, first
-  rows first (text/html is truncated by pandas anyway).
+- large frames are cut, first rows and columns first, at the limits
+  E2B_CI_DATA_MAX_ROWS, E2B_CI_DATA_MAX_COLUMNS and E2B_CI_DATA_MAX_CELLS
+  (limits.py; 10,000 rows, 1,000 columns, 200,000 values unless set), and
+  the cut is marked (limits.note: e2b-ci/truncated in the result, a line
+  on stderr). text/html is pandas' own, truncated by pandas.
 """
 
 import datetime
 import sys
 
-from . import jsonable
-
-MAX_ROWS = 10_000
-MAX_CELLS = 200_000
-MAX_COLUMNS = 1_000
+from . import jsonable, limits
 
 
 def _meaningful_index(index):
@@ -39,11 +38,40 @@ def _column_name(name):
     return str(name)
 
 
+def _shape(total_rows, total_cols):
+    """(rows, columns, the limits that cut) for a frame of that shape; the
+    index counts as a column towards the cells."""
+    max_rows = limits.get("E2B_CI_DATA_MAX_ROWS")
+    max_cols = limits.get("E2B_CI_DATA_MAX_COLUMNS")
+    max_cells = limits.get("E2B_CI_DATA_MAX_CELLS")
+    cut = []
+    cols = total_cols
+    if max_cols is not None and cols > max_cols:
+        cols = max_cols
+        cut.append(f"E2B_CI_DATA_MAX_COLUMNS={max_cols}")
+    rows = total_rows
+    if max_rows is not None and rows > max_rows:
+        rows = max_rows
+        cut.append(f"E2B_CI_DATA_MAX_ROWS={max_rows}")
+    if max_cells is not None:
+        by_cells = max(1, max_cells // max(1, cols + 1))
+        if rows > by_cells:
+            rows = by_cells
+            cut.append(f"E2B_CI_DATA_MAX_CELLS={max_cells}")
+    return rows, cols, cut
+
+
 def frame_to_data(frame):
     """The e2b/data dict of a DataFrame."""
     pd = sys.modules["pandas"]
-    ncols = min(frame.shape[1], MAX_COLUMNS)
-    rows = min(len(frame), MAX_ROWS, max(1, MAX_CELLS // max(1, ncols + 1)))
+    total_rows, total_cols = frame.shape
+    rows, ncols, cut = _shape(total_rows, total_cols)
+    if rows < total_rows or ncols < total_cols:
+        limits.note(frame, "data", {
+            "rows": rows, "total_rows": total_rows,
+            "columns": ncols, "total_columns": total_cols,
+            "limits": cut,
+        })
     frame = frame.iloc[:rows, :ncols]
     if _meaningful_index(frame.index):
         try:

@@ -7,8 +7,10 @@
  *
  * Code runs in one JShell with the "local" execution engine: snippets are
  * compiled by the in-process javac and run on a thread of this JVM, so
- * System.out is fd 1, user.dir is the cwd the host started us in, and
- * E2b.setenv can reach this JVM's environment. An interrupt (SIGINT to our
+ * user.dir is the cwd the host started us in and E2b.setenv can reach this
+ * JVM's environment. System.out and System.err are ours (Output): while a
+ * cell runs, each flush of them is one "stream" event; subprocesses write
+ * to fd 1 and 2 directly. An interrupt (SIGINT to our
  * process group) is JShell.stop(), which is Thread.stop on the snippet's
  * thread group on JDK 17. Requests are handled one at a time on the main
  * thread; the SIGINT handler thread only stops and never writes events.
@@ -20,6 +22,7 @@ import java.io.FileDescriptor;
 import java.io.FileInputStream;
 import java.io.FileOutputStream;
 import java.io.IOException;
+import java.io.OutputStream;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -50,9 +53,15 @@ public final class E2bJavaRunner {
 		"import java.util.regex.*;", "import java.util.stream.*;",
 	};
 
-	private final PrintStream events;
-	private final PrintStream out;
-	private final PrintStream err;
+	private final FileOutputStream events;
+	/* Held while writing one event line: lines of several threads never mix. */
+	private final Object eventsLock = new Object();
+	private final Output outSink;
+	private final Output errSink;
+	private PrintStream out;
+	private PrintStream err;
+	/* The running request's id while its output goes out as stream events. */
+	private volatile Object streamId;
 	private final JShell shell;
 	private final SourceCodeAnalysis analysis;
 	private volatile boolean shellDown;
@@ -65,11 +74,16 @@ public final class E2bJavaRunner {
 	private boolean executing;
 	private boolean interrupted;
 	private boolean pendingInterrupt;
-	/* Requests read but not yet handled, and bytes of an unfinished line. */
+	/* A request line has left the queue but its cell has not started (or it
+	 * was not an execute request): a SIGINT then is for that cell. */
+	private boolean taken;
+	/* Requests read but not yet handled, and bytes of an unfinished line;
+	 * changed under lock, which is notified when a line arrives. */
 	private final java.util.concurrent.LinkedBlockingQueue<String> queue =
 			new java.util.concurrent.LinkedBlockingQueue<>();
 	private int partial;
 	private volatile FileInputStream requestsIn;
+	private int requestsFd; /* its fd number, for poll */
 	/* Ends the queue; compared by identity. */
 	private static final String EOF = new String("EOF");
 
@@ -89,10 +103,35 @@ public final class E2bJavaRunner {
 		}
 	}
 
-	private E2bJavaRunner(PrintStream events, PrintStream out, PrintStream err) {
+	/* A PrintStream subclass: on JDK 17 PrintStream.println(String) writes the
+	 * text and the line separator in one write (and one flush) only for the
+	 * class itself; for a subclass it is print + newLine, two flushes, as on
+	 * JDK 11 and before, which is what the Jupyter Java kernel E2B's template
+	 * runs (Output). Auto-flush: every print call flushes. */
+	private static final class CellStream extends PrintStream {
+		CellStream(OutputStream sink) {
+			super(sink, true, StandardCharsets.UTF_8);
+		}
+	}
+
+	private E2bJavaRunner(FileOutputStream events, FileOutputStream fd1, FileOutputStream fd2) {
 		this.events = events;
-		this.out = out;
-		this.err = err;
+		/* The batching timer's thread is in the main thread's group, never in
+		 * the snippets' group, which JShell.stop() hits with Thread.stop. */
+		ThreadGroup group = Thread.currentThread().getThreadGroup();
+		java.util.concurrent.ScheduledThreadPoolExecutor timer =
+				new java.util.concurrent.ScheduledThreadPoolExecutor(1, r -> {
+					Thread t = new Thread(group, r, "e2b-output");
+					t.setDaemon(true);
+					return t;
+				});
+		timer.prestartCoreThread();
+		this.outSink = new Output("stdout", fd1, this::stream, timer);
+		this.errSink = new Output("stderr", fd2, this::stream, timer);
+		this.out = new CellStream(outSink);
+		this.err = new CellStream(errSink);
+		System.setOut(out);
+		System.setErr(err);
 		this.shell = JShell.builder().executionEngine("local").out(out).err(err)
 				.in(new ByteArrayInputStream(new byte[0])).build();
 		this.analysis = shell.sourceCodeAnalysis();
@@ -101,30 +140,30 @@ public final class E2bJavaRunner {
 
 	public static void main(String[] args) throws IOException {
 		String requests = null;
+		int requestsFd = 0;
 		for (int k = 0; k < args.length; k++) {
-			if (args[k].equals("--requests-fd") && k + 1 < args.length)
-				requests = "/proc/self/fd/" + Integer.parseInt(args[++k]);
-			else {
+			if (args[k].equals("--requests-fd") && k + 1 < args.length) {
+				requestsFd = Integer.parseInt(args[++k]);
+				requests = "/proc/self/fd/" + requestsFd;
+			} else {
 				System.err.println("usage: E2bJavaRunner [--requests-fd N]");
 				System.exit(2);
 			}
 		}
-		PrintStream events = openEvents();
+		FileOutputStream events = openEvents();
 		if (events == null)
 			System.exit(2);
 		FileInputStream in = requests == null ? new FileInputStream(FileDescriptor.in)
 				: new FileInputStream(requests);
-		/* Unbuffered, so output reaches the host as it is printed. */
-		PrintStream out = new PrintStream(new FileOutputStream(FileDescriptor.out), true,
-				StandardCharsets.UTF_8);
-		PrintStream err = new PrintStream(new FileOutputStream(FileDescriptor.err), true,
-				StandardCharsets.UTF_8);
-		System.setOut(out);
-		System.setErr(err);
 		System.setIn(new ByteArrayInputStream(new byte[0]));
 
-		E2bJavaRunner r = new E2bJavaRunner(events, out, err);
+		E2bJavaRunner r = new E2bJavaRunner(events, new FileOutputStream(FileDescriptor.out),
+				new FileOutputStream(FileDescriptor.err));
 		r.startup();
+		/* Before "ready": a SIGINT right after the first request must find
+		 * its bytes still in the pipe (onSigint). */
+		r.requestsIn = in;
+		r.requestsFd = requestsFd;
 		r.installSigint();
 		r.ready();
 		r.serve(in);
@@ -137,7 +176,7 @@ public final class E2bJavaRunner {
 	 * used that number for a file of its own (lib/modules), and opening it for
 	 * writing would damage the JDK. Never truncates.
 	 */
-	private static PrintStream openEvents() {
+	private static FileOutputStream openEvents() {
 		String target;
 		try {
 			target = Files.readSymbolicLink(Paths.get("/proc/self/fd/3")).toString();
@@ -151,8 +190,7 @@ public final class E2bJavaRunner {
 			return null;
 		}
 		try {
-			return new PrintStream(new FileOutputStream("/proc/self/fd/3", true), false,
-					StandardCharsets.UTF_8);
+			return new FileOutputStream("/proc/self/fd/3", true);
 		} catch (IOException e) {
 			System.err.println("e2b java runner: cannot open fd 3 (events): " + e.getMessage());
 			return null;
@@ -196,24 +234,75 @@ public final class E2bJavaRunner {
 		byte[] chunk = new byte[1 << 16];
 		java.io.ByteArrayOutputStream line = new java.io.ByteArrayOutputStream();
 		try {
-			int n;
-			while ((n = in.read(chunk)) > 0) {
-				synchronized (lock) {
-					for (int k = 0; k < n; k++) {
-						if (chunk[k] != '\n') {
-							line.write(chunk[k]);
-							continue;
-						}
-						queue.add(new String(line.toByteArray(), StandardCharsets.UTF_8));
-						line.reset();
+			/* With the native helper, bytes leave the pipe only under lock
+			 * (poll, then a read that cannot block): onSigint sees a request
+			 * either in the pipe (available) or in here. Without it, a SIGINT
+			 * that lands between read() and the lock finds neither. */
+			boolean polled = Native.waitReadable(requestsFd) == 0;
+			for (;;) {
+				int n;
+				if (polled) {
+					synchronized (lock) {
+						n = in.read(chunk);
+						if (n > 0)
+							split(chunk, n, line);
 					}
-					partial = line.size();
+					polled = n <= 0 || Native.waitReadable(requestsFd) == 0;
+				} else {
+					n = in.read(chunk);
+					if (n > 0)
+						synchronized (lock) {
+							split(chunk, n, line);
+						}
 				}
+				if (n <= 0)
+					break;
 			}
 		} catch (IOException e) {
 			err.println("e2b java runner: reading requests: " + e.getMessage());
 		}
-		queue.add(EOF);
+		synchronized (lock) {
+			queue.add(EOF);
+			lock.notifyAll();
+		}
+	}
+
+	/* Under lock: n bytes of requests into complete lines (queued) and the
+	 * unfinished rest (line). */
+	private void split(byte[] chunk, int n, java.io.ByteArrayOutputStream line) {
+		for (int k = 0; k < n; k++) {
+			if (chunk[k] != '\n') {
+				line.write(chunk[k]);
+				continue;
+			}
+			queue.add(new String(line.toByteArray(), StandardCharsets.UTF_8));
+			line.reset();
+		}
+		partial = line.size();
+		lock.notifyAll();
+	}
+
+	/* The next request line (or EOF), waiting for one. Taken under lock, so a
+	 * SIGINT always sees the request somewhere: queued, taken or running. */
+	private String nextLine() {
+		synchronized (lock) {
+			String line;
+			while ((line = queue.poll()) == null) {
+				try {
+					lock.wait();
+				} catch (InterruptedException e) {
+					/* keep waiting: only EOF ends the loop */
+				}
+			}
+			taken = line != EOF;
+			return line;
+		}
+	}
+
+	private void untake() {
+		synchronized (lock) {
+			taken = false;
+		}
 	}
 
 	private static int available(FileInputStream in) {
@@ -225,21 +314,18 @@ public final class E2bJavaRunner {
 	}
 
 	private void serve(FileInputStream in) throws IOException {
-		requestsIn = in;
 		Thread reader = new Thread(() -> readRequests(in), "e2b-requests");
 		reader.setDaemon(true);
 		reader.start();
 		String line;
 		for (;;) {
-			try {
-				line = queue.take();
-			} catch (InterruptedException e) {
-				continue;
-			}
+			line = nextLine();
 			if (line == EOF)
 				break;
-			if (line.isBlank())
+			if (line.isBlank()) {
+				untake();
 				continue;
+			}
 			Map<?, ?> req;
 			try {
 				Object o = Json.parse(line);
@@ -247,6 +333,7 @@ public final class E2bJavaRunner {
 					throw new IllegalArgumentException("not an object");
 				req = (Map<?, ?>) o;
 			} catch (IllegalArgumentException e) {
+				untake();
 				err.println("e2b java runner: bad request: " + e.getMessage());
 				continue;
 			}
@@ -254,6 +341,7 @@ public final class E2bJavaRunner {
 			if ("shutdown".equals(type))
 				break;
 			if (!"execute".equals(type)) {
+				untake();
 				err.println("e2b java runner: unknown request type " + type);
 				continue;
 			}
@@ -263,7 +351,6 @@ public final class E2bJavaRunner {
 		}
 		out.flush();
 		err.flush();
-		events.flush();
 		System.exit(0);
 	}
 
@@ -277,7 +364,7 @@ public final class E2bJavaRunner {
 			if (!busy) {
 				/* The host only interrupts a running cell: if its request has
 				 * arrived but not started, it starts interrupted. */
-				if (!queue.isEmpty() || partial > 0 || available(requestsIn) > 0)
+				if (taken || !queue.isEmpty() || partial > 0 || available(requestsIn) > 0)
 					pendingInterrupt = true;
 				return;
 			}
@@ -308,9 +395,11 @@ public final class E2bJavaRunner {
 		synchronized (lock) {
 			seq++;
 			busy = true;
+			taken = false;
 			interrupted = pendingInterrupt;
 			pendingInterrupt = false;
 		}
+		streamId = id;
 		Failure failure = null;
 		String result = null;
 		cellLines.clear();
@@ -358,7 +447,9 @@ public final class E2bJavaRunner {
 				for (SnippetEvent e : evs)
 					if (e.causeSnippet() == null)
 						cellLines.put(e.snippet().id(), lineOf(code, base + leadingBlankLines(src)));
-				failure = inspect(evs, code, base);
+				failure = classFileLimits(evs, code, base);
+				if (failure == null)
+					failure = inspect(evs, code, base);
 				if (failure != null)
 					break;
 				result = valueOf(evs);
@@ -399,8 +490,9 @@ public final class E2bJavaRunner {
 	private void finish(Object id, Failure failure, String result, boolean silent) {
 		System.out.flush();
 		System.err.flush();
-		out.flush();
-		err.flush();
+		endStreams();
+		if (failure != null && failure.ename.equals("KeyboardInterrupt"))
+			freshStreams();
 		if (failure != null) {
 			Map<String, Object> ev = event("error", id);
 			ev.put("ename", failure.ename);
@@ -431,10 +523,62 @@ public final class E2bJavaRunner {
 		return ev;
 	}
 
+	/* Writes one event line with one write call: FileOutputStream.write is a
+	 * native loop that an asynchronous Thread.stop (JShell.stop, which hits
+	 * the snippet threads that write stream events) cannot cut short, so a
+	 * line is on the pipe whole or not at all. */
 	private void emit(Map<String, Object> ev) {
-		StringBuilder b = Json.write(new StringBuilder(), ev).append('\n');
-		events.print(b);
-		events.flush();
+		byte[] line = Json.write(new StringBuilder(), ev).append('\n').toString()
+				.getBytes(StandardCharsets.UTF_8);
+		synchronized (eventsLock) {
+			try {
+				events.write(line);
+			} catch (IOException e) {
+				/* The host is gone: nothing to report to; stdin EOF ends us. */
+			}
+		}
+	}
+
+	/* Output.Target: one stream event of the running cell, or false between
+	 * cells (the sink then writes to fd 1/2). */
+	private boolean stream(String name, String text) {
+		Object id = streamId;
+		if (id == null)
+			return false;
+		Map<String, Object> ev = event("stream", id);
+		ev.put("name", name);
+		ev.put("text", text);
+		emit(ev);
+		return true;
+	}
+
+	/* A Thread.stop (the interrupt) inside a print can leave the PrintStream's
+	 * encoder half-way (later prints then come out in odd pieces, or with a
+	 * leftover of the interrupted one): new ones over the same sinks. */
+	private void freshStreams() {
+		out = new CellStream(outSink);
+		err = new CellStream(errSink);
+		System.setOut(out);
+		System.setErr(err);
+	}
+
+	/* Sends what the cell's streams hold and stops attaching output to it.
+	 * Under the sinks' locks, so a stream event another thread is sending
+	 * right now still goes out before the cell's "done". */
+	private void endStreams() {
+		out.flush();
+		err.flush();
+		synchronized (outSink) {
+			synchronized (errSink) {
+				try {
+					outSink.drain();
+					errSink.drain();
+				} catch (IOException e) {
+					/* The host is gone. */
+				}
+				streamId = null;
+			}
+		}
 	}
 
 	private static Failure keyboardInterrupt() {
@@ -464,6 +608,68 @@ public final class E2bJavaRunner {
 			return p;
 		}
 		return -1;
+	}
+
+	/* A snippet that exceeds a class-file limit (a string constant over 65535
+	 * bytes, too many constants, a method over 64 KiB of code) fails in
+	 * javac's code generation, which JShell reports as RECOVERABLE (as if a
+	 * name were only missing) and so the cell as fine. Worse, javac's
+	 * constant pool writer keeps the oversized entry, and JShell reuses that
+	 * compiler context (its JavacTaskPool): every later snippet then fails
+	 * with the same error, a silent failure that loses every later
+	 * declaration and all output (issue 11, item 7). So: a fresh compiler
+	 * pool, the cell's offending snippet dropped (nothing half-defined stays
+	 * behind to be recompiled), and a CompilationError for the cell. */
+	private Failure classFileLimits(List<SnippetEvent> evs, String code, int base) {
+		Snippet main = null;
+		boolean hit = false;
+		for (SnippetEvent e : evs) {
+			if (shell.diagnostics(e.snippet()).noneMatch(E2bJavaRunner::classFileLimit))
+				continue;
+			hit = true;
+			if (e.causeSnippet() == null && main == null)
+				main = e.snippet();
+		}
+		if (!hit)
+			return null;
+		resetCompiler();
+		if (main == null)
+			return new Failure("CompilationError", "a class-file limit of javac was exceeded",
+					List.of("error: a class-file limit of javac was exceeded"));
+		Failure f = compileError(main, code, base);
+		Snippet.Status st = shell.status(main);
+		if (st != Snippet.Status.REJECTED && st != Snippet.Status.DROPPED
+				&& st != Snippet.Status.OVERWRITTEN) {
+			try {
+				shell.drop(main);
+			} catch (RuntimeException e) {
+				err.println("e2b java runner: could not drop the failed snippet: " + e);
+			}
+		}
+		return f;
+	}
+
+	private static boolean classFileLimit(Diag d) {
+		return d.isError() && d.getCode().startsWith("compiler.err.limit.");
+	}
+
+	/* Replaces JShell's pool of javac contexts with an empty one (TaskFactory's
+	 * own initTaskPool), so the next compilation starts from a clean
+	 * compiler. Needs --add-opens jdk.jshell/jdk.jshell (run.sh); the pool is
+	 * only a cache of javac instances, JShell's state lives elsewhere.
+	 * tests/kernels/test_java_runner.py pins this on the JDK we ship. */
+	private void resetCompiler() {
+		try {
+			java.lang.reflect.Field f = JShell.class.getDeclaredField("taskFactory");
+			f.setAccessible(true);
+			Object factory = f.get(shell);
+			java.lang.reflect.Method m = factory.getClass().getDeclaredMethod("initTaskPool");
+			m.setAccessible(true);
+			m.invoke(factory);
+		} catch (ReflectiveOperationException | RuntimeException e) {
+			err.println("e2b java runner: cannot reset the compiler after a class-file limit ("
+					+ e + "); if later cells fail to compile, restart the context");
+		}
 	}
 
 	/* The first error among the events of one snippet, or null. */

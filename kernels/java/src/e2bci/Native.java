@@ -1,9 +1,10 @@
 /*
- * Native: the three things the runner cannot do in Java, from the small JNI
+ * Native: the four things the runner cannot do in Java, from the small JNI
  * library libe2bjenv.so built next to these classes (kernels/java/src/e2bjenv.c):
  * change the C environment (which the JVM hands to every process it spawns
- * without an explicit environment) and undo an inherited "ignore SIGINT",
- * which would otherwise make the JVM refuse to handle interrupts.
+ * without an explicit environment), undo an inherited "ignore SIGINT",
+ * which would otherwise make the JVM refuse to handle interrupts, and wait
+ * for a pipe to be readable without reading it (poll).
  * The library is looked up beside the class files (or jar) this class was
  * loaded from; when it is missing, available() is false and callers say so.
  */
@@ -56,6 +57,12 @@ final class Native {
 		return LOADED && unignoreSigint0();
 	}
 
+	/** Blocks until fd has bytes to read or is at its end; 0, or -errno
+	 * (also when the library is missing: then callers read blindly). */
+	static int waitReadable(int fd) {
+		return LOADED ? waitReadable0(fd) : -38; /* ENOSYS */
+	}
+
 	private static byte[] cstr(String s) {
 		byte[] b = s.getBytes(StandardCharsets.UTF_8);
 		byte[] z = new byte[b.length + 1];
@@ -68,4 +75,6 @@ final class Native {
 	private static native int unsetenv0(byte[] name);
 
 	private static native boolean unignoreSigint0();
+
+	private static native int waitReadable0(int fd);
 }
