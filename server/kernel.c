@@ -54,7 +54,6 @@
  * before the SIGTERM (a kernel busy in a cell does not; measured here, an
  * idle ipykernel exits in 0.26-0.37 s, IRkernel in 0.06-0.13 s). */
 #define KERNEL_SHUTDOWN_WAIT_MS 500
-#define KERNEL_MAX_FRAMES	64
 #define KERNEL_BATCH		256
 #define KERNEL_PIPE_LINE	2048
 
@@ -776,35 +775,34 @@ static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 			k->ops->on_msg(k->arg, k, ch, m);
 }
 
-/* Receives one multipart message into parts (at most KERNEL_MAX_FRAMES are
- * kept; a longer message is read to its end and dropped). Returns the frame
- * count, 0 when the socket is drained, -1 on error or overflow. */
-static int kernel_recv_frames(void *s, zmq_msg_t *parts)
+int kernel_recv_frames(void *s, zmq_msg_t *parts)
 {
-	int n = 0, more = 1;
+	zmq_msg_t extra;
+	int n = 0, more = 1, rc = -1;
 
 	while (more) {
-		zmq_msg_t *p = &parts[n < KERNEL_MAX_FRAMES ? n : 0];
-		if (n >= KERNEL_MAX_FRAMES)
-			zmq_msg_close(p);
+		/* Frames past the last slot are received and closed at once:
+		 * the message is read to its end, then dropped. */
+		zmq_msg_t *p = n < KERNEL_MAX_FRAMES ? &parts[n] : &extra;
 		zmq_msg_init(p);
 		if (zmq_msg_recv(p, s, n ? 0 : ZMQ_DONTWAIT) < 0) {
+			if (errno == EAGAIN && n == 0)
+				rc = 0;
 			zmq_msg_close(p);
-			if (n > KERNEL_MAX_FRAMES)
-				n = KERNEL_MAX_FRAMES;
-			for (int i = 1; i < n; i++)
-				zmq_msg_close(&parts[i]);
-			return errno == EAGAIN && n == 0 ? 0 : -1;
+			goto out;
 		}
 		more = zmq_msg_more(p);
+		if (p == &extra)
+			zmq_msg_close(p);
 		n++;
 	}
-	if (n > KERNEL_MAX_FRAMES) {
-		for (int i = 0; i < KERNEL_MAX_FRAMES; i++)
-			zmq_msg_close(&parts[i]);
-		return -1;
-	}
-	return n;
+	if (n <= KERNEL_MAX_FRAMES)
+		return n;
+out:
+	/* Every frame kept so far, the first one included. */
+	for (int i = 0; i < n && i < KERNEL_MAX_FRAMES; i++)
+		zmq_msg_close(&parts[i]);
+	return rc;
 }
 
 /* Handles one message; returns 1 when one was handled, 0 when the socket is

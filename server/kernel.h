@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <zmq.h>
 
 #include "loop.h"
 
@@ -91,6 +92,18 @@ void kernel_stop(struct kernel *k, long grace_ms);
  * the connection file and ipc sockets. Blocking for at most a few ms; used on
  * shutdown and by free. Accepts NULL. */
 void kernel_free(struct kernel *k);
+
+/* The most frames of one message kept by kernel_recv_frames (identities,
+ * delimiter, signature, four parts, buffers). */
+#define KERNEL_MAX_FRAMES 64
+
+/* Receives one multipart message from socket s into parts (at most
+ * KERNEL_MAX_FRAMES frames are kept; a longer message is read to its end
+ * and dropped). Returns the frame count (the caller closes parts[0..n-1]),
+ * 0 when nothing is waiting, or -1 on a failed receive or an overlong
+ * message, with every frame received so far closed. Exposed for its unit
+ * test; the receive path of kernel_ uses it. */
+int kernel_recv_frames(void *s, zmq_msg_t *parts);
 
 /* Kernels started and not yet freed. Each holds open ZeroMQ sockets, which
  * make zmq_ctx_term() wait forever. */
