@@ -37,6 +37,11 @@ struct cfg {
 	long kernel_memory_max; /* --kernel-memory-max: bytes, 0 = none */
 	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
 	char *kernel_user;	/* --kernel-user: "" = the daemon's user */
+
+	/* What kernel output may make the daemon hold (exec_budget,
+	 * kernel_env.max_msg). */
+	long max_backlog_total;	 /* --max-backlog-total: all executions */
+	long max_kernel_message; /* --max-kernel-message: one message part */
 };
 
 /* Fills c from defaults, environment and argv (argv[0] skipped). Returns 0 to

@@ -23,7 +23,7 @@ static void exec_keepalive_fire(void *arg, short revents);
 
 struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
 		      json_t *env_vars, const char *token, long keepalive_ms,
-		      size_t max_backlog)
+		      struct exec_budget *budget)
 {
 	struct exec *e = calloc(1, sizeof(*e));
 
@@ -32,7 +32,7 @@ struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
 	e->refs = 1;
 	e->loop = l;
 	e->keepalive_ms = keepalive_ms;
-	e->max_backlog = max_backlog;
+	e->budget = budget;
 	e->started_ms = loop_now_ms();
 	e->code = malloc(code_len + 1);
 	if (!e->code)
@@ -55,6 +55,20 @@ void exec_ref(struct exec *e)
 	e->refs++;
 }
 
+/* Frees every unread line and gives its bytes back to the budget. */
+static void exec_drop_lines(struct exec *e)
+{
+	while (e->head) {
+		struct exec_line *l = e->head;
+		e->head = l->next;
+		free(l->text);
+		free(l);
+	}
+	e->tail = NULL;
+	e->budget->used -= e->pending;
+	e->pending = 0;
+}
+
 void exec_unref(struct exec *e)
 {
 	if (!e || --e->refs > 0)
@@ -65,12 +79,7 @@ void exec_unref(struct exec *e)
 	json_decref(e->env_vars);
 	free(e->token);
 	free(e->reply_error);
-	while (e->head) {
-		struct exec_line *l = e->head;
-		e->head = l->next;
-		free(l->text);
-		free(l);
-	}
+	exec_drop_lines(e);
 	free(e);
 }
 
@@ -88,44 +97,38 @@ void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink)
 {
 	e->wake = wake;
 	e->sink = sink;
-	if (!wake)
+	if (!wake) {
 		e->client_gone = true;
+		exec_drop_lines(e);
+	}
 	exec_arm_keepalive(e);
 }
 
-/* Appends one line (steals it). Droppable lines (output) are dropped when
- * the backlog is over its bound, with one notice line in their place. */
-static void exec_append(struct exec *e, char *line, bool droppable)
+/* Whether an output line of n bytes may be queued now. */
+static bool exec_fits(const struct exec *e, size_t n)
 {
+	const struct exec_budget *b = e->budget;
+
+	return e->pending + n <= b->per_exec && b->used + n <= b->total;
+}
+
+/* Queues one line (steals it); NULL (out of memory) is logged. */
+static void exec_queue(struct exec *e, char *line)
+{
+	struct exec_line *l;
 	size_t n;
 
 	if (!line) {
 		log_errx("exec: out of memory encoding a line");
 		return;
 	}
-	n = strlen(line);
 	if (e->state == EXEC_DONE || e->client_gone) {
 		free(line);
 		return;
 	}
-	if (droppable && e->pending + n > e->max_backlog) {
-		if (e->dropped++ == 0) {
-			char *note = enc_stream(
-			    "stderr",
-			    "[e2b-ci: output truncated: the client reads "
-			    "slower than the kernel writes]\n",
-			    NULL);
-			free(line);
-			line = note;
-			n = line ? strlen(line) : 0;
-		} else {
-			free(line);
-			return;
-		}
-	}
-	struct exec_line *l = malloc(sizeof(*l));
-	if (!l || !line) {
-		free(l);
+	n = strlen(line);
+	l = malloc(sizeof(*l));
+	if (!l) {
 		free(line);
 		return;
 	}
@@ -139,10 +142,41 @@ static void exec_append(struct exec *e, char *line, bool droppable)
 		e->head = l;
 	e->tail = l;
 	e->pending += n;
+	e->budget->used += n;
 	e->total += n;
 	exec_arm_keepalive(e);
 	if (e->wake)
 		e->wake(e->sink);
+}
+
+/* An output line of n bytes did not fit (see exec_fits); the first time,
+ * one notice says so and why. */
+static void exec_drop(struct exec *e, size_t n)
+{
+	if (e->dropped++ > 0 || e->state == EXEC_DONE || e->client_gone)
+		return;
+	exec_queue(e, enc_stream("stderr",
+				 e->pending + n > e->budget->per_exec
+				     ? "[e2b-ci: output truncated: the client "
+				       "reads slower than the kernel writes]\n"
+				     : "[e2b-ci: output truncated: the unread "
+				       "output of all executions reached the "
+				       "daemon's limit]\n",
+				 NULL));
+}
+
+/* Queues one line (steals it). Droppable lines (output) are dropped when
+ * they do not fit the budget, with one notice in their place. */
+static void exec_append(struct exec *e, char *line, bool droppable)
+{
+	size_t n = line ? strlen(line) : 0;
+
+	if (line && droppable && !exec_fits(e, n)) {
+		free(line);
+		exec_drop(e, n);
+		return;
+	}
+	exec_queue(e, line);
 }
 
 static void exec_keepalive_fire(void *arg, short revents)
@@ -177,6 +211,7 @@ ssize_t exec_read(struct exec *e, char *buf, size_t max)
 		}
 	}
 	e->pending -= w;
+	e->budget->used -= w;
 	return (ssize_t)w;
 }
 
@@ -258,14 +293,20 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 		json_t *text = json_object_get(c, "text");
 		const char *date =
 		    json_string_value(json_object_get(m->header, "date"));
-		if (json_is_string(text))
+		size_t len = json_string_length(text);
+		/* Escaping never shortens text: when the text alone does not
+		 * fit, the line is dropped before it is made. */
+		if (!json_is_string(text))
+			return;
+		if (!exec_fits(e, len))
+			exec_drop(e, len);
+		else
 			exec_append(
 			    e,
 			    enc_stream_n(name && strcmp(name, "stderr") == 0
 					     ? "stderr"
 					     : "stdout",
-					 json_string_value(text),
-					 json_string_length(text), date),
+					 json_string_value(text), len, date),
 			    true);
 	} else if (strcmp(t, "execute_result") == 0) {
 		exec_append(e, enc_result(json_object_get(c, "data"), true),

@@ -55,7 +55,21 @@
  * idle ipykernel exits in 0.26-0.37 s, IRkernel in 0.06-0.13 s). */
 #define KERNEL_SHUTDOWN_WAIT_MS 500
 #define KERNEL_BATCH		256
-#define KERNEL_PIPE_LINE	2048
+/* iopub bytes taken per loop turn, on average: a turn lets libmicrohttpd
+ * write up to 8 x 16 KiB to each stream (http.c), so a client that reads as
+ * fast as the kernel writes never sees its backlog grow. A larger message
+ * is taken whole and paid off over the following turns. */
+#define KERNEL_TURN_BYTES (64 * 1024)
+/* iopub messages libzmq may queue in the daemon: the rest waits in the
+ * kernel (our kernels queue without limit rather than drop), so what the
+ * daemon holds for a kernel is this many messages plus the one being
+ * received. */
+#define KERNEL_IOPUB_HWM 2
+/* How long a broken channel stays broken before it is called a cut: a
+ * kernel that exits closes its sockets a moment before its pidfd reports
+ * the exit, and a dying kernel is not a cut. */
+#define KERNEL_CUT_GRACE_MS 250
+#define KERNEL_PIPE_LINE    2048
 
 extern char **environ;
 
@@ -87,6 +101,19 @@ struct kernel {
 	char *ipc_prefix; /* NULL for tcp */
 	void *sock[KERNEL_NCHAN];
 	struct loop_watch *sockw[KERNEL_NCHAN];
+	int port[KERNEL_NCHAN];
+	/* Monitors of shell and iopub (kernel_cut): PAIR ends, watches, and
+	 * the grace timer of a channel whose connection broke. */
+	void *mon[KERNEL_NCHAN];
+	struct loop_watch *monw[KERNEL_NCHAN];
+	struct loop_timer cut_timer[KERNEL_NCHAN];
+	size_t iopub_owed; /* iopub bytes taken ahead of KERNEL_TURN_BYTES */
+	/* The last execute_request and what of it came back, so a lost
+	 * message can be reported to the owner (kernel_cut). */
+	struct {
+		char id[37];
+		bool replied, idle;
+	} req;
 	struct kernel_sockref {
 		struct kernel *k;
 		enum kernel_chan ch;
@@ -393,6 +420,16 @@ static void kernel_close_io(struct kernel *k)
 	struct kernel_pipe *pipes[] = {&k->out, &k->err};
 
 	for (int c = 0; c < KERNEL_NCHAN; c++) {
+		loop_timer_disarm(k->env.loop, &k->cut_timer[c]);
+		loop_del(k->env.loop, k->monw[c]);
+		k->monw[c] = NULL;
+		/* The monitor first: libzmq's I/O thread sends its events
+		 * blocking, and would wait forever for a closed reader. */
+		if (k->mon[c]) {
+			zmq_socket_monitor(k->sock[c], NULL, 0);
+			zmq_close(k->mon[c]);
+		}
+		k->mon[c] = NULL;
 		loop_del(k->env.loop, k->sockw[c]);
 		k->sockw[c] = NULL;
 		if (k->sock[c])
@@ -458,13 +495,31 @@ static void kernel_on_pidfd(void *arg, short revents)
 	kernel_reaped(k, status);
 }
 
+/* Watches channel ch for a broken connection: libzmq reports it on an
+ * inproc PAIR. Control is not watched: nothing waits for its replies. */
+static int kernel_monitor(struct kernel *k, enum kernel_chan ch)
+{
+	char ep[96];
+	int zero = 0;
+
+	snprintf(ep, sizeof(ep), "inproc://e2bci-mon-%s-%d", k->id, (int)ch);
+	if (zmq_socket_monitor(k->sock[ch], ep, ZMQ_EVENT_DISCONNECTED) < 0)
+		return -1;
+	k->mon[ch] = zmq_socket(k->env.zmq, ZMQ_PAIR);
+	if (!k->mon[ch])
+		return -1;
+	zmq_setsockopt(k->mon[ch], ZMQ_LINGER, &zero, sizeof(zero));
+	return zmq_connect(k->mon[ch], ep);
+}
+
 static int kernel_open_sockets(struct kernel *k, int ports[5])
 {
 	static const int types[KERNEL_NCHAN] = {ZMQ_DEALER, ZMQ_DEALER,
 						ZMQ_SUB};
 	static const int portidx[KERNEL_NCHAN] = {0, 3, 1};
 	char ep[600];
-	int zero = 0;
+	int zero = 0, hwm = KERNEL_IOPUB_HWM;
+	int64_t max = k->env.max_msg ? (int64_t)k->env.max_msg : -1;
 
 	for (int c = 0; c < KERNEL_NCHAN; c++) {
 		void *s = zmq_socket(k->env.zmq, types[c]);
@@ -472,15 +527,22 @@ static int kernel_open_sockets(struct kernel *k, int ports[5])
 			return -errno;
 		k->sock[c] = s;
 		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-		/* Never let libzmq drop iopub messages behind our back: the
-		 * loop drains them at once and bounds output downstream. */
-		zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+		/* libzmq would take a part of any size whole; over the limit it
+		 * drops the connection instead (kernel_cut). */
+		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+		/* iopub: a short queue here, the rest waits in the kernel.
+		 * Replies on shell and control are few: no limit there. */
+		zmq_setsockopt(s, ZMQ_RCVHWM, c == KERNEL_IOPUB ? &hwm : &zero,
+			       sizeof(int));
 		if (types[c] == ZMQ_DEALER)
 			zmq_setsockopt(s, ZMQ_ROUTING_ID, k->session,
 				       strlen(k->session));
 		else
 			zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-		kernel_endpoint(k, ports[portidx[c]], ep, sizeof(ep));
+		if (c != KERNEL_CONTROL && kernel_monitor(k, c) < 0)
+			return -errno;
+		k->port[c] = ports[portidx[c]];
+		kernel_endpoint(k, k->port[c], ep, sizeof(ep));
 		if (zmq_connect(s, ep) < 0)
 			return -errno;
 	}
@@ -488,6 +550,7 @@ static int kernel_open_sockets(struct kernel *k, int ports[5])
 }
 
 static void kernel_on_sock(void *arg, short revents);
+static void kernel_on_monitor(void *arg, short revents);
 
 static int kernel_watch_all(struct kernel *k)
 {
@@ -499,6 +562,10 @@ static int kernel_watch_all(struct kernel *k)
 		k->sockw[c] = loop_add_zmq(l, k->sock[c], ZMQ_POLLIN,
 					   kernel_on_sock, &k->ref[c]);
 		if (!k->sockw[c])
+			return -ENOMEM;
+		if (k->mon[c] &&
+		    !(k->monw[c] = loop_add_zmq(l, k->mon[c], ZMQ_POLLIN,
+						kernel_on_monitor, &k->ref[c])))
 			return -ENOMEM;
 	}
 	k->out.w =
@@ -755,6 +822,21 @@ static void kernel_check_ready(struct kernel *k)
 		k->ops->on_ready(k->arg, k);
 }
 
+/* Notes the reply and the idle status of the last execute_request. */
+static void kernel_track(struct kernel *k, enum kernel_chan ch,
+			 const struct wire_msg *m)
+{
+	const char *st;
+
+	if (ch == KERNEL_SHELL && strcmp(m->msg_type, "execute_reply") == 0)
+		k->req.replied = true;
+	if (ch != KERNEL_IOPUB || strcmp(m->msg_type, "status") != 0)
+		return;
+	st = json_string_value(json_object_get(m->content, "execution_state"));
+	if (st && strcmp(st, "idle") == 0)
+		k->req.idle = true;
+}
+
 static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 			    struct wire_msg *m)
 {
@@ -770,9 +852,12 @@ static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 		kernel_check_ready(k);
 		return;
 	}
-	if (k->state == KERNEL_READY)
-		if (k->ops->on_msg)
-			k->ops->on_msg(k->arg, k, ch, m);
+	if (k->state != KERNEL_READY)
+		return;
+	if (m->parent_msg_id && strcmp(m->parent_msg_id, k->req.id) == 0)
+		kernel_track(k, ch, m);
+	if (k->ops->on_msg)
+		k->ops->on_msg(k->arg, k, ch, m);
 }
 
 int kernel_recv_frames(void *s, zmq_msg_t *parts)
@@ -805,9 +890,9 @@ out:
 	return rc;
 }
 
-/* Handles one message; returns 1 when one was handled, 0 when the socket is
- * drained, -1 on error. */
-static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
+/* Handles one message; returns 1 when one was handled (its size in bytes
+ * added to *bytes), 0 when the socket is drained, -1 on error. */
+static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
 {
 	zmq_msg_t parts[KERNEL_MAX_FRAMES];
 	struct wire_buf bufs[KERNEL_MAX_FRAMES];
@@ -824,18 +909,19 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
 	for (int i = 0; i < n; i++) {
 		bufs[i].data = zmq_msg_data(&parts[i]);
 		bufs[i].len = zmq_msg_size(&parts[i]);
+		*bytes += bufs[i].len;
 	}
 	d = wire_decode(k->key, strlen(k->key), bufs, (size_t)n, &m);
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&parts[i]);
-	if (d < 0) {
+	if (d < 0)
 		log_warnx("kernel %.8s: dropped a %s message (%s)", k->id,
 			  chan_name[ch],
 			  d == -EPERM ? "bad signature" : "malformed");
-		return 1;
-	}
-	kernel_dispatch(k, ch, &m);
+	else
+		kernel_dispatch(k, ch, &m);
 	wire_msg_cleanup(&m);
+	/* After the dispatch: the message may borrow from its frames. */
+	for (int i = 0; i < n; i++)
+		zmq_msg_close(&parts[i]);
 	return 1;
 }
 
@@ -843,27 +929,177 @@ static void kernel_on_sock(void *arg, short revents)
 {
 	struct kernel_sockref *ref = arg;
 	struct kernel *k = ref->k;
+	bool iopub = ref->ch == KERNEL_IOPUB;
+	size_t got = 0;
 
 	(void)revents;
+	/* iopub taken ahead of the HTTP side: this turn is theirs. The loop
+	 * checks the socket again next turn, at once. */
+	if (iopub && k->iopub_owed >= KERNEL_TURN_BYTES) {
+		k->iopub_owed -= KERNEL_TURN_BYTES;
+		return;
+	}
+	if (iopub)
+		got = k->iopub_owed;
 	/* A callback may stop the kernel and close its sockets: re-check. */
 	for (int i = 0; i < KERNEL_BATCH && k->sock[ref->ch]; i++) {
-		if (kernel_recv_one(k, ref->ch) <= 0)
+		if (kernel_recv_one(k, ref->ch, &got) <= 0)
+			break;
+		if (iopub && got >= KERNEL_TURN_BYTES)
 			break;
 	}
+	if (iopub)
+		k->iopub_owed =
+		    got > KERNEL_TURN_BYTES ? got - KERNEL_TURN_BYTES : 0;
+}
+
+/* Hands the owner a message made here (type, content stolen) as if the
+ * kernel had sent it on ch for the last execute_request. */
+static void kernel_fake(struct kernel *k, enum kernel_chan ch, const char *type,
+			json_t *content)
+{
+	struct wire_msg m = {0};
+
+	m.header = json_pack("{ss}", "msg_type", type);
+	m.parent_header = json_pack("{ss}", "msg_id", k->req.id);
+	m.content = content;
+	m.msg_type = type;
+	m.msg_id = "";
+	m.parent_msg_id = k->req.id;
+	if (m.header && m.parent_header && m.content && k->ops->on_msg)
+		k->ops->on_msg(k->arg, k, ch, &m);
+	wire_msg_cleanup(&m);
+}
+
+/* Tells the owner what a broken channel lost, when it mattered to the last
+ * execute_request: on iopub a notice in its stream and the idle status
+ * that may have been lost too (the cell then ends with its reply); on
+ * shell its reply, as an error. */
+static void kernel_report_cut(struct kernel *k, enum kernel_chan ch)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text),
+		 "a message from the kernel was larger than the daemon takes "
+		 "(--max-kernel-message, %zu bytes)",
+		 k->env.max_msg);
+	if (ch == KERNEL_IOPUB && !k->req.idle) {
+		char line[sizeof(text) + 128];
+		snprintf(line, sizeof(line),
+			 "[e2b-ci: output cut: %s; it and the output right "
+			 "after it are lost]\n",
+			 text);
+		kernel_fake(
+		    k, ch, "stream",
+		    json_pack("{ssss}", "name", "stderr", "text", line));
+		kernel_fake(k, ch, "status",
+			    json_pack("{ss}", "execution_state", "idle"));
+	} else if (ch == KERNEL_SHELL && !k->req.replied) {
+		kernel_fake(k, ch, "execute_reply",
+			    json_pack("{sssssss[]}", "status", "error", "ename",
+				      "KernelMessageTooLarge", "evalue", text,
+				      "traceback"));
+	}
+}
+
+/* Whether the process has exited (a zombie not yet reaped). */
+static bool kernel_gone(const struct kernel *k)
+{
+	siginfo_t si = {0};
+
+	return k->exited || (waitid(P_PID, (id_t)k->pid, &si,
+				    WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			     si.si_pid == k->pid);
+}
+
+/*
+ * Channel ch lost its connection KERNEL_CUT_GRACE_MS ago and the kernel
+ * still runs: a message part over max_msg. libzmq refuses to take such a
+ * part and drops the connection (and, after this protocol error, never
+ * connects again by itself); what was queued behind it in the kernel, and
+ * what the kernel sent since, is gone. The messages that arrived before the
+ * break are handled first, then the owner hears what was lost, then the
+ * channel connects again. Until then nothing can arrive on it, so no idle
+ * or reply can end the cell before the owner heard of the cut.
+ */
+static void kernel_cut(void *arg, short revents)
+{
+	struct kernel_sockref *ref = arg;
+	struct kernel *k = ref->k;
+	enum kernel_chan ch = ref->ch;
+	size_t ignored = 0;
+	char ep[600];
+
+	(void)revents;
+	if (k->state != KERNEL_READY || kernel_gone(k))
+		return;
+	while (k->sock[ch] && kernel_recv_one(k, ch, &ignored) > 0)
+		;
+	log_warnx("kernel %.8s: %s connection dropped (a message over %zu "
+		  "bytes?); connecting again",
+		  k->id, chan_name[ch], k->env.max_msg);
+	if (k->state == KERNEL_READY)
+		kernel_report_cut(k, ch);
+	if (!k->sock[ch])
+		return;
+	kernel_endpoint(k, k->port[ch], ep, sizeof(ep));
+	zmq_disconnect(k->sock[ch], ep);
+	if (zmq_connect(k->sock[ch], ep) < 0)
+		log_warnx("kernel %.8s: cannot connect %s again: %s", k->id,
+			  chan_name[ch], zmq_strerror(errno));
+	loop_zmq_used(k->sockw[ch]);
+}
+
+/* Events of a channel's monitor: two frames, the event (u16 id, u32
+ * value) and the endpoint. A broken connection of a ready kernel becomes
+ * a cut unless the kernel turns out to be exiting. */
+static void kernel_on_monitor(void *arg, short revents)
+{
+	struct kernel_sockref *ref = arg;
+	struct kernel *k = ref->k;
+	void *mon = k->mon[ref->ch];
+	zmq_msg_t ev, ep;
+	uint16_t id;
+
+	(void)revents;
+	for (;;) {
+		zmq_msg_init(&ev);
+		zmq_msg_init(&ep);
+		if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0 ||
+		    zmq_msg_recv(&ep, mon, 0) < 0)
+			break;
+		id = 0;
+		if (zmq_msg_size(&ev) >= sizeof(id))
+			memcpy(&id, zmq_msg_data(&ev), sizeof(id));
+		if (id == ZMQ_EVENT_DISCONNECTED && k->state == KERNEL_READY)
+			loop_timer_arm(k->env.loop, &k->cut_timer[ref->ch],
+				       KERNEL_CUT_GRACE_MS, kernel_cut, ref);
+		zmq_msg_close(&ev);
+		zmq_msg_close(&ep);
+	}
+	zmq_msg_close(&ev);
+	zmq_msg_close(&ep);
 }
 
 int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 		json_t *content, char *msg_id_out)
 {
 	struct wire_out out;
+	char id[37];
 	json_t *hdr;
 	int rc;
 
 	if (!k->sock[ch] || ch == KERNEL_IOPUB)
 		return -ENOTCONN;
-	hdr = wire_header_new(msg_type, k->session, msg_id_out);
+	hdr = wire_header_new(msg_type, k->session, id);
 	if (!hdr)
 		return -ENOMEM;
+	if (msg_id_out)
+		memcpy(msg_id_out, id, sizeof(id));
+	if (strcmp(msg_type, "execute_request") == 0) {
+		memcpy(k->req.id, id, sizeof(id));
+		k->req.replied = k->req.idle = false;
+	}
 	rc =
 	    wire_encode(k->key, strlen(k->key), hdr, NULL, NULL, content, &out);
 	json_decref(hdr);

@@ -55,6 +55,7 @@ struct kernel_env {
 	struct loop *loop;
 	long start_timeout_ms;
 	const struct kres *kres; /* limits and user for kernels; may be NULL */
+	size_t max_msg; /* largest frame taken from a kernel; 0: no limit */
 };
 
 /* Spawns a kernel for spec in cwd. Borrowed args; spec must outlive k.

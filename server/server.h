@@ -46,6 +46,7 @@
 #include <stddef.h>
 
 #include "cfg.h"
+#include "exec.h"
 #include "kernel.h"
 #include "kres.h"
 #include "loop.h"
@@ -79,6 +80,7 @@ struct server {
 	struct spec_entry *specs;
 	struct grave *graves; /* kernels on their way out (grave.c) */
 	struct pool *pool;
+	struct exec_budget backlog; /* unread output of all executions */
 
 	char **default_languages; /* NULL-terminated, normalized */
 	bool ready;		  /* every default context answered once */

@@ -1246,7 +1246,7 @@ static void floor_init(void)
 	if (!g_spec)
 		die("no python kernelspec found");
 	g_kenv = (struct kernel_env){strdup(rt), g_zmq, g_loop,
-				     START_TIMEOUT_MS, NULL};
+				     START_TIMEOUT_MS, NULL, 0};
 }
 
 /* Starts a floor kernel; returns spawn -> handshake done in ms. */

@@ -35,6 +35,8 @@ static const char *const names[][2] = {
     {"max-contexts", "E2B_CI_MAX_CONTEXTS"},
     {"max-connections", "E2B_CI_MAX_CONNECTIONS"},
     {"max-backlog", "E2B_CI_MAX_BACKLOG"},
+    {"max-backlog-total", "E2B_CI_MAX_BACKLOG_TOTAL"},
+    {"max-kernel-message", "E2B_CI_MAX_KERNEL_MESSAGE"},
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
