@@ -275,6 +275,50 @@ static void exec_flush_reply_error(struct exec *e)
 	exec_append(e, line, false);
 }
 
+/* A stream message: its text as a stdout or stderr line, made straight
+ * from the received content when it is left unparsed (wire_decode_lazy). A
+ * line that cannot fit is dropped before it is made: escaping never
+ * shortens parsed text, and no line is shorter than a sixth of the JSON it
+ * comes from. */
+static void exec_on_stream(struct exec *e, struct wire_msg *m)
+{
+	const char *date =
+	    json_string_value(json_object_get(m->header, "date"));
+	const char *name;
+	json_t *text;
+	char *line;
+	int rc;
+
+	if (!m->content) {
+		if (!exec_fits(e, m->raw_content.len / 6)) {
+			exec_drop(e, m->raw_content.len / 6);
+			return;
+		}
+		rc = enc_stream_raw(m->raw_content.data, m->raw_content.len,
+				    date, &line);
+		if (rc != 0) {
+			exec_append(e, line, true);
+			return;
+		}
+		if (wire_msg_parse_content(m) < 0)
+			return;
+	}
+	name = json_string_value(json_object_get(m->content, "name"));
+	text = json_object_get(m->content, "text");
+	if (!json_is_string(text))
+		return;
+	if (!exec_fits(e, json_string_length(text))) {
+		exec_drop(e, json_string_length(text));
+		return;
+	}
+	exec_append(e,
+		    enc_stream_n(name && strcmp(name, "stderr") == 0 ? "stderr"
+								     : "stdout",
+				 json_string_value(text),
+				 json_string_length(text), date),
+		    true);
+}
+
 static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 {
 	const char *t = m->msg_type;
@@ -288,26 +332,7 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 	} else if (strcmp(t, "execute_input") == 0) {
 		exec_count(e, json_object_get(c, "execution_count"));
 	} else if (strcmp(t, "stream") == 0) {
-		const char *name =
-		    json_string_value(json_object_get(c, "name"));
-		json_t *text = json_object_get(c, "text");
-		const char *date =
-		    json_string_value(json_object_get(m->header, "date"));
-		size_t len = json_string_length(text);
-		/* Escaping never shortens text: when the text alone does not
-		 * fit, the line is dropped before it is made. */
-		if (!json_is_string(text))
-			return;
-		if (!exec_fits(e, len))
-			exec_drop(e, len);
-		else
-			exec_append(
-			    e,
-			    enc_stream_n(name && strcmp(name, "stderr") == 0
-					     ? "stderr"
-					     : "stdout",
-					 json_string_value(text), len, date),
-			    true);
+		exec_on_stream(e, m);
 	} else if (strcmp(t, "execute_result") == 0) {
 		exec_append(e, enc_result(json_object_get(c, "data"), true),
 			    true);

@@ -911,7 +911,7 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
 		bufs[i].len = zmq_msg_size(&parts[i]);
 		*bytes += bufs[i].len;
 	}
-	d = wire_decode(k->key, strlen(k->key), bufs, (size_t)n, &m);
+	d = wire_decode_lazy(k->key, strlen(k->key), bufs, (size_t)n, &m);
 	if (d < 0)
 		log_warnx("kernel %.8s: dropped a %s message (%s)", k->id,
 			  chan_name[ch],
