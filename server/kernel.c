@@ -114,6 +114,8 @@ struct kernel {
 		char id[37];
 		bool replied, idle;
 	} req;
+	bool rejoin;	  /* iopub connects again after a cut */
+	bool rejoin_live; /* ...and delivered something since */
 	struct kernel_sockref {
 		struct kernel *k;
 		enum kernel_chan ch;
@@ -822,6 +824,8 @@ static void kernel_check_ready(struct kernel *k)
 		k->ops->on_ready(k->arg, k);
 }
 
+static void kernel_rejoin(struct kernel *k, const struct wire_msg *m);
+
 /* Notes the reply and the idle status of the last execute_request. */
 static void kernel_track(struct kernel *k, enum kernel_chan ch,
 			 const struct wire_msg *m)
@@ -858,6 +862,8 @@ static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 		kernel_track(k, ch, m);
 	if (k->ops->on_msg)
 		k->ops->on_msg(k->arg, k, ch, m);
+	if (k->rejoin && ch == KERNEL_IOPUB && k->state == KERNEL_READY)
+		kernel_rejoin(k, m);
 }
 
 int kernel_recv_frames(void *s, zmq_msg_t *parts)
@@ -972,9 +978,9 @@ static void kernel_fake(struct kernel *k, enum kernel_chan ch, const char *type,
 }
 
 /* Tells the owner what a broken channel lost, when it mattered to the last
- * execute_request: on iopub a notice in its stream and the idle status
- * that may have been lost too (the cell then ends with its reply); on
- * shell its reply, as an error. */
+ * execute_request: on iopub a notice in its stream (its idle status, which
+ * may be lost too, is settled by kernel_rejoin); on shell its reply, as an
+ * error. */
 static void kernel_report_cut(struct kernel *k, enum kernel_chan ch)
 {
 	char text[256];
@@ -992,8 +998,6 @@ static void kernel_report_cut(struct kernel *k, enum kernel_chan ch)
 		kernel_fake(
 		    k, ch, "stream",
 		    json_pack("{ssss}", "name", "stderr", "text", line));
-		kernel_fake(k, ch, "status",
-			    json_pack("{ss}", "execution_state", "idle"));
 	} else if (ch == KERNEL_SHELL && !k->req.replied) {
 		kernel_fake(k, ch, "execute_reply",
 			    json_pack("{sssssss[]}", "status", "error", "ename",
@@ -1010,6 +1014,46 @@ static bool kernel_gone(const struct kernel *k)
 	return k->exited || (waitid(P_PID, (id_t)k->pid, &si,
 				    WEXITED | WNOHANG | WNOWAIT) == 0 &&
 			     si.si_pid == k->pid);
+}
+
+/*
+ * iopub connects again after a cut, and a SUB socket misses what is
+ * published before its subscription arrives; the cell's idle status may
+ * have gone that way. kernel_info_request goes out until iopub delivers
+ * anything (so it is live again), then the answer to one of them tells that
+ * the cell is over: a kernel handles shell requests in order, so the
+ * probe's status comes after the cell's idle. When that idle did not come,
+ * it is made up for, and the cell ends. Until then the cell cannot end, so
+ * the next one cannot start on a channel still deaf.
+ */
+static void kernel_rejoin_tick(void *arg, short revents)
+{
+	struct kernel *k = arg;
+	json_t *c;
+
+	(void)revents;
+	if (!k->rejoin || k->rejoin_live || k->state != KERNEL_READY)
+		return;
+	c = json_object();
+	kernel_send(k, KERNEL_SHELL, "kernel_info_request", c, NULL);
+	json_decref(c);
+	loop_timer_arm(k->env.loop, &k->hs_timer, KERNEL_HANDSHAKE_EARLY_MS,
+		       kernel_rejoin_tick, k);
+}
+
+/* An iopub message while rejoining (see kernel_rejoin_tick). */
+static void kernel_rejoin(struct kernel *k, const struct wire_msg *m)
+{
+	const char *type =
+	    json_string_value(json_object_get(m->parent_header, "msg_type"));
+
+	k->rejoin_live = true;
+	if (!type || strcmp(type, "kernel_info_request") != 0)
+		return;
+	k->rejoin = false;
+	if (!k->req.idle)
+		kernel_fake(k, KERNEL_IOPUB, "status",
+			    json_pack("{ss}", "execution_state", "idle"));
 }
 
 /*
@@ -1048,6 +1092,11 @@ static void kernel_cut(void *arg, short revents)
 		log_warnx("kernel %.8s: cannot connect %s again: %s", k->id,
 			  chan_name[ch], zmq_strerror(errno));
 	loop_zmq_used(k->sockw[ch]);
+	if (ch == KERNEL_IOPUB && !k->req.idle) {
+		k->rejoin = true;
+		k->rejoin_live = false;
+		kernel_rejoin_tick(k, 0);
+	}
 }
 
 /* Events of a channel's monitor: two frames, the event (u16 id, u32
