@@ -19,6 +19,11 @@
 
 #define EXEC_MAX_RESENDS 3
 
+/* What a queued line of n bytes costs the budget: its text, its struct and
+ * their two malloc headers, so that many short lines count for what they
+ * take. */
+#define EXEC_LINE_COST(n) ((n) + sizeof(struct exec_line) + 32)
+
 static void exec_keepalive_fire(void *arg, short revents);
 
 struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
@@ -65,7 +70,8 @@ static void exec_drop_lines(struct exec *e)
 		free(l);
 	}
 	e->tail = NULL;
-	e->budget->used -= e->pending;
+	e->budget->used -= e->held;
+	e->held = 0;
 	e->pending = 0;
 }
 
@@ -104,12 +110,20 @@ void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink)
 	exec_arm_keepalive(e);
 }
 
-/* Whether an output line of n bytes may be queued now. */
-static bool exec_fits(const struct exec *e, size_t n)
+/* Whether an output line of n bytes may be queued now, while making it
+ * takes another `transient` bytes of the daemon's memory for a moment (the
+ * received part and the copies made on the way): the total bounds both. */
+static bool exec_room(const struct exec *e, size_t n, size_t transient)
 {
 	const struct exec_budget *b = e->budget;
 
-	return e->pending + n <= b->per_exec && b->used + n <= b->total;
+	return e->held + EXEC_LINE_COST(n) <= b->per_exec &&
+	       b->used + EXEC_LINE_COST(n) + transient <= b->total;
+}
+
+static bool exec_fits(const struct exec *e, size_t n)
+{
+	return exec_room(e, n, 0);
 }
 
 /* Queues one line (steals it); NULL (out of memory) is logged. */
@@ -142,7 +156,8 @@ static void exec_queue(struct exec *e, char *line)
 		e->head = l;
 	e->tail = l;
 	e->pending += n;
-	e->budget->used += n;
+	e->held += EXEC_LINE_COST(n);
+	e->budget->used += EXEC_LINE_COST(n);
 	e->total += n;
 	exec_arm_keepalive(e);
 	if (e->wake)
@@ -155,14 +170,15 @@ static void exec_drop(struct exec *e, size_t n)
 {
 	if (e->dropped++ > 0 || e->state == EXEC_DONE || e->client_gone)
 		return;
-	exec_queue(e, enc_stream("stderr",
-				 e->pending + n > e->budget->per_exec
-				     ? "[e2b-ci: output truncated: the client "
-				       "reads slower than the kernel writes]\n"
-				     : "[e2b-ci: output truncated: the unread "
-				       "output of all executions reached the "
-				       "daemon's limit]\n",
-				 NULL));
+	exec_queue(e,
+		   enc_stream("stderr",
+			      e->held + EXEC_LINE_COST(n) > e->budget->per_exec
+				  ? "[e2b-ci: output truncated: the client "
+				    "reads slower than the kernel writes]\n"
+				  : "[e2b-ci: output truncated: the unread "
+				    "output of all executions reached the "
+				    "daemon's limit]\n",
+			      NULL));
 }
 
 /* Queues one line (steals it). Droppable lines (output) are dropped when
@@ -206,12 +222,13 @@ ssize_t exec_read(struct exec *e, char *buf, size_t max)
 			e->head = l->next;
 			if (!e->head)
 				e->tail = NULL;
+			e->held -= EXEC_LINE_COST(l->len);
+			e->budget->used -= EXEC_LINE_COST(l->len);
 			free(l->text);
 			free(l);
 		}
 	}
 	e->pending -= w;
-	e->budget->used -= w;
 	return (ssize_t)w;
 }
 
@@ -276,27 +293,24 @@ static void exec_flush_reply_error(struct exec *e)
 }
 
 /* A stream message: its text as a stdout or stderr line, made straight
- * from the received content when it is left unparsed (wire_decode_lazy). A
- * line that cannot fit is dropped before it is made: escaping never
- * shortens parsed text, and no line is shorter than a sixth of the JSON it
- * comes from. */
+ * from the received content when it is left unparsed (wire_decode_lazy):
+ * one copy, the line, next to the received part. The line is about as long
+ * as the part; when that does not fit, nothing is made. */
 static void exec_on_stream(struct exec *e, struct wire_msg *m)
 {
 	const char *date =
 	    json_string_value(json_object_get(m->header, "date"));
+	size_t c = m->raw_content.len;
 	const char *name;
 	json_t *text;
 	char *line;
-	int rc;
 
 	if (!m->content) {
-		if (!exec_fits(e, m->raw_content.len / 6)) {
-			exec_drop(e, m->raw_content.len / 6);
+		if (!exec_room(e, c, c)) {
+			exec_drop(e, c);
 			return;
 		}
-		rc = enc_stream_raw(m->raw_content.data, m->raw_content.len,
-				    date, &line);
-		if (rc != 0) {
+		if (enc_stream_raw(m->raw_content.data, c, date, &line) != 0) {
 			exec_append(e, line, true);
 			return;
 		}
@@ -305,6 +319,7 @@ static void exec_on_stream(struct exec *e, struct wire_msg *m)
 	}
 	name = json_string_value(json_object_get(m->content, "name"));
 	text = json_object_get(m->content, "text");
+	/* Escaping never shortens parsed text. */
 	if (!json_is_string(text))
 		return;
 	if (!exec_fits(e, json_string_length(text))) {
@@ -316,6 +331,25 @@ static void exec_on_stream(struct exec *e, struct wire_msg *m)
 								     : "stdout",
 				 json_string_value(text),
 				 json_string_length(text), date),
+		    true);
+}
+
+/* A result line. Parsing a received part takes jansson about three times
+ * its size and the line copies it again: a result is parsed only when its
+ * line (about as long as the part) and those copies fit. */
+static void exec_on_result(struct exec *e, struct wire_msg *m, bool main)
+{
+	size_t c = m->raw_content.len;
+
+	if (!m->content) {
+		if (!exec_room(e, c, 3 * c)) {
+			exec_drop(e, c);
+			return;
+		}
+		if (wire_msg_parse_content(m) < 0)
+			return;
+	}
+	exec_append(e, enc_result(json_object_get(m->content, "data"), main),
 		    true);
 }
 
@@ -333,13 +367,10 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 		exec_count(e, json_object_get(c, "execution_count"));
 	} else if (strcmp(t, "stream") == 0) {
 		exec_on_stream(e, m);
-	} else if (strcmp(t, "execute_result") == 0) {
-		exec_append(e, enc_result(json_object_get(c, "data"), true),
-			    true);
-	} else if (strcmp(t, "display_data") == 0 ||
+	} else if (strcmp(t, "execute_result") == 0 ||
+		   strcmp(t, "display_data") == 0 ||
 		   strcmp(t, "update_display_data") == 0) {
-		exec_append(e, enc_result(json_object_get(c, "data"), false),
-			    true);
+		exec_on_result(e, m, strcmp(t, "execute_result") == 0);
 	} else if (strcmp(t, "error") == 0 && !e->had_error) {
 		e->had_error = true;
 		exec_append(e, enc_error_content(c), false);

@@ -32,9 +32,9 @@ struct wire_msg;
 
 /* What unread output may hold: one per daemon, shared by every exec. */
 struct exec_budget {
-	size_t per_exec; /* --max-backlog: unread bytes of one execution */
+	size_t per_exec; /* --max-backlog: unread output of one execution */
 	size_t total;	 /* --max-backlog-total: of all executions */
-	size_t used;	 /* unread bytes of all executions now */
+	size_t used;	 /* what the unread lines of all of them take now */
 };
 
 struct exec_line {
@@ -74,9 +74,10 @@ struct exec {
 	/* Pending NDJSON lines, oldest first; each line is the string enc_
 	 * made (kept as it is: no copy until the HTTP layer reads it). */
 	struct exec_line *head, *tail;
-	size_t pending;		    /* unread bytes */
-	size_t total;		    /* bytes ever queued */
-	size_t dropped;		    /* output lines dropped */
+	size_t pending; /* unread bytes */
+	size_t held;	/* what the unread lines cost the budget (exec.c) */
+	size_t total;	/* bytes ever queued */
+	size_t dropped; /* output lines dropped */
 	struct exec_budget *budget; /* borrowed; outlives every exec */
 
 	/* The reader: wake() is called when bytes or the end arrive. */

@@ -64,7 +64,7 @@
  * kernel (our kernels queue without limit rather than drop), so what the
  * daemon holds for a kernel is this many messages plus the one being
  * received. */
-#define KERNEL_IOPUB_HWM 2
+#define KERNEL_IOPUB_HWM 1
 /* How long a broken channel stays broken before it is called a cut: a
  * kernel that exits closes its sockets a moment before its pidfd reports
  * the exit, and a dying kernel is not a cut. */
@@ -896,6 +896,13 @@ out:
 	return rc;
 }
 
+static void kernel_close_frames(zmq_msg_t *parts, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		zmq_msg_close(&parts[i]);
+	*n = 0;
+}
+
 /* Handles one message; returns 1 when one was handled (its size in bytes
  * added to *bytes), 0 when the socket is drained, -1 on error. */
 static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
@@ -918,6 +925,10 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
 		*bytes += bufs[i].len;
 	}
 	d = wire_decode_lazy(k->key, strlen(k->key), bufs, (size_t)n, &m);
+	/* A stream message borrows its content from the frames; any other
+	 * is parsed and lets them go before it is handled. */
+	if (d < 0 || !m.raw_content.len)
+		kernel_close_frames(parts, &n);
 	if (d < 0)
 		log_warnx("kernel %.8s: dropped a %s message (%s)", k->id,
 			  chan_name[ch],
@@ -925,9 +936,7 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
 	else
 		kernel_dispatch(k, ch, &m);
 	wire_msg_cleanup(&m);
-	/* After the dispatch: the message may borrow from its frames. */
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&parts[i]);
+	kernel_close_frames(parts, &n);
 	return 1;
 }
 

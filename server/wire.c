@@ -291,7 +291,19 @@ static int find_delim(const struct wire_buf *frames, size_t nframes, size_t *at)
 	return -EBADMSG;
 }
 
-/* wire_decode; lazy leaves a stream message's content unparsed. */
+/* The message types whose content wire_decode_lazy leaves unparsed. */
+static bool is_output(const char *type)
+{
+	static const char *const types[] = {
+	    "stream", "execute_result", "display_data", "update_display_data"};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* wire_decode; lazy leaves an output message's content unparsed. */
 static int decode(const void *key, size_t keylen, const struct wire_buf *frames,
 		  size_t nframes, bool lazy, struct wire_msg *out)
 {
@@ -326,9 +338,7 @@ static int decode(const void *key, size_t keylen, const struct wire_buf *frames,
 	if (!out->msg_id)
 		out->msg_id = "";
 	out->raw_content = parts[3];
-	rc = lazy && strcmp(out->msg_type, "stream") == 0
-		 ? 0
-		 : wire_msg_parse_content(out);
+	rc = lazy && is_output(out->msg_type) ? 0 : wire_msg_parse_content(out);
 out:
 	if (rc < 0)
 		wire_msg_cleanup(out);

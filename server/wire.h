@@ -44,7 +44,7 @@ struct wire_msg {
 	const char *msg_id;   /* borrowed from header; "" when absent */
 	const char
 	    *parent_msg_id; /* borrowed from parent_header; NULL when absent */
-	/* wire_decode_lazy: a stream message's content, not parsed (content
+	/* wire_decode_lazy: an output message's content, not parsed (content
 	 * is then NULL); borrowed from the frames. len 0 otherwise. */
 	struct wire_buf raw_content;
 };
@@ -83,10 +83,13 @@ int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
 		size_t nframes, struct wire_msg *out);
 void wire_msg_cleanup(struct wire_msg *m);
 
-/* wire_decode, except that the content of a "stream" message is checked by
- * the signature only, not parsed: it stays in raw_content, borrowed from
- * frames (so valid as long as they are), for enc_stream_raw, which escapes
- * its text into a line without a parsed copy in between. */
+/* wire_decode, except that the content of an output message (stream,
+ * execute_result, display_data, update_display_data) is checked by the
+ * signature only, not parsed: it stays in raw_content, borrowed from frames
+ * (so valid as long as they are). Its reader can then weigh it before
+ * paying for a parse (a large part costs jansson about three times its
+ * size), and a stream's text goes into its line without a parsed copy in
+ * between (enc_stream_raw). */
 int wire_decode_lazy(const void *key, size_t keylen,
 		     const struct wire_buf *frames, size_t nframes,
 		     struct wire_msg *out);

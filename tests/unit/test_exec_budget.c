@@ -5,7 +5,7 @@
  * bound was hit; error and end lines are always kept; what a reader takes,
  * what a gone client leaves and what a freed execution held all return to
  * the shared budget. Stream messages come both parsed and as raw content
- * (wire_decode_lazy).
+ * (wire_decode_lazy); a raw result is weighed before it is parsed.
  */
 #include "exec.h"
 #include "loop.h"
@@ -114,7 +114,7 @@ static void test_per_execution_bound(void)
 	for (int i = 0; i < 10; i++)
 		feed_text(e, 1000, i & 1);
 	CHECK(e->pending <= 4096 + 200); /* + the notice */
-	CHECK(b.used == e->pending);
+	CHECK(b.used == e->held && e->held > e->pending);
 	CHECK(e->dropped > 0);
 	feed_json(
 	    e, "error",
@@ -125,7 +125,7 @@ static void test_per_execution_bound(void)
 	CHECK(count(out, "\"type\":\"error\"") == 1);
 	CHECK(count(out, "end_of_execution") == 1);
 	CHECK(count(out, "\"type\":\"stdout\"") == 3);
-	CHECK(b.used == 0 && e->pending == 0);
+	CHECK(b.used == 0 && e->pending == 0 && e->held == 0);
 	free(out);
 	exec_unref(e);
 }
@@ -145,7 +145,7 @@ static void test_total_bound_across_executions(void)
 	feed_text(c, 1000, false);
 	feed_text(c, 1000, true);
 	CHECK(c->dropped == 2);
-	CHECK(b.used == a->pending + c->pending);
+	CHECK(b.used == a->held + c->held);
 	CHECK(b.used <= 8192 + 200);
 	out = drain(c);
 	CHECK(count(out, "all executions reached the daemon's limit") == 1);
@@ -172,7 +172,7 @@ static void test_budget_returned(void)
 	feed_text(c, 5000, true);
 	CHECK(b.used > 10000);
 	exec_set_sink(a, NULL, NULL);
-	CHECK(a->pending == 0 && b.used == c->pending);
+	CHECK(a->pending == 0 && a->held == 0 && b.used == c->held);
 	feed_text(a, 5000, false); /* nobody reads: not kept */
 	CHECK(a->pending == 0);
 	exec_unref(a);
@@ -180,7 +180,7 @@ static void test_budget_returned(void)
 	CHECK(b.used == 0);
 }
 
-/* Raw content that cannot fit even at a sixth of its size is dropped
+/* Raw stream content is weighed as it came: what cannot fit is dropped
  * without being encoded; content just under the bound is kept. */
 static void test_raw_drop_before_encoding(void)
 {
@@ -197,6 +197,38 @@ static void test_raw_drop_before_encoding(void)
 	CHECK(b.used == 0);
 }
 
+/* A raw result is parsed only when its line and the copies on the way
+ * fit the total; otherwise it is dropped unparsed. */
+static void test_raw_result_weighed_before_parsing(void)
+{
+	struct exec_budget b = {1 << 20, 40000, 0};
+	struct exec *e = running(&b, "m1");
+	char content[12000];
+	struct wire_msg m = {0};
+
+	REQUIRE(e);
+	snprintf(content, sizeof(content),
+		 "{\"data\":{\"text/plain\":\"%09000d\"},\"metadata\":{}}", 7);
+	m.header = json_pack("{ss}", "msg_type", "display_data");
+	m.msg_type = "display_data";
+	m.msg_id = "";
+	m.parent_msg_id = e->msg_id;
+	m.raw_content.data = content;
+	m.raw_content.len = strlen(content);
+	exec_on_msg(e, false, &m);
+	CHECK(m.content != NULL && e->dropped == 0 && e->pending > 9000);
+	json_decref(m.content);
+	m.content = NULL;
+	m.raw_content.data = content;
+	m.raw_content.len = strlen(content);
+	exec_on_msg(e, false, &m); /* 9 KB held: 4 x 9 KB more do not fit */
+	CHECK(m.content == NULL && e->dropped == 1);
+	wire_msg_cleanup(&m);
+	free(drain(e));
+	exec_unref(e);
+	CHECK(b.used == 0);
+}
+
 int main(void)
 {
 	tl = loop_new();
@@ -204,6 +236,7 @@ int main(void)
 	TEST(test_total_bound_across_executions);
 	TEST(test_budget_returned);
 	TEST(test_raw_drop_before_encoding);
+	TEST(test_raw_result_weighed_before_parsing);
 	loop_free(tl);
 	return test_report();
 }
