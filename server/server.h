@@ -21,17 +21,20 @@
  *   ctx_      contexts: registry, kernel life (pool, restart, death)
  *   run_      a context's execution pipeline: queue, env helper cells,
  *             the request, restore, interrupts
- *   exec_     one execution: kernel messages -> NDJSON stream, keepalives
+ *   exec_     one execution: kernel messages -> NDJSON stream, keepalives,
+ *             the output budget (per execution and over all of them)
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
  *   pool_     warm spare kernels per language, handed out once
  *   grave_    kernels on their way out, freed once reaped
  *   lang_     per-language helper cells (env vars, cwd)
  *   kres_     kernel limits: cgroup v2 groups or rlimits, kernel user, OOM
  *   kernel_   one kernel process: spawn, connection file, sockets,
- *             handshake, interrupt, stop
+ *             handshake, interrupt, stop; what it may make the daemon
+ *             receive (message size, iopub queue and pace, cuts)
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
  *   flatj_    fast parse and dump of flat string-valued JSON objects
- *             (stream content, headers); declines the rest to jansson
+ *             (stream content, headers), their members found in place;
+ *             declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
  *   kspec_    kernelspec discovery and kernel.json parsing
