@@ -14,7 +14,9 @@ whatever a kernel prints and however the client reads:
   context lives on. A reply over the limit ends the cell with an error.
 
 Sizes are bounds, not timings; waits are for events (a cell's end seen in
-/metrics), with deadlines.
+/metrics), with deadlines. Under AddressSanitizer or valgrind (make asan,
+make valgrind) the RSS bounds are not checked: their shadow memory and
+quarantine are not the daemon's.
 """
 
 import json
@@ -34,12 +36,22 @@ def reset_peak(d):
         f.write("5")
 
 
-def peak(d):
+def instrumented(d):
+    """Whether the daemon runs under AddressSanitizer or valgrind, whose
+    shadow memory and quarantine make its RSS say nothing about its own."""
+    with open(f"/proc/{d.proc.pid}/maps") as f:
+        maps = f.read()
+    return "libasan" in maps or "vgpreload" in maps
+
+
+def assert_peak_within(d, budget):
+    """VmHWM since reset_peak() is at most budget + 32 MiB."""
+    if instrumented(d):
+        return
     with open(f"/proc/{d.proc.pid}/status") as f:
-        for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) * 1024
-    raise AssertionError("no VmHWM")
+        hwm = [int(l.split()[1]) * 1024 for l in f if l.startswith("VmHWM:")]
+    assert hwm and hwm[0] <= budget + SLACK, \
+        f"peak RSS {hwm[0] / MiB:.0f} MiB > {(budget + SLACK) / MiB:.0f} MiB"
 
 
 def post(d, code, rcvbuf=None, **fields):
@@ -107,7 +119,7 @@ def test_fast_reader_gets_every_byte_and_peak_is_bounded(make_daemon):
     assert "".join(l["text"] for l in lines if l["type"] == "stdout") \
         == "y" * 100_000_000 + "\n"
     assert not [l for l in lines if l["type"] in ("stderr", "error")]
-    assert peak(d) <= 96 * MiB + SLACK, f"peak RSS {peak(d) / MiB:.0f} MiB"
+    assert_peak_within(d, 96 * MiB)
 
 
 def test_late_reader_gets_the_start_and_a_notice(make_daemon):
@@ -122,7 +134,7 @@ def test_late_reader_gets_the_start_and_a_notice(make_daemon):
     assert stderr(lines).count("output truncated: the client reads "
                                "slower") == 1
     assert main_text(lines) == "done"
-    assert peak(d) <= 16 * MiB + SLACK, f"peak RSS {peak(d) / MiB:.0f} MiB"
+    assert_peak_within(d, 16 * MiB)
     # The context is fine, and its next output is whole.
     lines = read_lines(post(d, 'print("z" * 3_000_000)'))
     assert stdout_len(lines) == 3_000_001
@@ -144,7 +156,7 @@ def test_total_budget_is_shared_by_two_executions(make_daemon):
     # 8 MiB of backlog between them, plus what sat in two sockets' buffers;
     # each alone would have kept 24 MiB.
     assert stdout_len(la) + stdout_len(lb) <= 8 * MiB + 12 * MiB
-    assert peak(d) <= 8 * MiB + SLACK, f"peak RSS {peak(d) / MiB:.0f} MiB"
+    assert_peak_within(d, 8 * MiB)
 
 
 @pytest.fixture
@@ -178,7 +190,7 @@ def test_oversized_message_is_cut_with_a_notice(make_daemon, plain_python):
         d, 'display({"text/plain": "x" * 3_000_000}, raw=True)'))
     assert "output cut" in stderr(lines)
     assert main_text(read_lines(post(d, "1 + 1"))) == "2"
-    assert peak(d) <= 96 * MiB + SLACK, f"peak RSS {peak(d) / MiB:.0f} MiB"
+    assert_peak_within(d, 96 * MiB)
 
 
 def test_oversized_reply_ends_the_cell_with_an_error(make_daemon,
