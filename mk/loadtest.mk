@@ -10,8 +10,8 @@
 #                        must stay under --max-backlog-total + 32 MiB.
 #                        Prints the table, writes $(BUILD)/loadtest-results.json
 #                        and tests/load/latest.md (the README's table).
-#   make loadtest-quick  the same scenarios with small counts and a 40 MB
-#                        print (< 1 min), for `make test`; writes
+#   make loadtest-quick  the same scenarios with small counts and prints of
+#                        40 and 80 MB (< 1 min), for `make test`; writes
 #                        $(BUILD)/loadtest-quick.json only.
 #   make valgrind        the end-to-end tier (tests/e2e) with every daemon
 #                        under valgrind memcheck (tests/load/valgrind-e2b-ci):
