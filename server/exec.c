@@ -319,9 +319,9 @@ static void exec_on_stream(struct exec *e, struct wire_msg *m)
 	}
 	name = json_string_value(json_object_get(m->content, "name"));
 	text = json_object_get(m->content, "text");
-	/* Escaping never shortens parsed text. */
 	if (!json_is_string(text))
 		return;
+	/* Escaping never shortens parsed text: its length is a lower bound. */
 	if (!exec_fits(e, json_string_length(text))) {
 		exec_drop(e, json_string_length(text));
 		return;

@@ -10,12 +10,18 @@
  * turning readable is the one authoritative "kernel died" event: the process
  * is reaped there and on_exit runs exactly once.
  *
+ * Receiving is bounded: no message part over env.max_msg is taken (libzmq
+ * drops such a connection; kernel_cut tells the owner what was lost and
+ * connects again), iopub queues one message here and is read at most
+ * KERNEL_TURN_BYTES per loop turn on average, so a kernel can make the
+ * daemon hold two parts at most.
+ *
  * Invariants: every socket belongs to the loop thread; a message is handed to
- * the owner only after its HMAC was verified; the connection file and ipc
- * socket files exist exactly as long as the struct. Deliberately absent:
- * heartbeats (process exit is the death signal here, and ipykernel answers
- * heartbeats from a thread even while wedged) and the stdin channel (the
- * daemon always sends allow_stdin: false).
+ * the owner only after its HMAC was verified (or made here, after a cut); the
+ * connection file and ipc socket files exist exactly as long as the struct.
+ * Deliberately absent: heartbeats (process exit is the death signal here, and
+ * ipykernel answers heartbeats from a thread even while wedged) and the stdin
+ * channel (the daemon always sends allow_stdin: false).
  */
 #include "kernel.h"
 

@@ -40,7 +40,11 @@ enum kernel_state {
 struct kernel_ops {
 	/* The handshake succeeded. */
 	void (*on_ready)(void *arg, struct kernel *k);
-	/* A verified message that is not part of the handshake (borrowed). */
+	/* A verified message that is not part of the handshake (borrowed).
+	 * After a message part over max_msg was refused, what it cost the
+	 * last execute_request comes this way too, made up: a stderr stream
+	 * notice and the idle status on iopub, or an error execute_reply
+	 * (KernelMessageTooLarge) on shell. */
 	void (*on_msg)(void *arg, struct kernel *k, enum kernel_chan ch,
 		       struct wire_msg *m);
 	/* The process exited (status as from waitpid) or the handshake timed
