@@ -4,7 +4,8 @@ The daemon's peak RSS (VmHWM in /proc/<pid>/status, reset once the daemon
 is up) must stay within its output budget (--max-backlog-total) plus 32 MiB
 whatever a kernel prints and however the client reads:
 
-- a client that reads as it arrives gets every byte of a 100 MB print;
+- a client that reads as it arrives gets every byte of a 100 MB print,
+  which our kernels send in small messages;
 - a client that reads nothing until the cell is over gets the first
   --max-backlog bytes, one truncation notice and end_of_execution;
 - two such clients share --max-backlog-total;
@@ -118,7 +119,22 @@ def test_fast_reader_gets_every_byte_and_peak_is_bounded(make_daemon):
     assert stdout_len(lines) == 100_000_001
     assert "".join(l["text"] for l in lines if l["type"] == "stdout") \
         == "y" * 100_000_000 + "\n"
+    # Our Python kernel sends it in pieces of at most 1 MiB.
+    assert max(len(l["text"]) for l in lines if l["type"] == "stdout") \
+        <= MiB
     assert not [l for l in lines if l["type"] in ("stderr", "error")]
+    assert_peak_within(d, 96 * MiB)
+
+
+def test_kernel_host_output_comes_in_small_messages(make_daemon):
+    """Our kernel host (bash, JavaScript, ...) publishes each read of the
+    runner's pipe (at most 64 KiB) as one message."""
+    d = started(make_daemon)
+    lines = read_lines(post(d, "head -c 30000000 /dev/zero | tr '\\0' y; echo",
+                            language="bash"))
+    out = [l["text"] for l in lines if l["type"] == "stdout"]
+    assert sum(map(len, out)) == 30_000_001
+    assert max(map(len, out)) <= 64 * 1024 + 3
     assert_peak_within(d, 96 * MiB)
 
 
