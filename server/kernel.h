@@ -41,6 +41,10 @@ struct kernel_ops {
 	/* The handshake succeeded. */
 	void (*on_ready)(void *arg, struct kernel *k);
 	/* A verified message that is not part of the handshake (borrowed).
+	 * Output messages (stream, execute_result, display_data,
+	 * update_display_data) come with their content unparsed (content
+	 * NULL, raw_content set: wire_decode_lazy); wire_msg_parse_content
+	 * parses it.
 	 * After a message part over max_msg was refused, what it cost the
 	 * last execute_request comes this way too, made up: a stderr stream
 	 * notice and the idle status on iopub, or an error execute_reply
