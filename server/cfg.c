@@ -142,7 +142,7 @@ static const struct cfg_opt cfg_options[] = {
 	    100663296, 65536, 4294967296LL, CFG_SIZE,
 	    "output kept for slow readers over all executions, bytes"),
 	NUM("max-kernel-message", "E2B_CI_MAX_KERNEL_MESSAGE",
-	    max_kernel_message, 8388608, 65536, 1073741824, CFG_SIZE,
+	    max_kernel_message, 6291456, 65536, 1073741824, CFG_SIZE,
 	    "largest message part taken from a kernel, bytes; a larger one is "
 	    "cut with a notice in the stream"),
 	STR("access-token", "E2B_CI_ACCESS_TOKEN", access_token, "", NULL,

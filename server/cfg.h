@@ -41,7 +41,7 @@ struct cfg {
 	/* What kernel output may make the daemon hold (exec_budget,
 	 * kernel_env.max_msg). */
 	long max_backlog_total;	 /* --max-backlog-total: all, 96 MiB */
-	long max_kernel_message; /* --max-kernel-message: one part, 8 MiB */
+	long max_kernel_message; /* --max-kernel-message: one part, 6 MiB */
 };
 
 /* Fills c from defaults, environment and argv (argv[0] skipped). Returns 0 to

@@ -69,7 +69,7 @@ c.IPKernelApp.extensions.append(_register_package())
 
 
 # --- Stream output in bounded pieces (e2b_ci_stream.py) ----------------------
-# stdout/stderr go out as messages of at most 1 MiB of text each, and the
+# stdout/stderr go out as messages of at most 512 KiB of text each, and the
 # iopub socket queues in the kernel instead of dropping (see the module).
 def _load_stream_module():
     """Imports e2b_ci_stream.py from this directory the way _register_package

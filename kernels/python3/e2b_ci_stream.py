@@ -5,7 +5,8 @@ buffer as one `stream` message when it flushes (every 0.2 s, or on
 flush()): `print("y" * 300_000_000)` becomes one 300 MB message, which every
 hop (ZeroMQ, the daemon's parser, its NDJSON encoder) then holds whole.
 ChunkedOutStream publishes the same text, in the same order, as messages of
-at most PIECE bytes of UTF-8 (cut after a newline where one is in the second
+at most PIECE (512 KiB) of UTF-8 (a message of at most 3 MiB even when all
+of it is control characters, which JSON writes as \\u00XX) (cut after a newline where one is in the second
 half of the piece, so lines stay whole where they can), and flushes as soon
 as a piece's worth is buffered instead of waiting for the timer.
 
@@ -24,7 +25,7 @@ from ipykernel.iostream import OutStream
 from ipykernel.kernelapp import IPKernelApp
 
 # Largest text of one stream message, in bytes of UTF-8.
-PIECE = 1 << 20
+PIECE = 512 * 1024
 
 
 def pieces(data, piece=PIECE):
