@@ -4,7 +4,8 @@
 #                      `make -j2 fuzz` runs two at a time
 #   make fuzz-smoke    10 s per target: the short run `make test` makes
 #   make fuzz-build    only builds $(BUILD)/fuzz/fuzz_<t>
-#   make fuzz-<t>      one target (req, wire, enc, kspec, flatj) for FUZZ_SECONDS
+#   make fuzz-<t>      one target (req, wire, enc, kspec, flatj, stream) for
+#                      FUZZ_SECONDS
 #
 # Each target is tests/fuzz/fuzz_<t>.c plus the server modules it exercises,
 # compiled with clang -fsanitize=fuzzer-no-link,address,undefined and the
@@ -26,14 +27,15 @@ FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                 -fno-omit-frame-pointer
 FUZZ_CFLAGS  ?= -O1 -g
 FUZZ_ARGS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
-FUZZ_TARGETS := req wire enc kspec flatj
+FUZZ_TARGETS := req wire enc kspec flatj stream
 
 # The server modules each target links.
 FUZZ_MODS_req   := req
 FUZZ_MODS_wire  := wire flatj sha256
-FUZZ_MODS_enc   := enc
+FUZZ_MODS_enc   := enc flatj
 FUZZ_MODS_kspec := kspec log
 FUZZ_MODS_flatj := flatj wire sha256
+FUZZ_MODS_stream := enc flatj wire sha256
 
 FUZZ_DIR  := $(BUILD)/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

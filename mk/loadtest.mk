@@ -4,11 +4,15 @@
 #   make loadtest        load, fault and soak scenarios at full size (a few
 #                        minutes on 2 cores): 500 concurrent /health, 100
 #                        concurrent streams over 20 contexts, aborting
-#                        clients, SIGKILLed kernels, a 10,000-execution soak.
+#                        clients, SIGKILLed kernels, a 10,000-execution soak,
+#                        a 300 MB print read as it arrives and read late.
+#                        Each row shows the daemon's peak RSS (VmHWM), which
+#                        must stay under --max-backlog-total + 32 MiB.
 #                        Prints the table, writes $(BUILD)/loadtest-results.json
 #                        and tests/load/latest.md (the README's table).
-#   make loadtest-quick  the same scenarios with small counts (< 1 min), for
-#                        `make test`; writes $(BUILD)/loadtest-quick.json only.
+#   make loadtest-quick  the same scenarios with small counts and prints of
+#                        40 and 80 MB (< 1 min), for `make test`; writes
+#                        $(BUILD)/loadtest-quick.json only.
 #   make valgrind        the end-to-end tier (tests/e2e) with every daemon
 #                        under valgrind memcheck (tests/load/valgrind-e2b-ci):
 #                        a memory error or a definite leak makes the daemon
@@ -20,7 +24,7 @@
 #                        (a pipe that turns readable when the child exits).
 #
 # LOADTEST_ARGS adds options to tests/load/loadtest.py (--seed N,
-# --only health,soak, --log-level debug, --rss-slack-mib M; see --help).
+# --only health,bigprint,lateread, --log-level debug, --rss-slack-mib M; see --help).
 
 # Included before `all:` is defined: keep `make` meaning `make all`.
 .DEFAULT_GOAL := all

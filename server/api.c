@@ -305,7 +305,7 @@ static void api_execute(struct server *s, struct http_req *r, const char *id)
 		goto out;
 	e = exec_new(s->loop, q.code, q.code_len, q.env_vars,
 		     http_req_header(r, "X-Access-Token"), s->cfg.keepalive_ms,
-		     (size_t)s->cfg.max_backlog);
+		     &s->backlog);
 	if (!e) {
 		http_req_text(r, 500, "out of memory");
 		goto out;

@@ -145,6 +145,13 @@ static const struct cfg_opt cfg_options[] = {
 	NUM("max-backlog", "E2B_CI_MAX_BACKLOG", max_backlog, 67108864, 65536,
 	    4294967296LL, CFG_SIZE,
 	    "output kept per execution for slow readers, bytes"),
+	NUM("max-backlog-total", "E2B_CI_MAX_BACKLOG_TOTAL", max_backlog_total,
+	    100663296, 65536, 4294967296LL, CFG_SIZE,
+	    "output kept for slow readers over all executions, bytes"),
+	NUM("max-kernel-message", "E2B_CI_MAX_KERNEL_MESSAGE",
+	    max_kernel_message, 6291456, 65536, 1073741824, CFG_SIZE,
+	    "largest message part taken from a kernel, bytes; a larger one is "
+	    "cut with a notice in the stream"),
 	STR("access-token", "E2B_CI_ACCESS_TOKEN", access_token, "", NULL,
 	    NULL, "when set, every request must carry it in X-Access-Token or "
 	    "E2B-Traffic-Access-Token (401 otherwise)"),

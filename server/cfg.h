@@ -42,6 +42,11 @@ struct cfg {
 	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
 	long kernel_tasks_max;	/* --kernel-tasks-max: 0 = none */
 	char *kernel_user;	/* --kernel-user: "" = the daemon's user */
+
+	/* What kernel output may make the daemon hold (exec_budget,
+	 * kernel_env.max_msg). */
+	long max_backlog_total;	 /* --max-backlog-total: all, 96 MiB */
+	long max_kernel_message; /* --max-kernel-message: one part, 6 MiB */
 };
 
 /* Fills c from defaults, environment and argv (argv[0] skipped). Returns 0 to

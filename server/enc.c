@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "flatj.h"
 #include "jtext.h"
 
 #define ENC_DUMP_FLAGS (JSON_COMPACT | JSON_ENSURE_ASCII)
@@ -559,8 +560,102 @@ static size_t esc_fast(char *out, const char *s, size_t n)
 	return w;
 }
 
-char *enc_stream_n(const char *stream, const char *text, size_t len,
-		   const char *timestamp)
+/* Code point cp as esc_str writes it. */
+static size_t esc_cp(char *out, unsigned long cp)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t w = 0;
+
+	if (cp < 0x80) {
+		if (jtext_plain((unsigned char)cp)) {
+			out[0] = (char)cp;
+			return 1;
+		}
+		return jtext_esc_ascii(out, (unsigned char)cp);
+	}
+	if (cp > 0xFFFF) {
+		unsigned long v = cp - 0x10000;
+		w = esc_cp(out, 0xD800 | v >> 10);
+		cp = 0xDC00 | (v & 0x3FF);
+	}
+	out[w] = '\\';
+	out[w + 1] = 'u';
+	for (int i = 0; i < 4; i++)
+		out[w + 2 + i] = hex[cp >> (12 - 4 * i) & 15];
+	return w + 6;
+}
+
+/* The code point of the well-formed UTF-8 sequence of n bytes at s. */
+static unsigned long utf8_cp(const unsigned char *s, int n)
+{
+	static const unsigned char lead[5] = {0, 0x7F, 0x1F, 0x0F, 0x07};
+	unsigned long cp = s[0] & lead[n];
+
+	for (int i = 1; i < n; i++)
+		cp = cp << 6 | (s[i] & 0x3Fu);
+	return cp;
+}
+
+/* The four hex digits at s. */
+static unsigned long hex4_at(const char *s)
+{
+	unsigned long v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		char c = s[i];
+		v = v << 4 | (unsigned long)(c <= '9'	? c - '0'
+					     : c <= 'F' ? c - 'A' + 10
+							: c - 'a' + 10);
+	}
+	return v;
+}
+
+/* The body of a JSON string as received (n bytes, escapes and raw UTF-8 as
+ * flatj_members checked them) into out, exactly as esc_fast writes the
+ * decoded and repaired text: plain runs copied, every escape and every
+ * non-ASCII character rewritten. out has room for 6 bytes per input byte. */
+static size_t esc_json_body(char *out, const char *s, size_t n)
+{
+	size_t w = 0, i = 0;
+
+	while (i < n) {
+		size_t run = jtext_plain_run(s + i, n - i);
+		unsigned long cp;
+		memcpy(out + w, s + i, run);
+		w += run;
+		i += run;
+		if (i == n)
+			break;
+		if ((unsigned char)s[i] >= 0x80) {
+			int step = jtext_utf8_step((const unsigned char *)s + i,
+						   n - i);
+			cp = step > 0
+				 ? utf8_cp((const unsigned char *)s + i, step)
+				 : 0xFFFD;
+			i += (size_t)(step > 0 ? step : -step);
+		} else if (s[i + 1] != 'u') {
+			static const char from[] = "\"\\/bfnrt",
+					  to[] = "\"\\/\b\f\n\r\t";
+			cp = (unsigned char)to[strchr(from, s[i + 1]) - from];
+			i += 2;
+		} else {
+			cp = hex4_at(s + i + 2);
+			i += 6;
+			if (cp >= 0xD800 && cp <= 0xDBFF) {
+				cp = 0x10000 + ((cp - 0xD800) << 10) +
+				     (hex4_at(s + i + 2) - 0xDC00);
+				i += 6;
+			}
+		}
+		w += esc_cp(out + w, cp);
+	}
+	return w;
+}
+
+/* {"type":stream,"text":<text>,"timestamp":...}: text is len bytes of
+ * UTF-8 (raw false) or the body of a received JSON string (raw true). */
+static char *stream_line(const char *stream, const char *text, size_t len,
+			 bool raw, const char *timestamp)
 {
 	char now[64], *line, *w, *shrunk;
 	size_t total;
@@ -585,7 +680,7 @@ char *enc_stream_n(const char *stream, const char *text, size_t len,
 	w += esc_fast(w, stream, strlen(stream));
 	memcpy(w, "\",\"text\":\"", 10);
 	w += 10;
-	w += esc_fast(w, text, len);
+	w += raw ? esc_json_body(w, text, len) : esc_fast(w, text, len);
 	memcpy(w, "\",\"timestamp\":\"", 15);
 	w += 15;
 	w += esc_fast(w, timestamp, strlen(timestamp));
@@ -595,6 +690,40 @@ char *enc_stream_n(const char *stream, const char *text, size_t len,
 	if (shrunk)
 		line = shrunk;
 	return line;
+}
+
+char *enc_stream_n(const char *stream, const char *text, size_t len,
+		   const char *timestamp)
+{
+	return stream_line(stream, text, len, false, timestamp);
+}
+
+static bool span_is(const struct flatj_span *s, const char *lit)
+{
+	return s->len == strlen(lit) && memcmp(s->p, lit, s->len) == 0;
+}
+
+int enc_stream_raw(const char *content, size_t len, const char *timestamp,
+		   char **line)
+{
+	struct flatj_member m[8];
+	const struct flatj_span *name = NULL, *text = NULL;
+	int n = flatj_members(content, len, m, 8);
+
+	*line = NULL;
+	/* As jansson reads a repeated key: the last one counts. */
+	for (int i = 0; i < n; i++) {
+		if (span_is(&m[i].key, "name"))
+			name = &m[i].val;
+		else if (span_is(&m[i].key, "text"))
+			text = &m[i].val;
+	}
+	if (!text || (name && memchr(name->p, '\\', name->len)))
+		return 0;
+	*line =
+	    stream_line(name && span_is(name, "stderr") ? "stderr" : "stdout",
+			text->p, text->len, true, timestamp);
+	return *line ? 1 : -ENOMEM;
 }
 
 char *enc_stream(const char *stream, const char *text, const char *timestamp)

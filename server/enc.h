@@ -24,6 +24,15 @@ char *enc_stream(const char *stream, const char *text, const char *timestamp);
 char *enc_stream_n(const char *stream, const char *text, size_t len,
 		   const char *timestamp);
 
+/* The same line straight from a stream message's content as received (len
+ * bytes of JSON, e.g. {"name":"stdout","text":"..."}), in one pass over the
+ * text and one copy: the result equals enc_stream_n() of the parsed name
+ * and text. Returns 1 with the new line in *line, 0 when the content is not
+ * a flat object of strings with a "text" this reads exactly (parse it and
+ * use enc_stream_n), -ENOMEM. */
+int enc_stream_raw(const char *content, size_t len, const char *timestamp,
+		   char **line);
+
 /* A result line from a MIME bundle (borrowed): known MIME types map to their
  * fields (text/plain -> text with one pair of surrounding ' or " stripped,
  * text/html -> html, text/markdown -> markdown, image/svg+xml -> svg,

@@ -19,11 +19,16 @@
 
 #define EXEC_MAX_RESENDS 3
 
+/* What a queued line of n bytes costs the budget: its text, its struct and
+ * their two malloc headers, so that many short lines count for what they
+ * take. */
+#define EXEC_LINE_COST(n) ((n) + sizeof(struct exec_line) + 32)
+
 static void exec_keepalive_fire(void *arg, short revents);
 
 struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
 		      json_t *env_vars, const char *token, long keepalive_ms,
-		      size_t max_backlog)
+		      struct exec_budget *budget)
 {
 	struct exec *e = calloc(1, sizeof(*e));
 
@@ -32,7 +37,7 @@ struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
 	e->refs = 1;
 	e->loop = l;
 	e->keepalive_ms = keepalive_ms;
-	e->max_backlog = max_backlog;
+	e->budget = budget;
 	e->started_ms = loop_now_ms();
 	e->code = malloc(code_len + 1);
 	if (!e->code)
@@ -55,6 +60,21 @@ void exec_ref(struct exec *e)
 	e->refs++;
 }
 
+/* Frees every unread line and gives its bytes back to the budget. */
+static void exec_drop_lines(struct exec *e)
+{
+	while (e->head) {
+		struct exec_line *l = e->head;
+		e->head = l->next;
+		free(l->text);
+		free(l);
+	}
+	e->tail = NULL;
+	e->budget->used -= e->held;
+	e->held = 0;
+	e->pending = 0;
+}
+
 void exec_unref(struct exec *e)
 {
 	if (!e || --e->refs > 0)
@@ -65,12 +85,7 @@ void exec_unref(struct exec *e)
 	json_decref(e->env_vars);
 	free(e->token);
 	free(e->reply_error);
-	while (e->head) {
-		struct exec_line *l = e->head;
-		e->head = l->next;
-		free(l->text);
-		free(l);
-	}
+	exec_drop_lines(e);
 	free(e);
 }
 
@@ -88,44 +103,46 @@ void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink)
 {
 	e->wake = wake;
 	e->sink = sink;
-	if (!wake)
+	if (!wake) {
 		e->client_gone = true;
+		exec_drop_lines(e);
+	}
 	exec_arm_keepalive(e);
 }
 
-/* Appends one line (steals it). Droppable lines (output) are dropped when
- * the backlog is over its bound, with one notice line in their place. */
-static void exec_append(struct exec *e, char *line, bool droppable)
+/* Whether an output line of n bytes may be queued now, while making it
+ * takes another `transient` bytes of the daemon's memory for a moment (the
+ * received part and the copies made on the way): the total bounds both. */
+static bool exec_room(const struct exec *e, size_t n, size_t transient)
 {
+	const struct exec_budget *b = e->budget;
+
+	return e->held + EXEC_LINE_COST(n) <= b->per_exec &&
+	       b->used + EXEC_LINE_COST(n) + transient <= b->total;
+}
+
+static bool exec_fits(const struct exec *e, size_t n)
+{
+	return exec_room(e, n, 0);
+}
+
+/* Queues one line (steals it); NULL (out of memory) is logged. */
+static void exec_queue(struct exec *e, char *line)
+{
+	struct exec_line *l;
 	size_t n;
 
 	if (!line) {
 		log_errx("exec: out of memory encoding a line");
 		return;
 	}
-	n = strlen(line);
 	if (e->state == EXEC_DONE || e->client_gone) {
 		free(line);
 		return;
 	}
-	if (droppable && e->pending + n > e->max_backlog) {
-		if (e->dropped++ == 0) {
-			char *note = enc_stream(
-			    "stderr",
-			    "[e2b-ci: output truncated: the client reads "
-			    "slower than the kernel writes]\n",
-			    NULL);
-			free(line);
-			line = note;
-			n = line ? strlen(line) : 0;
-		} else {
-			free(line);
-			return;
-		}
-	}
-	struct exec_line *l = malloc(sizeof(*l));
-	if (!l || !line) {
-		free(l);
+	n = strlen(line);
+	l = malloc(sizeof(*l));
+	if (!l) {
 		free(line);
 		return;
 	}
@@ -139,10 +156,43 @@ static void exec_append(struct exec *e, char *line, bool droppable)
 		e->head = l;
 	e->tail = l;
 	e->pending += n;
+	e->held += EXEC_LINE_COST(n);
+	e->budget->used += EXEC_LINE_COST(n);
 	e->total += n;
 	exec_arm_keepalive(e);
 	if (e->wake)
 		e->wake(e->sink);
+}
+
+/* An output line of n bytes did not fit (see exec_fits); the first time,
+ * one notice says so and why. */
+static void exec_drop(struct exec *e, size_t n)
+{
+	if (e->dropped++ > 0 || e->state == EXEC_DONE || e->client_gone)
+		return;
+	exec_queue(e,
+		   enc_stream("stderr",
+			      e->held + EXEC_LINE_COST(n) > e->budget->per_exec
+				  ? "[e2b-ci: output truncated: the client "
+				    "reads slower than the kernel writes]\n"
+				  : "[e2b-ci: output truncated: the unread "
+				    "output of all executions reached the "
+				    "daemon's limit]\n",
+			      NULL));
+}
+
+/* Queues one line (steals it). Droppable lines (output) are dropped when
+ * they do not fit the budget, with one notice in their place. */
+static void exec_append(struct exec *e, char *line, bool droppable)
+{
+	size_t n = line ? strlen(line) : 0;
+
+	if (line && droppable && !exec_fits(e, n)) {
+		free(line);
+		exec_drop(e, n);
+		return;
+	}
+	exec_queue(e, line);
 }
 
 static void exec_keepalive_fire(void *arg, short revents)
@@ -172,6 +222,8 @@ ssize_t exec_read(struct exec *e, char *buf, size_t max)
 			e->head = l->next;
 			if (!e->head)
 				e->tail = NULL;
+			e->held -= EXEC_LINE_COST(l->len);
+			e->budget->used -= EXEC_LINE_COST(l->len);
 			free(l->text);
 			free(l);
 		}
@@ -240,6 +292,67 @@ static void exec_flush_reply_error(struct exec *e)
 	exec_append(e, line, false);
 }
 
+/* A stream message: its text as a stdout or stderr line, made straight
+ * from the received content when it is left unparsed (wire_decode_lazy):
+ * one copy, the line, next to the received part. The line is about as long
+ * as the part; when that does not fit, nothing is made. */
+static void exec_on_stream(struct exec *e, struct wire_msg *m)
+{
+	const char *date =
+	    json_string_value(json_object_get(m->header, "date"));
+	size_t c = m->raw_content.len;
+	const char *name;
+	json_t *text;
+	char *line;
+
+	if (!m->content) {
+		if (!exec_room(e, c, c)) {
+			exec_drop(e, c);
+			return;
+		}
+		if (enc_stream_raw(m->raw_content.data, c, date, &line) != 0) {
+			exec_append(e, line, true);
+			return;
+		}
+		if (wire_msg_parse_content(m) < 0)
+			return;
+	}
+	name = json_string_value(json_object_get(m->content, "name"));
+	text = json_object_get(m->content, "text");
+	if (!json_is_string(text))
+		return;
+	/* Escaping never shortens parsed text: its length is a lower bound. */
+	if (!exec_fits(e, json_string_length(text))) {
+		exec_drop(e, json_string_length(text));
+		return;
+	}
+	exec_append(e,
+		    enc_stream_n(name && strcmp(name, "stderr") == 0 ? "stderr"
+								     : "stdout",
+				 json_string_value(text),
+				 json_string_length(text), date),
+		    true);
+}
+
+/* A result line. Parsing a received part takes jansson about three times
+ * its size and the line copies it again: a result is parsed only when its
+ * line (about as long as the part) and those copies fit. */
+static void exec_on_result(struct exec *e, struct wire_msg *m, bool main)
+{
+	size_t c = m->raw_content.len;
+
+	if (!m->content) {
+		if (!exec_room(e, c, 3 * c)) {
+			exec_drop(e, c);
+			return;
+		}
+		if (wire_msg_parse_content(m) < 0)
+			return;
+	}
+	exec_append(e, enc_result(json_object_get(m->content, "data"), main),
+		    true);
+}
+
 static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 {
 	const char *t = m->msg_type;
@@ -253,27 +366,11 @@ static void exec_on_iopub(struct exec *e, struct wire_msg *m)
 	} else if (strcmp(t, "execute_input") == 0) {
 		exec_count(e, json_object_get(c, "execution_count"));
 	} else if (strcmp(t, "stream") == 0) {
-		const char *name =
-		    json_string_value(json_object_get(c, "name"));
-		json_t *text = json_object_get(c, "text");
-		const char *date =
-		    json_string_value(json_object_get(m->header, "date"));
-		if (json_is_string(text))
-			exec_append(
-			    e,
-			    enc_stream_n(name && strcmp(name, "stderr") == 0
-					     ? "stderr"
-					     : "stdout",
-					 json_string_value(text),
-					 json_string_length(text), date),
-			    true);
-	} else if (strcmp(t, "execute_result") == 0) {
-		exec_append(e, enc_result(json_object_get(c, "data"), true),
-			    true);
-	} else if (strcmp(t, "display_data") == 0 ||
+		exec_on_stream(e, m);
+	} else if (strcmp(t, "execute_result") == 0 ||
+		   strcmp(t, "display_data") == 0 ||
 		   strcmp(t, "update_display_data") == 0) {
-		exec_append(e, enc_result(json_object_get(c, "data"), false),
-			    true);
+		exec_on_result(e, m, strcmp(t, "execute_result") == 0);
 	} else if (strcmp(t, "error") == 0 && !e->had_error) {
 		e->had_error = true;
 		exec_append(e, enc_error_content(c), false);

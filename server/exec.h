@@ -7,8 +7,11 @@
  * enc_, and applies the stream rules: number_of_executions first, at most one
  * error line, a keepalive after every keepalive_ms of silence (also while
  * queued), end_of_execution always last and exactly once. The backlog is
- * bounded: past max_backlog, output lines are dropped and one truncation
- * notice says so; error and end lines are always kept.
+ * bounded twice (struct exec_budget): an execution's unread bytes by
+ * --max-backlog, all executions' together by --max-backlog-total; an output
+ * line that does not fit is dropped (never encoded when its size alone
+ * rules it out) and one truncation notice says so; error, notice and end
+ * lines are always kept. A client that goes away frees its backlog at once.
  *
  * Two owners share it through a reference count: the context (while queued
  * or running) and the HTTP stream (while the client is connected). Loop
@@ -26,6 +29,13 @@
 
 struct ctx;
 struct wire_msg;
+
+/* What unread output may hold: one per daemon, shared by every exec. */
+struct exec_budget {
+	size_t per_exec; /* --max-backlog: unread output of one execution */
+	size_t total;	 /* --max-backlog-total: of all executions */
+	size_t used;	 /* what the unread lines of all of them take now */
+};
 
 struct exec_line {
 	struct exec_line *next;
@@ -65,8 +75,10 @@ struct exec {
 	 * made (kept as it is: no copy until the HTTP layer reads it). */
 	struct exec_line *head, *tail;
 	size_t pending; /* unread bytes */
+	size_t held;	/* what the unread lines cost the budget (exec.c) */
 	size_t total;	/* bytes ever queued */
-	size_t max_backlog, dropped;
+	size_t dropped; /* output lines dropped */
+	struct exec_budget *budget; /* borrowed; outlives every exec */
 
 	/* The reader: wake() is called when bytes or the end arrive. */
 	void (*wake)(void *sink);
@@ -86,15 +98,17 @@ struct exec {
 };
 
 /* A new execution with one reference (the caller's). Steals nothing: code is
- * copied, env_vars is incref'd. Returns NULL on ENOMEM. */
+ * copied, env_vars is incref'd; budget is borrowed and must outlive it.
+ * Returns NULL on ENOMEM. */
 struct exec *exec_new(struct loop *l, const char *code, size_t code_len,
 		      json_t *env_vars, const char *token, long keepalive_ms,
-		      size_t max_backlog);
+		      struct exec_budget *budget);
 void exec_ref(struct exec *e);
 /* Drops one reference; frees on the last. Accepts NULL. */
 void exec_unref(struct exec *e);
 
-/* Attaches/detaches the reader. Attaching arms the keepalive timer. */
+/* Attaches/detaches the reader. Attaching arms the keepalive timer;
+ * detaching (wake NULL: the client is gone) drops the unread lines. */
 void exec_set_sink(struct exec *e, void (*wake)(void *), void *sink);
 
 /* Copies up to max pending bytes into buf. Returns the count, 0 when nothing

@@ -272,6 +272,105 @@ done:
 	return rc;
 }
 
+/*
+ * Skips the string whose opening quote is at p[*i], checking what
+ * read_string checks (no raw control character, known escapes, four hex
+ * digits after \u, surrogates in pairs) without writing anything; bytes of
+ * invalid UTF-8 are accepted, as read_string repairs them. Returns 1 with *i
+ * past the closing quote, or 0 to decline.
+ */
+static int skip_string(const char *p, size_t len, size_t *i)
+{
+	size_t at = *i + 1;
+
+	for (;;) {
+		unsigned char c;
+		long u;
+
+		at += jtext_plain_run(p + at, len - at);
+		if (at >= len)
+			return 0;
+		c = (unsigned char)p[at];
+		if (c == '"') {
+			*i = at + 1;
+			return 1;
+		}
+		if (c < 0x20)
+			return 0;
+		if (c >= 0x80) {
+			int step = jtext_utf8_step(
+			    (const unsigned char *)p + at, len - at);
+			at += (size_t)(step > 0 ? step : -step);
+			continue;
+		}
+		/* A backslash. */
+		if (at + 1 >= len)
+			return 0;
+		c = (unsigned char)p[at + 1];
+		at += 2;
+		if (c && strchr("\"\\/bfnrt", c))
+			continue;
+		if (c != 'u' || (u = hex4(p + at, len - at)) < 0 ||
+		    (u >= 0xdc00 && u <= 0xdfff))
+			return 0;
+		at += 4;
+		if (u < 0xd800 || u > 0xdbff)
+			continue;
+		if (at + 6 > len || p[at] != '\\' || p[at + 1] != 'u')
+			return 0;
+		u = hex4(p + at + 2, len - at - 2);
+		if (u < 0xdc00 || u > 0xdfff)
+			return 0;
+		at += 6;
+	}
+}
+
+/* The string at p[*i] as a raw span; 0 to decline. */
+static int span_string(const char *p, size_t len, size_t *i,
+		       struct flatj_span *s)
+{
+	size_t start = *i + 1;
+
+	if (*i >= len || p[*i] != '"' || !skip_string(p, len, i))
+		return 0;
+	s->p = p + start;
+	s->len = *i - 1 - start;
+	return 1;
+}
+
+int flatj_members(const char *p, size_t len, struct flatj_member *out,
+		  size_t max)
+{
+	size_t i = skip_ws(p, len, 0), n = 0;
+
+	if (i >= len || p[i] != '{')
+		return -EINVAL;
+	i = skip_ws(p, len, i + 1);
+	if (i < len && p[i] == '}')
+		return skip_ws(p, len, i + 1) == len ? 0 : -EINVAL;
+	for (;;) {
+		struct flatj_member m;
+		if (n == max || !span_string(p, len, &i, &m.key) ||
+		    memchr(m.key.p, '\\', m.key.len))
+			return -EINVAL;
+		i = skip_ws(p, len, i);
+		if (i >= len || p[i] != ':')
+			return -EINVAL;
+		i = skip_ws(p, len, i + 1);
+		if (!span_string(p, len, &i, &m.val))
+			return -EINVAL;
+		out[n++] = m;
+		i = skip_ws(p, len, i);
+		if (i < len && p[i] == ',') {
+			i = skip_ws(p, len, i + 1);
+			continue;
+		}
+		if (i < len && p[i] == '}' && skip_ws(p, len, i + 1) == len)
+			return (int)n;
+		return -EINVAL;
+	}
+}
+
 /* Room for a string of n bytes in the worst case (all \u00XX) plus quotes. */
 static size_t dump_room(size_t n)
 {

@@ -19,6 +19,9 @@
  * lone surrogate, a NUL in a key, trailing bytes). The caller then takes the
  * jansson path, so every input gives exactly what jansson gives; the
  * differential fuzz target tests/fuzz/fuzz_flatj.c holds it to that.
+ * flatj_members finds an object's members without copying them: the
+ * stream text of a message is escaped into its NDJSON line straight from
+ * the received frame (enc_stream_raw).
  * Pure function: no global state, any thread.
  */
 #ifndef E2BCI_FLATJ_H
@@ -31,6 +34,26 @@
  * text is not a flat object of strings this parser reproduces exactly
  * (*out NULL: use jansson), -ENOMEM. */
 int flatj_parse(const char *p, size_t len, json_t **out);
+
+/* A JSON string as it stands in the text: the bytes between its quotes,
+ * escapes and all. */
+struct flatj_span {
+	const char *p;
+	size_t len;
+};
+
+struct flatj_member {
+	struct flatj_span key, val;
+};
+
+/* Finds the members of the flat object at p (len bytes) without decoding
+ * anything: up to max of them go to out, raw, in text order (a repeated key
+ * appears twice; jansson keeps the last value). Accepts exactly the texts
+ * flatj_parse accepts, minus keys holding an escape (they would need
+ * decoding to be compared). Returns the member count, or -EINVAL to decline
+ * (anything else, or more than max members). */
+int flatj_members(const char *p, size_t len, struct flatj_member *out,
+		  size_t max);
 
 /* The other way: when obj is an object whose values are all strings, writes
  * exactly what json_dumps(obj, JSON_COMPACT) writes (members in order,

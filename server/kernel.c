@@ -16,12 +16,18 @@
  * connection files (HMAC keys), ipc sockets, per-user dirs, and through its
  * pid files the processes its kernels left (kres_kill_stale).
  *
+ * Receiving is bounded: no message part over env.max_msg is taken (libzmq
+ * drops such a connection; kernel_cut tells the owner what was lost and
+ * connects again), iopub queues two messages here and is read at most
+ * KERNEL_TURN_BYTES per loop turn on average, so a kernel can make the
+ * daemon hold three parts at most.
+ *
  * Invariants: every socket belongs to the loop thread; a message is handed to
- * the owner only after its HMAC was verified; the connection file, pid file
- * and ipc socket files exist exactly as long as the struct. Deliberately
- * absent: heartbeats (process exit is the death signal here, and ipykernel
- * answers heartbeats from a thread even while wedged) and the stdin channel
- * (the daemon always sends allow_stdin: false).
+ * the owner only after its HMAC was verified (or made here, after a cut); the
+ * connection file, pid file and ipc socket files exist exactly as long as the
+ * struct. Deliberately absent: heartbeats (process exit is the death signal
+ * here, and ipykernel answers heartbeats from a thread even while wedged) and
+ * the stdin channel (the daemon always sends allow_stdin: false).
  */
 #include "kernel.h"
 
@@ -63,9 +69,25 @@
  * before the SIGTERM (a kernel busy in a cell does not; measured here, an
  * idle ipykernel exits in 0.26-0.37 s, IRkernel in 0.06-0.13 s). */
 #define KERNEL_SHUTDOWN_WAIT_MS 500
-#define KERNEL_MAX_FRAMES	64
 #define KERNEL_BATCH		256
-#define KERNEL_PIPE_LINE	2048
+/* iopub bytes taken per loop turn, on average: a turn lets libmicrohttpd
+ * write up to 8 x 16 KiB to each stream (http.c), so a client that reads as
+ * fast as the kernel writes never sees its backlog grow. A larger message
+ * is taken whole and paid off over the following turns. */
+#define KERNEL_TURN_BYTES (64 * 1024)
+/* iopub messages libzmq may queue in the daemon: the rest waits in the
+ * kernel (our kernels queue without limit rather than drop), so what the
+ * daemon holds for a kernel is this many messages plus the one being
+ * received. The price: each message read wakes libzmq's I/O thread (its
+ * low-water mark is 1 here), and a 1+1 cell took ~0.15 ms longer than
+ * with no limit, measured interleaved (0.37 ms with a single slot, where
+ * every message also waited for that round trip). */
+#define KERNEL_IOPUB_HWM 2
+/* How long a broken channel stays broken before it is called a cut: a
+ * kernel that exits closes its sockets a moment before its pidfd reports
+ * the exit, and a dying kernel is not a cut. */
+#define KERNEL_CUT_GRACE_MS 250
+#define KERNEL_PIPE_LINE    2048
 /* What a kernel last wrote to stderr is kept for the reason of a failed
  * start (launch.sh: e2b-kernel not found, a Python traceback's last line). */
 #define KERNEL_TAIL_LINES 4
@@ -106,6 +128,21 @@ struct kernel {
 	char *ipc_prefix; /* NULL for tcp */
 	void *sock[KERNEL_NCHAN];
 	struct loop_watch *sockw[KERNEL_NCHAN];
+	int port[KERNEL_NCHAN];
+	/* Monitors of shell and iopub (kernel_cut): PAIR ends, watches, and
+	 * the grace timer of a channel whose connection broke. */
+	void *mon[KERNEL_NCHAN];
+	struct loop_watch *monw[KERNEL_NCHAN];
+	struct loop_timer cut_timer[KERNEL_NCHAN];
+	size_t iopub_owed; /* iopub bytes taken ahead of KERNEL_TURN_BYTES */
+	/* The last execute_request and what of it came back, so a lost
+	 * message can be reported to the owner (kernel_cut). */
+	struct {
+		char id[37];
+		bool replied, idle;
+	} req;
+	bool rejoin;	  /* iopub connects again after a cut */
+	bool rejoin_live; /* ...and delivered something since */
 	struct kernel_sockref {
 		struct kernel *k;
 		enum kernel_chan ch;
@@ -456,6 +493,16 @@ static void kernel_close_io(struct kernel *k)
 	struct kernel_pipe *pipes[] = {&k->out, &k->err};
 
 	for (int c = 0; c < KERNEL_NCHAN; c++) {
+		loop_timer_disarm(k->env.loop, &k->cut_timer[c]);
+		loop_del(k->env.loop, k->monw[c]);
+		k->monw[c] = NULL;
+		/* The monitor first: libzmq's I/O thread sends its events
+		 * blocking, and would wait forever for a closed reader. */
+		if (k->mon[c]) {
+			zmq_socket_monitor(k->sock[c], NULL, 0);
+			zmq_close(k->mon[c]);
+		}
+		k->mon[c] = NULL;
 		loop_del(k->env.loop, k->sockw[c]);
 		k->sockw[c] = NULL;
 		if (k->sock[c])
@@ -540,13 +587,31 @@ static void kernel_on_pidfd(void *arg, short revents)
 	kernel_reaped(k, status, r > 0 ? &ru : NULL);
 }
 
+/* Watches channel ch for a broken connection: libzmq reports it on an
+ * inproc PAIR. Control is not watched: nothing waits for its replies. */
+static int kernel_monitor(struct kernel *k, enum kernel_chan ch)
+{
+	char ep[96];
+	int zero = 0;
+
+	snprintf(ep, sizeof(ep), "inproc://e2bci-mon-%s-%d", k->id, (int)ch);
+	if (zmq_socket_monitor(k->sock[ch], ep, ZMQ_EVENT_DISCONNECTED) < 0)
+		return -1;
+	k->mon[ch] = zmq_socket(k->env.zmq, ZMQ_PAIR);
+	if (!k->mon[ch])
+		return -1;
+	zmq_setsockopt(k->mon[ch], ZMQ_LINGER, &zero, sizeof(zero));
+	return zmq_connect(k->mon[ch], ep);
+}
+
 static int kernel_open_sockets(struct kernel *k, int ports[5])
 {
 	static const int types[KERNEL_NCHAN] = {ZMQ_DEALER, ZMQ_DEALER,
 						ZMQ_SUB};
 	static const int portidx[KERNEL_NCHAN] = {0, 3, 1};
 	char ep[600];
-	int zero = 0;
+	int zero = 0, hwm = KERNEL_IOPUB_HWM;
+	int64_t max = k->env.max_msg ? (int64_t)k->env.max_msg : -1;
 
 	for (int c = 0; c < KERNEL_NCHAN; c++) {
 		void *s = zmq_socket(k->env.zmq, types[c]);
@@ -554,15 +619,22 @@ static int kernel_open_sockets(struct kernel *k, int ports[5])
 			return -errno;
 		k->sock[c] = s;
 		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
-		/* Never let libzmq drop iopub messages behind our back: the
-		 * loop drains them at once and bounds output downstream. */
-		zmq_setsockopt(s, ZMQ_RCVHWM, &zero, sizeof(zero));
+		/* libzmq would take a part of any size whole; over the limit it
+		 * drops the connection instead (kernel_cut). */
+		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));
+		/* iopub: a short queue here, the rest waits in the kernel.
+		 * Replies on shell and control are few: no limit there. */
+		zmq_setsockopt(s, ZMQ_RCVHWM, c == KERNEL_IOPUB ? &hwm : &zero,
+			       sizeof(int));
 		if (types[c] == ZMQ_DEALER)
 			zmq_setsockopt(s, ZMQ_ROUTING_ID, k->session,
 				       strlen(k->session));
 		else
 			zmq_setsockopt(s, ZMQ_SUBSCRIBE, "", 0);
-		kernel_endpoint(k, ports[portidx[c]], ep, sizeof(ep));
+		if (c != KERNEL_CONTROL && kernel_monitor(k, c) < 0)
+			return -errno;
+		k->port[c] = ports[portidx[c]];
+		kernel_endpoint(k, k->port[c], ep, sizeof(ep));
 		if (zmq_connect(s, ep) < 0)
 			return -errno;
 	}
@@ -570,6 +642,7 @@ static int kernel_open_sockets(struct kernel *k, int ports[5])
 }
 
 static void kernel_on_sock(void *arg, short revents);
+static void kernel_on_monitor(void *arg, short revents);
 
 static int kernel_watch_all(struct kernel *k)
 {
@@ -581,6 +654,10 @@ static int kernel_watch_all(struct kernel *k)
 		k->sockw[c] = loop_add_zmq(l, k->sock[c], ZMQ_POLLIN,
 					   kernel_on_sock, &k->ref[c]);
 		if (!k->sockw[c])
+			return -ENOMEM;
+		if (k->mon[c] &&
+		    !(k->monw[c] = loop_add_zmq(l, k->mon[c], ZMQ_POLLIN,
+						kernel_on_monitor, &k->ref[c])))
 			return -ENOMEM;
 	}
 	k->out.w =
@@ -863,6 +940,23 @@ static void kernel_check_ready(struct kernel *k)
 		k->ops->on_ready(k->arg, k);
 }
 
+static void kernel_rejoin(struct kernel *k, const struct wire_msg *m);
+
+/* Notes the reply and the idle status of the last execute_request. */
+static void kernel_track(struct kernel *k, enum kernel_chan ch,
+			 const struct wire_msg *m)
+{
+	const char *st;
+
+	if (ch == KERNEL_SHELL && strcmp(m->msg_type, "execute_reply") == 0)
+		k->req.replied = true;
+	if (ch != KERNEL_IOPUB || strcmp(m->msg_type, "status") != 0)
+		return;
+	st = json_string_value(json_object_get(m->content, "execution_state"));
+	if (st && strcmp(st, "idle") == 0)
+		k->req.idle = true;
+}
+
 static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 			    struct wire_msg *m)
 {
@@ -878,45 +972,56 @@ static void kernel_dispatch(struct kernel *k, enum kernel_chan ch,
 		kernel_check_ready(k);
 		return;
 	}
-	if (k->state == KERNEL_READY)
-		if (k->ops->on_msg)
-			k->ops->on_msg(k->arg, k, ch, m);
+	if (k->state != KERNEL_READY)
+		return;
+	if (m->parent_msg_id && strcmp(m->parent_msg_id, k->req.id) == 0)
+		kernel_track(k, ch, m);
+	if (k->ops->on_msg)
+		k->ops->on_msg(k->arg, k, ch, m);
+	if (k->rejoin && ch == KERNEL_IOPUB && k->state == KERNEL_READY)
+		kernel_rejoin(k, m);
 }
 
-/* Receives one multipart message into parts (at most KERNEL_MAX_FRAMES are
- * kept; a longer message is read to its end and dropped). Returns the frame
- * count, 0 when the socket is drained, -1 on error or overflow. */
-static int kernel_recv_frames(void *s, zmq_msg_t *parts)
+int kernel_recv_frames(void *s, zmq_msg_t *parts)
 {
-	int n = 0, more = 1;
+	zmq_msg_t extra;
+	int n = 0, more = 1, rc = -1;
 
 	while (more) {
-		zmq_msg_t *p = &parts[n < KERNEL_MAX_FRAMES ? n : 0];
-		if (n >= KERNEL_MAX_FRAMES)
-			zmq_msg_close(p);
+		/* Frames past the last slot are received and closed at once:
+		 * the message is read to its end, then dropped. */
+		zmq_msg_t *p = n < KERNEL_MAX_FRAMES ? &parts[n] : &extra;
 		zmq_msg_init(p);
 		if (zmq_msg_recv(p, s, n ? 0 : ZMQ_DONTWAIT) < 0) {
+			if (errno == EAGAIN && n == 0)
+				rc = 0;
 			zmq_msg_close(p);
-			if (n > KERNEL_MAX_FRAMES)
-				n = KERNEL_MAX_FRAMES;
-			for (int i = 1; i < n; i++)
-				zmq_msg_close(&parts[i]);
-			return errno == EAGAIN && n == 0 ? 0 : -1;
+			goto out;
 		}
 		more = zmq_msg_more(p);
+		if (p == &extra)
+			zmq_msg_close(p);
 		n++;
 	}
-	if (n > KERNEL_MAX_FRAMES) {
-		for (int i = 0; i < KERNEL_MAX_FRAMES; i++)
-			zmq_msg_close(&parts[i]);
-		return -1;
-	}
-	return n;
+	if (n <= KERNEL_MAX_FRAMES)
+		return n;
+out:
+	/* Every frame kept so far, the first one included. */
+	for (int i = 0; i < n && i < KERNEL_MAX_FRAMES; i++)
+		zmq_msg_close(&parts[i]);
+	return rc;
 }
 
-/* Handles one message; returns 1 when one was handled, 0 when the socket is
- * drained, -1 on error. */
-static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
+static void kernel_close_frames(zmq_msg_t *parts, int *n)
+{
+	for (int i = 0; i < *n; i++)
+		zmq_msg_close(&parts[i]);
+	*n = 0;
+}
+
+/* Handles one message; returns 1 when one was handled (its size in bytes
+ * added to *bytes), 0 when the socket is drained, -1 on error. */
+static int kernel_recv_one(struct kernel *k, enum kernel_chan ch, size_t *bytes)
 {
 	zmq_msg_t parts[KERNEL_MAX_FRAMES];
 	struct wire_buf bufs[KERNEL_MAX_FRAMES];
@@ -933,18 +1038,21 @@ static int kernel_recv_one(struct kernel *k, enum kernel_chan ch)
 	for (int i = 0; i < n; i++) {
 		bufs[i].data = zmq_msg_data(&parts[i]);
 		bufs[i].len = zmq_msg_size(&parts[i]);
+		*bytes += bufs[i].len;
 	}
-	d = wire_decode(k->key, strlen(k->key), bufs, (size_t)n, &m);
-	for (int i = 0; i < n; i++)
-		zmq_msg_close(&parts[i]);
-	if (d < 0) {
+	d = wire_decode_lazy(k->key, strlen(k->key), bufs, (size_t)n, &m);
+	/* A stream message borrows its content from the frames; any other
+	 * is parsed and lets them go before it is handled. */
+	if (d < 0 || !m.raw_content.len)
+		kernel_close_frames(parts, &n);
+	if (d < 0)
 		log_warnx("kernel %.8s: dropped a %s message (%s)", k->id,
 			  chan_name[ch],
 			  d == -EPERM ? "bad signature" : "malformed");
-		return 1;
-	}
-	kernel_dispatch(k, ch, &m);
+	else
+		kernel_dispatch(k, ch, &m);
 	wire_msg_cleanup(&m);
+	kernel_close_frames(parts, &n);
 	return 1;
 }
 
@@ -952,27 +1060,220 @@ static void kernel_on_sock(void *arg, short revents)
 {
 	struct kernel_sockref *ref = arg;
 	struct kernel *k = ref->k;
+	bool iopub = ref->ch == KERNEL_IOPUB;
+	size_t got = 0;
 
 	(void)revents;
+	/* iopub taken ahead of the HTTP side: this turn is theirs. The loop
+	 * checks the socket again next turn, at once. */
+	if (iopub && k->iopub_owed >= KERNEL_TURN_BYTES) {
+		k->iopub_owed -= KERNEL_TURN_BYTES;
+		return;
+	}
+	if (iopub)
+		got = k->iopub_owed;
 	/* A callback may stop the kernel and close its sockets: re-check. */
 	for (int i = 0; i < KERNEL_BATCH && k->sock[ref->ch]; i++) {
-		if (kernel_recv_one(k, ref->ch) <= 0)
+		if (kernel_recv_one(k, ref->ch, &got) <= 0)
+			break;
+		if (iopub && got >= KERNEL_TURN_BYTES)
 			break;
 	}
+	if (iopub)
+		k->iopub_owed =
+		    got > KERNEL_TURN_BYTES ? got - KERNEL_TURN_BYTES : 0;
+}
+
+/* Hands the owner a message made here (type, content stolen) as if the
+ * kernel had sent it on ch for the last execute_request. */
+static void kernel_fake(struct kernel *k, enum kernel_chan ch, const char *type,
+			json_t *content)
+{
+	struct wire_msg m = {0};
+
+	m.header = json_pack("{ss}", "msg_type", type);
+	m.parent_header = json_pack("{ss}", "msg_id", k->req.id);
+	m.content = content;
+	m.msg_type = type;
+	m.msg_id = "";
+	m.parent_msg_id = k->req.id;
+	if (m.header && m.parent_header && m.content && k->ops->on_msg)
+		k->ops->on_msg(k->arg, k, ch, &m);
+	wire_msg_cleanup(&m);
+}
+
+/* Tells the owner what a broken channel lost, when it mattered to the last
+ * execute_request: on iopub a notice in its stream (its idle status, which
+ * may be lost too, is settled by kernel_rejoin); on shell its reply, as an
+ * error. */
+static void kernel_report_cut(struct kernel *k, enum kernel_chan ch)
+{
+	char text[256];
+
+	snprintf(text, sizeof(text),
+		 "a message from the kernel was larger than the daemon takes "
+		 "(--max-kernel-message, %zu bytes)",
+		 k->env.max_msg);
+	if (ch == KERNEL_IOPUB && !k->req.idle) {
+		char line[sizeof(text) + 128];
+		snprintf(line, sizeof(line),
+			 "[e2b-ci: output cut: %s; it and the output right "
+			 "after it are lost]\n",
+			 text);
+		kernel_fake(
+		    k, ch, "stream",
+		    json_pack("{ssss}", "name", "stderr", "text", line));
+	} else if (ch == KERNEL_SHELL && !k->req.replied) {
+		kernel_fake(k, ch, "execute_reply",
+			    json_pack("{sssssss[]}", "status", "error", "ename",
+				      "KernelMessageTooLarge", "evalue", text,
+				      "traceback"));
+	}
+}
+
+/* Whether the process has exited (a zombie not yet reaped). */
+static bool kernel_gone(const struct kernel *k)
+{
+	siginfo_t si = {0};
+
+	return k->exited || (waitid(P_PID, (id_t)k->pid, &si,
+				    WEXITED | WNOHANG | WNOWAIT) == 0 &&
+			     si.si_pid == k->pid);
+}
+
+/*
+ * iopub connects again after a cut, and a SUB socket misses what is
+ * published before its subscription arrives; the cell's idle status may
+ * have gone that way. kernel_info_request goes out until iopub delivers
+ * anything (so it is live again), then the answer to one of them tells that
+ * the cell is over: a kernel handles shell requests in order, so the
+ * probe's status comes after the cell's idle. When that idle did not come,
+ * it is made up for, and the cell ends. Until then the cell cannot end, so
+ * the next one cannot start on a channel still deaf.
+ */
+static void kernel_rejoin_tick(void *arg, short revents)
+{
+	struct kernel *k = arg;
+	json_t *c;
+
+	(void)revents;
+	if (!k->rejoin || k->rejoin_live || k->state != KERNEL_READY)
+		return;
+	c = json_object();
+	kernel_send(k, KERNEL_SHELL, "kernel_info_request", c, NULL);
+	json_decref(c);
+	loop_timer_arm(k->env.loop, &k->hs_timer, KERNEL_HANDSHAKE_EARLY_MS,
+		       kernel_rejoin_tick, k);
+}
+
+/* An iopub message while rejoining (see kernel_rejoin_tick). */
+static void kernel_rejoin(struct kernel *k, const struct wire_msg *m)
+{
+	const char *type =
+	    json_string_value(json_object_get(m->parent_header, "msg_type"));
+
+	k->rejoin_live = true;
+	if (!type || strcmp(type, "kernel_info_request") != 0)
+		return;
+	k->rejoin = false;
+	if (!k->req.idle)
+		kernel_fake(k, KERNEL_IOPUB, "status",
+			    json_pack("{ss}", "execution_state", "idle"));
+}
+
+/*
+ * Channel ch lost its connection KERNEL_CUT_GRACE_MS ago and the kernel
+ * still runs: a message part over max_msg. libzmq refuses to take such a
+ * part and drops the connection (and, after this protocol error, never
+ * connects again by itself); what was queued behind it in the kernel, and
+ * what the kernel sent since, is gone. The messages that arrived before the
+ * break are handled first, then the owner hears what was lost, then the
+ * channel connects again. Until then nothing can arrive on it, so no idle
+ * or reply can end the cell before the owner heard of the cut.
+ */
+static void kernel_cut(void *arg, short revents)
+{
+	struct kernel_sockref *ref = arg;
+	struct kernel *k = ref->k;
+	enum kernel_chan ch = ref->ch;
+	size_t ignored = 0;
+	char ep[600];
+
+	(void)revents;
+	if (k->state != KERNEL_READY || kernel_gone(k))
+		return;
+	while (k->sock[ch] && kernel_recv_one(k, ch, &ignored) > 0)
+		;
+	log_warnx("kernel %.8s: %s connection dropped (a message over %zu "
+		  "bytes?); connecting again",
+		  k->id, chan_name[ch], k->env.max_msg);
+	if (k->state == KERNEL_READY)
+		kernel_report_cut(k, ch);
+	if (!k->sock[ch])
+		return;
+	kernel_endpoint(k, k->port[ch], ep, sizeof(ep));
+	zmq_disconnect(k->sock[ch], ep);
+	if (zmq_connect(k->sock[ch], ep) < 0)
+		log_warnx("kernel %.8s: cannot connect %s again: %s", k->id,
+			  chan_name[ch], zmq_strerror(errno));
+	loop_zmq_used(k->sockw[ch]);
+	if (ch == KERNEL_IOPUB && !k->req.idle) {
+		k->rejoin = true;
+		k->rejoin_live = false;
+		kernel_rejoin_tick(k, 0);
+	}
+}
+
+/* Events of a channel's monitor: two frames, the event (u16 id, u32
+ * value) and the endpoint. A broken connection of a ready kernel becomes
+ * a cut unless the kernel turns out to be exiting. */
+static void kernel_on_monitor(void *arg, short revents)
+{
+	struct kernel_sockref *ref = arg;
+	struct kernel *k = ref->k;
+	void *mon = k->mon[ref->ch];
+	zmq_msg_t ev, ep;
+	uint16_t id;
+
+	(void)revents;
+	for (;;) {
+		zmq_msg_init(&ev);
+		zmq_msg_init(&ep);
+		if (zmq_msg_recv(&ev, mon, ZMQ_DONTWAIT) < 0 ||
+		    zmq_msg_recv(&ep, mon, 0) < 0)
+			break;
+		id = 0;
+		if (zmq_msg_size(&ev) >= sizeof(id))
+			memcpy(&id, zmq_msg_data(&ev), sizeof(id));
+		if (id == ZMQ_EVENT_DISCONNECTED && k->state == KERNEL_READY)
+			loop_timer_arm(k->env.loop, &k->cut_timer[ref->ch],
+				       KERNEL_CUT_GRACE_MS, kernel_cut, ref);
+		zmq_msg_close(&ev);
+		zmq_msg_close(&ep);
+	}
+	zmq_msg_close(&ev);
+	zmq_msg_close(&ep);
 }
 
 int kernel_send(struct kernel *k, enum kernel_chan ch, const char *msg_type,
 		json_t *content, char *msg_id_out)
 {
 	struct wire_out out;
+	char id[37];
 	json_t *hdr;
 	int rc;
 
 	if (!k->sock[ch] || ch == KERNEL_IOPUB)
 		return -ENOTCONN;
-	hdr = wire_header_new(msg_type, k->session, msg_id_out);
+	hdr = wire_header_new(msg_type, k->session, id);
 	if (!hdr)
 		return -ENOMEM;
+	if (msg_id_out)
+		memcpy(msg_id_out, id, sizeof(id));
+	if (strcmp(msg_type, "execute_request") == 0) {
+		memcpy(k->req.id, id, sizeof(id));
+		k->req.replied = k->req.idle = false;
+	}
 	rc =
 	    wire_encode(k->key, strlen(k->key), hdr, NULL, NULL, content, &out);
 	json_decref(hdr);

@@ -17,6 +17,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <sys/types.h>
+#include <zmq.h>
 
 #include "loop.h"
 
@@ -39,7 +40,15 @@ enum kernel_state {
 struct kernel_ops {
 	/* The handshake succeeded. */
 	void (*on_ready)(void *arg, struct kernel *k);
-	/* A verified message that is not part of the handshake (borrowed). */
+	/* A verified message that is not part of the handshake (borrowed).
+	 * Output messages (stream, execute_result, display_data,
+	 * update_display_data) come with their content unparsed (content
+	 * NULL, raw_content set: wire_decode_lazy); wire_msg_parse_content
+	 * parses it.
+	 * After a message part over max_msg was refused, what it cost the
+	 * last execute_request comes this way too, made up: a stderr stream
+	 * notice and the idle status on iopub, or an error execute_reply
+	 * (KernelMessageTooLarge) on shell. */
 	void (*on_msg)(void *arg, struct kernel *k, enum kernel_chan ch,
 		       struct wire_msg *m);
 	/* The process exited (status as from waitpid) or the handshake timed
@@ -54,6 +63,7 @@ struct kernel_env {
 	struct loop *loop;
 	long start_timeout_ms;
 	const struct kres *kres; /* limits and user for kernels; may be NULL */
+	size_t max_msg; /* largest frame taken from a kernel; 0: no limit */
 };
 
 /* Spawns a kernel for spec in cwd. Borrowed args; spec must outlive k.
@@ -99,6 +109,18 @@ void kernel_free(struct kernel *k);
  * pid files name). Returns 0, or -1 when the dir is locked by another live
  * daemon (nothing is touched then) or cannot be opened. */
 int kernel_sweep(const struct kernel_env *env);
+
+/* The most frames of one message kept by kernel_recv_frames (identities,
+ * delimiter, signature, four parts, buffers). */
+#define KERNEL_MAX_FRAMES 64
+
+/* Receives one multipart message from socket s into parts (at most
+ * KERNEL_MAX_FRAMES frames are kept; a longer message is read to its end
+ * and dropped). Returns the frame count (the caller closes parts[0..n-1]),
+ * 0 when nothing is waiting, or -1 on a failed receive or an overlong
+ * message, with every frame received so far closed. Exposed for its unit
+ * test; the receive path of kernel_ uses it. */
+int kernel_recv_frames(void *s, zmq_msg_t *parts);
 
 /* Kernels started and not yet freed. Each holds open ZeroMQ sockets, which
  * make zmq_ctx_term() wait forever. */

@@ -286,8 +286,12 @@ static int main_setup(struct server *s, int *sigfd)
 	/* A kernel user must be able to reach its own dir inside. */
 	if (s->kres.as_user && chmod(s->runtime_dir, 0711) < 0)
 		log_warn("chmod %s", s->runtime_dir);
-	s->kenv = (struct kernel_env){s->runtime_dir, s->zmq, s->loop,
-				      s->cfg.kernel_start_timeout_ms, &s->kres};
+	s->kenv = (struct kernel_env){
+	    s->runtime_dir, s->zmq,
+	    s->loop,	    s->cfg.kernel_start_timeout_ms,
+	    &s->kres,	    (size_t)s->cfg.max_kernel_message};
+	s->backlog = (struct exec_budget){(size_t)s->cfg.max_backlog,
+					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
 	kernel_sweep(&s->kenv);
 	signal(SIGPIPE, SIG_IGN);

@@ -24,7 +24,8 @@
  *   ctx_      contexts: registry, kernel life (pool, restart, death)
  *   run_      a context's execution pipeline: queue, env helper cells,
  *             the request, restore, interrupts
- *   exec_     one execution: kernel messages -> NDJSON stream, keepalives
+ *   exec_     one execution: kernel messages -> NDJSON stream, keepalives,
+ *             the output budget (per execution and over all of them)
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
  *   pool_     warm spare kernels per language, handed out once
  *   grave_    kernels on their way out, freed once reaped
@@ -33,10 +34,13 @@
  *             rlimits, kernel user, OOM verdict, killing all a kernel
  *             started, the sweep after a crashed daemon
  *   kernel_   one kernel process: spawn, connection and pid files,
- *             sockets, handshake, interrupt, stop; the runtime dir sweep
+ *             sockets, handshake, interrupt, stop; the runtime dir sweep;
+ *             what it may make the daemon receive (message size, iopub
+ *             queue and pace, cuts)
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
  *   flatj_    fast parse and dump of flat string-valued JSON objects
- *             (stream content, headers); declines the rest to jansson
+ *             (stream content, headers), their members found in place;
+ *             declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
  *   kspec_    kernelspec discovery and kernel.json parsing
@@ -51,6 +55,7 @@
 #include <stddef.h>
 
 #include "cfg.h"
+#include "exec.h"
 #include "kernel.h"
 #include "kres.h"
 #include "loop.h"
@@ -84,6 +89,7 @@ struct server {
 	struct spec_entry *specs;
 	struct grave *graves; /* kernels on their way out (grave.c) */
 	struct pool *pool;
+	struct exec_budget backlog; /* unread output of all executions */
 
 	char **default_languages; /* NULL-terminated, normalized */
 	bool ready; /* start-up over: every default context answered or

@@ -291,11 +291,23 @@ static int find_delim(const struct wire_buf *frames, size_t nframes, size_t *at)
 	return -EBADMSG;
 }
 
-int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
-		size_t nframes, struct wire_msg *out)
+/* The message types whose content wire_decode_lazy leaves unparsed. */
+static bool is_output(const char *type)
 {
-	json_t **dst[4] = {&out->header, &out->parent_header, &out->metadata,
-			   &out->content};
+	static const char *const types[] = {
+	    "stream", "execute_result", "display_data", "update_display_data"};
+
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if (strcmp(type, types[i]) == 0)
+			return true;
+	return false;
+}
+
+/* wire_decode; lazy leaves an output message's content unparsed. */
+static int decode(const void *key, size_t keylen, const struct wire_buf *frames,
+		  size_t nframes, bool lazy, struct wire_msg *out)
+{
+	json_t **dst[3] = {&out->header, &out->parent_header, &out->metadata};
 	const struct wire_buf *sig, *parts;
 	size_t d;
 	int rc, i;
@@ -313,7 +325,7 @@ int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
 	rc = -EPERM;
 	if (wire_verify(key, keylen, parts, 4, sig->data, sig->len) < 0)
 		goto out;
-	for (i = 0; i < 4; i++) {
+	for (i = 0; i < 3; i++) {
 		rc = parse_part(&parts[i], dst[i]);
 		if (rc < 0)
 			goto out;
@@ -325,10 +337,36 @@ int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
 		out->msg_type = "";
 	if (!out->msg_id)
 		out->msg_id = "";
-	rc = 0;
+	out->raw_content = parts[3];
+	rc = lazy && is_output(out->msg_type) ? 0 : wire_msg_parse_content(out);
 out:
 	if (rc < 0)
 		wire_msg_cleanup(out);
+	return rc;
+}
+
+int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
+		size_t nframes, struct wire_msg *out)
+{
+	return decode(key, keylen, frames, nframes, false, out);
+}
+
+int wire_decode_lazy(const void *key, size_t keylen,
+		     const struct wire_buf *frames, size_t nframes,
+		     struct wire_msg *out)
+{
+	return decode(key, keylen, frames, nframes, true, out);
+}
+
+int wire_msg_parse_content(struct wire_msg *m)
+{
+	int rc;
+
+	if (m->content)
+		return 0;
+	rc = parse_part(&m->raw_content, &m->content);
+	if (rc == 0)
+		m->raw_content = (struct wire_buf){NULL, 0};
 	return rc;
 }
 

@@ -44,6 +44,9 @@ struct wire_msg {
 	const char *msg_id;   /* borrowed from header; "" when absent */
 	const char
 	    *parent_msg_id; /* borrowed from parent_header; NULL when absent */
+	/* wire_decode_lazy: an output message's content, not parsed (content
+	 * is then NULL); borrowed from the frames. len 0 otherwise. */
+	struct wire_buf raw_content;
 };
 
 /* HMAC-SHA256 of the concatenation of n parts, as 64 lowercase hex digits
@@ -79,6 +82,21 @@ void wire_out_cleanup(struct wire_out *out);
 int wire_decode(const void *key, size_t keylen, const struct wire_buf *frames,
 		size_t nframes, struct wire_msg *out);
 void wire_msg_cleanup(struct wire_msg *m);
+
+/* wire_decode, except that the content of an output message (stream,
+ * execute_result, display_data, update_display_data) is checked by the
+ * signature only, not parsed: it stays in raw_content, borrowed from frames
+ * (so valid as long as they are). Its reader can then weigh it before
+ * paying for a parse (a large part costs jansson about three times its
+ * size), and a stream's text goes into its line without a parsed copy in
+ * between (enc_stream_raw). */
+int wire_decode_lazy(const void *key, size_t keylen,
+		     const struct wire_buf *frames, size_t nframes,
+		     struct wire_msg *out);
+
+/* Parses m->raw_content into m->content (when not done yet). Returns 0,
+ * -EBADMSG (not a JSON object) or -ENOMEM. */
+int wire_msg_parse_content(struct wire_msg *m);
 
 /* Copies src (len bytes) replacing every invalid UTF-8 sequence by U+FFFD
  * (EF BF BD). Returns a malloc'd buffer (NUL-terminated, length in *outlen)

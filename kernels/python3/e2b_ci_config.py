@@ -66,3 +66,39 @@ def _register_package():
 
 # The rich outputs (e2b/data, e2b/chart, application/json, PIL images).
 c.IPKernelApp.extensions.append(_register_package())
+
+
+# --- Stream output in bounded pieces (e2b_ci_stream.py) ----------------------
+# stdout/stderr go out as messages of at most 512 KiB of text each, and the
+# iopub socket queues in the kernel instead of dropping (see the module).
+def _load_stream_module():
+    """Imports e2b_ci_stream.py from this directory the way _register_package
+    imports the extension: importable by name for traitlets, no sys.path
+    entry, no __pycache__."""
+    import importlib.machinery as machinery
+    import importlib.util
+    import os
+    import sys
+
+    name = "e2b_ci_stream"
+    if name in sys.modules:
+        return sys.modules[name]
+
+    class Loader(machinery.SourceFileLoader):
+        def set_data(self, *args, **kwargs):
+            pass  # no bytecode cache
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name + ".py")
+    spec = importlib.util.spec_from_file_location(name, path,
+                                                  loader=Loader(name, path))
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+_load_stream_module().install(c)

@@ -73,6 +73,10 @@ static void fk_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 		f->got_reply = true;
 		f->ok = st && strcmp(st, "ok") == 0;
 	} else if (ch == KERNEL_IOPUB) {
+		/* Output arrives unparsed (wire_decode_lazy): the floor parses
+		 * every message, as a plain Jupyter client does. */
+		if (wire_msg_parse_content(m) < 0)
+			return;
 		if (strcmp(m->msg_type, "status") == 0) {
 			const char *st = json_string_value(
 			    json_object_get(m->content, "execution_state"));
@@ -161,7 +165,7 @@ void floor_init(void)
 	if (!g_spec)
 		die("no python kernelspec found");
 	g_kenv = (struct kernel_env){strdup(rt), g_zmq, g_loop,
-				     START_TIMEOUT_MS, NULL};
+				     START_TIMEOUT_MS, NULL, 0};
 }
 
 void floor_cleanup(void)

@@ -16,16 +16,23 @@ once, before the first one:
            end_of_execution, the others must complete; every context
            answers 1+1 afterwards, each kill is counted as a crash
   soak     many small executions (1+1 / print) over keep-alive connections
+  bigprint one print of 300 MB (40 MB with --quick) read as it arrives
+           (a blocking socket, like curl): every byte must arrive
+  lateread a print of 300 MB (80 MB with --quick) with a client that reads
+           nothing until the cell is over: the first --max-backlog bytes,
+           one truncation notice, end_of_execution
 
 Each row: requests, errors (any failed check of a request), streams ended
 properly (end_of_execution last, exactly once), lost (requests that got no
-answer at all), p50/p99 latency (to the last byte), and the daemon's RSS,
-open fds and kernel children before and after. "After" is taken once the
+answer at all), p50/p99 latency (to the last byte), the daemon's peak RSS during the
+row (VmHWM, reset when the row starts), and its RSS, open fds and kernel
+children before and after. "After" is taken once the
 daemon settled (nothing in flight, every kernel idle or warm, the kernel
 count back) and 2.6 s without HTTP traffic (the daemon trims its heap 2 s
 after traffic stops). A row fails when a request failed or was lost, a
-scenario check failed, the fds or kernel count differ, or RSS grew by more
-than --rss-slack-mib.
+scenario check failed, the fds or kernel count differ, RSS grew by more
+than --rss-slack-mib, or the peak passed the daemon's output budget
+(--max-backlog-total: 96 MiB, 64 MiB with --quick) plus 32 MiB.
 
 Every network wait has a deadline and every scenario a time budget; the
 run stops by itself. Exit status 0 when every row passed and the daemon
@@ -61,6 +68,7 @@ FULL = dict(
     abort_clients=300, abort_good=100, abort_spread_s=4.0,
     kill_per_ctx=3, kill_rounds=2, kill_count=8,
     soak_total=10000, soak_contexts=4, soak_conns=8, soak_budget_s=170,
+    print_mb=300, late_mb=300, backlog_mib=64, backlog_total_mib=96,
 )
 QUICK = dict(
     contexts=4,
@@ -69,8 +77,15 @@ QUICK = dict(
     abort_clients=40, abort_good=12, abort_spread_s=1.5,
     kill_per_ctx=2, kill_rounds=1, kill_count=2,
     soak_total=600, soak_contexts=2, soak_conns=4, soak_budget_s=40,
+    # bigprint smaller than the backlog: on a busy machine even a blocking
+    # reader can fall behind for a moment, and make test must not flake.
+    print_mb=40, late_mb=80, backlog_mib=48, backlog_total_mib=64,
 )
-SCENARIOS = ("health", "execute", "abort", "sigkill", "soak")
+SCENARIOS = ("health", "execute", "abort", "sigkill", "soak", "bigprint",
+             "lateread")
+# What the daemon may hold beyond its output budget (backlog_total_mib, set
+# explicitly): no row's peak RSS may pass their sum.
+PEAK_SLACK_MIB = 32
 # How an aborting client goes away: right after connecting, mid-headers,
 # mid-body, after sending the request without reading, after the response
 # head, after a few stream lines (FIN), the same with RST.
@@ -221,13 +236,19 @@ async def read_stream(conn, hdrs, res, deadline, on_line=None, stop_after=None):
     """Reads NDJSON lines of an /execute answer into res; each line checked
     by the harness. on_line(obj) is called per line; stop_after lines read
     returns early (for aborting clients). Returns True at the end of body."""
-    buf = b""
+    parts = []  # the pieces of the line being read (a line may be MBs)
     async for piece in conn.chunks(hdrs, deadline):
-        buf += piece
-        while b"\n" in buf:
-            raw, buf = buf.split(b"\n", 1)
+        while True:
+            nl = piece.find(b"\n")
+            if nl < 0:
+                if piece:
+                    parts.append(piece)
+                break
+            parts.append(piece[:nl + 1])
+            piece = piece[nl + 1:]
+            raw, parts = b"".join(parts), []
             try:
-                obj = harness.parse_line(raw + b"\n")
+                obj = harness.parse_line(raw)
             except (AssertionError, ValueError) as e:
                 res.fail(f"bad NDJSON line: {e}")
                 continue
@@ -236,8 +257,8 @@ async def read_stream(conn, hdrs, res, deadline, on_line=None, stop_after=None):
                 on_line(obj)
             if stop_after is not None and len(res.lines) >= stop_after:
                 return False
-    if buf:
-        res.fail(f"unterminated last line {buf[:200]!r}")
+    if parts:
+        res.fail(f"unterminated last line {b''.join(parts)[:200]!r}")
     return True
 
 
@@ -285,6 +306,48 @@ async def execute(host, port, code, ctx_id=None, timeout=60, conn=None,
     if conn is not None:
         conn.close()
     return res, None
+
+
+def read_rest(s):
+    """Everything a blocking socket delivers until EOF."""
+    buf = bytearray()
+    while True:
+        data = s.recv(1 << 20)
+        if not data:
+            return bytes(buf)
+        buf += data
+
+
+def read_raw(host, port, request, timeout):
+    """Sends request and reads the answer to EOF on a blocking socket."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(request)
+        return read_rest(s)
+
+
+def parse_raw(raw, res):
+    """An /execute answer read whole: status, chunked body, every line."""
+    head, sep, rest = raw.partition(b"\r\n\r\n")
+    if not sep or not head.startswith(b"HTTP/1.1 "):
+        raise BadAnswer(f"bad answer head {head[:100]!r}")
+    res.status = int(head.split()[1])
+    if res.status != 200:
+        res.fail(f"/execute answered {res.status}")
+        return
+    res.stream = True
+    body, i = [], 0
+    while True:
+        eol = rest.index(b"\r\n", i)
+        size = int(rest[i:eol].split(b";")[0], 16)
+        if size == 0:
+            break
+        body.append(rest[eol + 2:eol + 2 + size])
+        i = eol + 2 + size + 2
+    for line in b"".join(body).split(b"\n")[:-1]:
+        res.lines.append(harness.parse_line(line + b"\n"))
+    res.ended = ended_properly(res.lines)
+    if not res.ended:
+        res.fail("stream did not end with end_of_execution")
 
 
 async def simple(host, port, method, path, body=None, timeout=30):
@@ -425,6 +488,12 @@ def new_sockets(before, after):
     return found
 
 
+def reset_peak(d):
+    """Resets the daemon's VmHWM to its RSS now (clear_refs 5)."""
+    with open(f"/proc/{d.proc.pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
 def rss_kib(d):
     with open(f"/proc/{d.proc.pid}/status") as f:
         for line in f:
@@ -510,6 +579,7 @@ class Run:
                "failures": [], "before": before}
         if prob:
             row["checks"].append(f"before: {prob}")
+        reset_peak(self.d)
         t0 = time.monotonic()
         try:
             await asyncio.wait_for(fn(row), self.args.budget_s)
@@ -528,6 +598,11 @@ class Run:
             if prob:
                 row["checks"].append(f"after: {prob}")
         row["after"] = after
+        bound = (self.p["backlog_total_mib"] + PEAK_SLACK_MIB) * 1024
+        if after.get("hwm_kib", 0) > bound:
+            row["checks"].append(
+                f"peak RSS {after['hwm_kib']} KiB over the output budget "
+                f"plus {PEAK_SLACK_MIB} MiB ({bound} KiB)")
         slack = self.args.rss_slack_mib * 1024
         if after["rss_kib"] > before["rss_kib"] + slack:
             row["checks"].append(
@@ -565,6 +640,7 @@ class Run:
               f"{row['requests']} requests, {row['errors']} errors, "
               f"{row['ended']}/{row['streams']} ended, {row['lost']} lost, "
               f"p50 {row['p50_ms']} ms, p99 {row['p99_ms']} ms, "
+              f"peak RSS {after.get('hwm_kib')} KiB, "
               f"RSS {before['rss_kib']} -> {after['rss_kib']} KiB, "
               f"fds {before['fds']} -> {after['fds']}, "
               f"kernels {before['kernels']} -> {after['kernels']}", flush=True)
@@ -886,6 +962,80 @@ class Run:
                          "reconnects": reconnects[0],
                          "rss_kib_samples": samples}
 
+    @staticmethod
+    def print_code(mb):
+        return f'print("y" * {mb * 1_000_000})\n"done"'
+
+    def check_print(self, res, whole):
+        """A big print's stream: all of it, or the start and one notice."""
+        if res.error or not res.stream:
+            return
+        mb = self.p["print_mb" if whole else "late_mb"]
+        n, want = len(stdout_of(res.lines)), mb * 1_000_000 + 1
+        notes = "".join(l["text"] for l in res.lines if l["type"] == "stderr")
+        if main_text_of(res.lines) != "done":
+            res.fail(f"main result {main_text_of(res.lines)!r} != 'done'")
+        elif whole and (n != want or notes):
+            res.fail(f"got {n} of {want} stdout bytes; stderr {notes[:200]!r}")
+        elif not whole and (notes.count("output truncated") != 1 or
+                            not 0 < n <= (self.p["backlog_mib"] + 16) * MiB):
+            res.fail(f"late reader: {n} stdout bytes, stderr {notes[:200]!r}")
+
+    async def bigprint(self, row):
+        """The client reads as fast as a blocking socket can (in a thread),
+        and checks the stream afterwards."""
+        res = Result()
+        body = json.dumps({"code": self.print_code(self.p["print_mb"]),
+                           "context_id": self.ctxs[0]}).encode()
+        t0 = time.monotonic()
+        try:
+            raw = await asyncio.to_thread(
+                read_raw, self.host, self.port,
+                Conn.request_bytes("POST", "/execute", body),
+                self.args.budget_s)
+            res.answered = True
+            parse_raw(raw, res)
+            res.latency = time.monotonic() - t0
+        except (OSError, BadAnswer, ValueError) as e:
+            res.fail(repr(e))
+        self.check_print(res, True)
+        self.account(row, res)
+        row["detail"] = {"stdout_bytes": len(stdout_of(res.lines))}
+
+    async def lateread(self, row):
+        """Sends the request on a socket with a small receive buffer, reads
+        nothing until /metrics shows the cell over, then reads the stream."""
+        res = Result()
+        body = json.dumps({"code": self.print_code(self.p["late_mb"]),
+                           "context_id": self.ctxs[0]}).encode()
+        t0 = time.monotonic()
+        deadline = t0 + self.args.budget_s
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            s.settimeout(self.args.budget_s)
+            m0 = await metrics(self.host, self.port)
+            s.connect((self.host, self.port))
+            s.sendall(Conn.request_bytes("POST", "/execute", body))
+            done = m0.get("e2bci_executions_total", 0) + 1
+            while time.monotonic() < deadline:
+                m = await metrics(self.host, self.port)
+                if m.get("e2bci_executions_total", 0) >= done and \
+                        m.get("e2bci_executions_in_flight", 0) == 0:
+                    break
+                await asyncio.sleep(0.2)
+            raw = await asyncio.to_thread(read_rest, s)
+            res.answered = True
+            parse_raw(raw, res)
+            res.latency = time.monotonic() - t0
+        except (OSError, BadAnswer, ValueError) as e:
+            res.fail(repr(e))
+        finally:
+            s.close()
+        self.check_print(res, False)
+        self.account(row, res)
+        row["detail"] = {"stdout_bytes": len(stdout_of(res.lines))}
+
     # -- the whole run
 
     async def setup(self):
@@ -898,7 +1048,9 @@ class Run:
             name="loadtest daemon",
             args=["--log-level", args.log_level,
                   "--interrupt-timeout-ms", "3000",
-                  "--keepalive-ms", "1000"])
+                  "--keepalive-ms", "1000",
+                  "--max-backlog", f"{self.p['backlog_mib']}M",
+                  "--max-backlog-total", f"{self.p['backlog_total_mib']}M"])
         self.port = self.d.port
         print(f"daemon {args.bin} on 127.0.0.1:{self.port}, log {self.d.log_path}",
               flush=True)
@@ -927,7 +1079,8 @@ class Run:
     async def run(self):
         await self.setup()
         funcs = {"health": self.health, "execute": self.execute_load,
-                 "abort": self.abort, "sigkill": self.sigkill, "soak": self.soak}
+                 "abort": self.abort, "sigkill": self.sigkill, "soak": self.soak,
+                 "bigprint": self.bigprint, "lateread": self.lateread}
         names = {"health": f"{self.p['health_conc']} concurrent GET /health "
                            f"x {self.p['health_rounds']}",
                  "execute": f"{self.p['exec_conc']} concurrent streams, "
@@ -939,7 +1092,11 @@ class Run:
                             f"kernels x {self.p['kill_rounds']}",
                  "soak": f"soak: {self.p['soak_total']} executions, "
                          f"{self.p['soak_conns']} keep-alive conns, "
-                         f"{self.p['soak_contexts']} contexts"}
+                         f"{self.p['soak_contexts']} contexts",
+                 "bigprint": f"print of {self.p['print_mb']} MB, client "
+                             f"reading as it arrives",
+                 "lateread": f"print of {self.p['late_mb']} MB, client "
+                             f"reading after the cell ended"}
         for s in self.args.only:
             if self.d.running():
                 await self.scenario(names[s], funcs[s])
@@ -978,9 +1135,9 @@ def mib(kib):
 
 def table(rows):
     out = ["| scenario | requests | errors | streams ended properly | lost | "
-           "p50 ms | p99 ms | RSS MiB before → after | fds before → after | "
-           "kernels before → after | result |",
-           "|---|---|---|---|---|---|---|---|---|---|---|"]
+           "p50 ms | p99 ms | peak RSS MiB | RSS MiB before → after | "
+           "fds before → after | kernels before → after | result |",
+           "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         b, a = r["before"], r["after"]
         streams = f"{r['ended']}/{r['streams']}" if r["streams"] else "-"
@@ -988,6 +1145,7 @@ def table(rows):
             f"| {r['scenario']} | {r['requests']} | {r['errors']} | {streams} | "
             f"{r['lost']} | {r['p50_ms'] if r['p50_ms'] is not None else '-'} | "
             f"{r['p99_ms'] if r['p99_ms'] is not None else '-'} | "
+            f"{mib(a.get('hwm_kib') or 0)} | "
             f"{mib(b['rss_kib'])} → {mib(a['rss_kib'])} | {b['fds']} → {a['fds']} | "
             f"{b['kernels']} → {a['kernels']} | {'pass' if r['ok'] else 'FAIL'} |")
     return "\n".join(out)
@@ -1042,8 +1200,11 @@ def main():
     md = table(run.rows)
     if run.rows:
         first, last = run.rows[0]["before"], run.rows[-1]["after"]
+        top = max(r["after"].get("hwm_kib") or 0 for r in run.rows)
         md += (f"\n\nWhole run: daemon RSS {mib(first['rss_kib'])} → "
-               f"{mib(last['rss_kib'])} MiB (peak {mib(last['hwm_kib'])} MiB), "
+               f"{mib(last['rss_kib'])} MiB (peak {mib(top)} MiB; "
+               f"--max-backlog {prof['backlog_mib']} MiB, --max-backlog-total "
+               f"{prof['backlog_total_mib']} MiB), "
                f"open fds {first['fds']} → {last['fds']}, kernels "
                f"{first['kernels']} → {last['kernels']}.")
         notes = [f"- {r['scenario']}: {msg}" for r in run.rows if not r["ok"]

@@ -39,6 +39,8 @@ static const char *const names[][2] = {
     {"header-timeout-ms", "E2B_CI_HEADER_TIMEOUT_MS"},
     {"stop-timeout-ms", "E2B_CI_STOP_TIMEOUT_MS"},
     {"max-backlog", "E2B_CI_MAX_BACKLOG"},
+    {"max-backlog-total", "E2B_CI_MAX_BACKLOG_TOTAL"},
+    {"max-kernel-message", "E2B_CI_MAX_KERNEL_MESSAGE"},
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 

@@ -14,6 +14,7 @@
 #include <string.h>
 
 static struct loop *tl;
+static struct exec_budget budget = {1 << 20, 1 << 20, 0};
 
 /* Feeds one message: msg_type plus a content object given as JSON. */
 static enum exec_step feed(struct exec *e, bool shell, const char *type,
@@ -36,7 +37,7 @@ static enum exec_step feed(struct exec *e, bool shell, const char *type,
 
 static struct exec *running(void)
 {
-	struct exec *e = exec_new(tl, "x", 1, NULL, NULL, 60000, 1 << 20);
+	struct exec *e = exec_new(tl, "x", 1, NULL, NULL, 60000, &budget);
 
 	if (e) {
 		e->state = EXEC_RUNNING;
