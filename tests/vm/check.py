@@ -32,12 +32,12 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 MEM_MAX = 300 << 20          # E2B_CI_KERNEL_MEMORY_MAX in finalize.sh
+TASKS_MAX = 128              # E2B_CI_KERNEL_TASKS_MAX in finalize.sh
 
 RESULTS = []
 
@@ -373,6 +373,58 @@ def check_oom(vm):
             "unchanged, /health 200, the context answers again")
 
 
+def new_context(vm, language="python"):
+    status, text = vm.request("POST", "/contexts", {"language": language},
+                              timeout=600)
+    assert status == 200, f"/contexts: {status} {text[:200]}"
+    return json.loads(text)["id"]
+
+
+def check_pids_max(vm):
+    """pids.max of a kernel's group: a cell that forks without end gets the
+    language's error, the daemon and the context go on, and what it started
+    is gone with the context."""
+    ctx = new_context(vm)
+    lines = vm.execute(
+        "import subprocess\nps = []\ntry:\n"
+        "    for i in range(400):\n"
+        "        ps.append(subprocess.Popen(['sleep', '931']))\n"
+        "except OSError as e:\n    print(type(e).__name__, len(ps))",
+        context_id=ctx)
+    out = out_text(lines)
+    assert out.startswith("BlockingIOError"), f"got {lines[-4:]}"
+    started = int(out.split()[1])
+    assert 0 < started < TASKS_MAX, f"{started} sleeps started"
+    limits = vm.sh("cat /sys/fs/cgroup$(systemctl show -p ControlGroup "
+                   "--value e2b-ci)/k-*/pids.max | sort -u").split()
+    assert limits == [str(TASKS_MAX)], f"pids.max of the kernels: {limits}"
+    vm.request("DELETE", f"/contexts/{ctx}")
+    left = vm.sh("sleep 3; pgrep -cf '^sleep 931$' || true").strip()
+    assert left in ("0", ""), f"{left} sleeps left after delete"
+    vm.wait_health(300)
+    return (f"BlockingIOError after {started} processes, pids.max "
+            f"{TASKS_MAX} on every kernel, none left after delete")
+
+
+def check_setsid_child(vm):
+    """A process that left the kernel's session (start_new_session) ends
+    with its context: cgroup.kill reaches what a session kill cannot."""
+    ctx = new_context(vm)
+    lines = vm.execute(
+        "import subprocess\n"
+        "p = subprocess.Popen(['sleep', '977'], start_new_session=True)\n"
+        "print(p.pid)", context_id=ctx)
+    pid = int(out_text(lines).strip())
+    sid = vm.sh(f"ps -o sid= -p {pid}").strip()
+    assert sid == str(pid), f"sleep {pid} is in session {sid}, not its own"
+    vm.request("DELETE", f"/contexts/{ctx}")
+    end = time.monotonic() + 30
+    while vm.sh(f"kill -0 {pid} 2>/dev/null && echo alive || true").strip():
+        assert time.monotonic() < end, f"sleep {pid} outlived its context"
+        time.sleep(0.5)
+    return f"setsid child {pid} gone after DELETE"
+
+
 def check_watchdog(vm):
     unit_file = vm.sh("systemctl show -p FragmentPath --value e2b-ci").strip()
     text = vm.sh(f"cat {unit_file}")
@@ -567,6 +619,8 @@ def main():
             run_check(vm, f"lang-{name}", check_language, lang, code, ok)
         run_check(vm, "cgroup-v2-tree", check_cgroups)
         run_check(vm, "oom-kernel-not-daemon", check_oom)
+        run_check(vm, "pids-max", check_pids_max)
+        run_check(vm, "setsid-child-ends", check_setsid_child)
         run_check(vm, "watchdog", check_watchdog)
         run_check(vm, "kill-9-restart", check_kill9)
         run_check(vm, "stop-leaves-no-kernel", check_stop)

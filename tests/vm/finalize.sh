@@ -69,13 +69,14 @@ chmod 600 /root/.ssh/authorized_keys
 printf 'PasswordAuthentication no\nUseDNS no\n' >/etc/ssh/sshd_config.d/e2b-ci-vm.conf
 # QEMU without KVM (TCG) runs code 17-24 times slower than the host: the
 # lazily started kernels (R, Java) get 5 minutes instead of 60 s to answer
-# kernel_info, and each kernel's memory.max is 300 MiB so that the memory
-# hog check runs into it.
+# kernel_info, each kernel's memory.max is 300 MiB so that the memory hog
+# check runs into it, and its pids.max 128 for the process-limit check.
 cat >>/etc/default/e2b-ci <<'EOF'
 
 # Set by the VM tier (tests/vm/finalize.sh):
 E2B_CI_KERNEL_START_TIMEOUT_MS=300000
 E2B_CI_KERNEL_MEMORY_MAX=300M
+E2B_CI_KERNEL_TASKS_MAX=128
 EOF
 # No stale journal or apt lists of the build in the image.
 rm -rf /var/log/journal/* /var/tmp/*
