@@ -62,25 +62,31 @@ def has_ipv6_loopback():
         return False
 
 
+def processes(zombies=False):
+    """(pid, command line: bytes, each argument NUL-terminated) of every
+    process but this one; zombies (dead, waiting to be reaped) only if
+    asked."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{name}/cmdline", "rb") as f:
+                cmdline = f.read()
+            if not zombies:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue
+        except OSError:
+            continue  # exited meanwhile
+        yield int(name), cmdline
+
+
 def sleeps(m, zombies=False):
     """pids of the processes whose argv is exactly `sleep m` (m: a random
     marker, so nothing else on a shared machine matches); zombies count
     only if asked."""
-    want = [b"sleep", m.encode()]
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")[:-1]
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv == want and (zombies or state != b"Z"):
-            found.append(int(name))
-    return found
+    want = b"sleep\0" + m.encode() + b"\0"
+    return [pid for pid, cmdline in processes(zombies) if cmdline == want]
 
 
 def kill_sleeps(m):
@@ -97,21 +103,14 @@ def processes_referencing(path):
     environment mentions path (kernel connection files live there)."""
     needle = os.fsencode(str(path))
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
+    for pid, cmdline in processes(zombies=True):
         try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmdline = f.read()
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    environ = f.read()
-            except OSError:
-                environ = b""
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
         except OSError:
-            continue  # exited meanwhile
+            environ = b""
         if needle in cmdline or needle in environ:
-            found.append((int(name), cmdline.replace(b"\0", b" ").decode(
+            found.append((pid, cmdline.replace(b"\0", b" ").decode(
                 "utf-8", "replace").strip()))
     return found
 

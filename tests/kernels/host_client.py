@@ -7,6 +7,7 @@ daemon (through tests/e2e/harness.py). Every wait has a deadline.
 """
 
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -15,6 +16,9 @@ from jupyter_client.manager import KernelManager
 
 ROOT = Path(__file__).resolve().parents[2]
 DEADLINE = 15
+
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+import harness  # noqa: E402  (the e2e harness: daemons, /proc)
 
 
 def host_binary():
@@ -47,16 +51,10 @@ def procs_matching(needle):
     """(pid, command line) of every live process whose command line has
     needle in it."""
     found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmd and pid_alive(int(name)):
-            found.append((int(name), cmd))
+    for pid, cmdline in harness.processes():
+        cmd = cmdline.replace(b"\0", b" ").decode(errors="replace")
+        if needle in cmd and pid_alive(pid):
+            found.append((pid, cmd))
     return found
 
 

@@ -6,15 +6,11 @@ Needs `make all` (build/e2b-ci and build/e2b-kernel).
 """
 
 import os
-import sys
 import time
 
 import pytest
 
-from host_client import ROOT, procs_matching, require_host, wait_proc
-
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-import harness  # noqa: E402
+from host_client import ROOT, harness, procs_matching, require_host, wait_proc
 
 DEADLINE = 30
 
