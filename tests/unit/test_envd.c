@@ -292,15 +292,23 @@ static char *ok_response(void)
 	return r;
 }
 
+/* fx_begin on IPv4 or 6, the fake envd answering ok_response() in mode. */
+static bool fx_begin_ok(struct fx *f, int family, enum srv_mode mode)
+{
+	if (!fx_begin(f, family, true))
+		return false;
+	f->resp = ok_response();
+	fx_answer(f, mode, f->resp);
+	return true;
+}
+
 static void test_ok_with_token(void)
 {
 	json_t *want = ok_expected();
 	char host[64];
 	struct fx f;
 
-	REQUIRE(want && fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_ANSWER));
 	fx_fetch(&f, NULL, "tok-123._~+/= \"x\"", 5000);
 	CHECK(json_equal(f.res.vars, want));
 	CHECK(f.res.why == NULL);
@@ -319,9 +327,7 @@ static void test_ok_without_token(void)
 	json_t *want = ok_expected();
 	struct fx f;
 
-	REQUIRE(want && fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_ANSWER));
 	fx_fetch(&f, NULL, NULL, 5000);
 	CHECK(json_equal(f.res.vars, want));
 	CHECK(f.s.got_request);
@@ -336,9 +342,7 @@ static void test_trickle(void)
 	json_t *want = ok_expected();
 	struct fx f;
 
-	REQUIRE(want && fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_TRICKLE, f.resp);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_TRICKLE));
 	fx_fetch(&f, NULL, NULL, 5000);
 	CHECK(json_equal(f.res.vars, want));
 	fx_end(&f);
@@ -351,9 +355,7 @@ static void test_keepopen(void)
 	json_t *want = ok_expected();
 	struct fx f;
 
-	REQUIRE(want && fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_KEEPOPEN, f.resp);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_KEEPOPEN));
 	fx_fetch(&f, NULL, NULL, 5000);
 	CHECK(json_equal(f.res.vars, want));
 	/* The client closed its socket when it was done. */
@@ -368,9 +370,7 @@ static void test_base_path(void)
 	char url[64];
 	struct fx f;
 
-	REQUIRE(fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
 	snprintf(url, sizeof(url), "HTTP://127.0.0.1:%d/base/dir//", f.s.port);
 	fx_fetch(&f, url, NULL, 5000);
 	CHECK(json_object_size(f.res.vars) == 7);
@@ -721,14 +721,12 @@ static void test_next_address(void)
 	struct srv refusing;
 	struct fx f;
 
-	REQUIRE(fx_begin(&f, AF_INET, true));
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
 	if (srv_start(&refusing, f.l, AF_INET, false) < 0) {
 		CHECK(!"a refusing socket");
 		fx_end(&f);
 		return;
 	}
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
 	two_ports[0] = refusing.port;
 	two_ports[1] = f.s.port;
 	fx_fetch(&f, "http://" TWO_ADDRS_HOST ":1", NULL, 5000);
@@ -750,9 +748,7 @@ static void test_localhost(void)
 	char url[64];
 	struct fx f;
 
-	REQUIRE(fx_begin(&f, AF_INET, true));
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
 	snprintf(url, sizeof(url), "http://localhost:%d", f.s.port);
 	fx_fetch(&f, url, NULL, 5000);
 	CHECK(json_object_size(f.res.vars) == 7);
@@ -765,12 +761,10 @@ static void test_ipv6(void)
 	char url[64], host[64];
 	struct fx f;
 
-	if (!fx_begin(&f, AF_INET6, true)) {
+	if (!fx_begin_ok(&f, AF_INET6, SRV_ANSWER)) {
 		printf("     (no IPv6 loopback here: skipped)\n");
 		return;
 	}
-	f.resp = ok_response();
-	fx_answer(&f, SRV_ANSWER, f.resp);
 	snprintf(url, sizeof(url), "http://[::1]:%d/", f.s.port);
 	fx_fetch(&f, url, "t6", 5000);
 	CHECK(json_object_size(f.res.vars) == 7);
