@@ -23,8 +23,9 @@
  * header_timeout_ms) is closed to make room; with none, the new connection
  * gets 503 and is closed. Connections being answered (streams included) are
  * never cut. MHD's connections are closed by shutdown(2), which MHD sees as
- * the client leaving; this module never calls into MHD but to hand a
- * connection over. Loop thread only.
+ * the client leaving: this module calls into MHD only to hand a connection
+ * over and to read a parsed request's headers, never to run or close
+ * anything (http.c does). Loop thread only.
  */
 #include "lobby.h"
 
