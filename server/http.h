@@ -2,12 +2,12 @@
  * http: libmicrohttpd glue for the one loop thread.
  *
  * Runs MHD without threads of its own (MHD_USE_EPOLL, external polling): its
- * epoll fd is a loop watch and its timeout a loop timer. Accepts
- * connections itself and bounds them: at most max_connections (the longest
- * idle one makes room, else 503), a request head within header_timeout_ms
- * (idle keep-alive connections included), unambiguous framing (400/501).
- * Collects request bodies up to max_body (else 413, as soon as it is
- * known), adds CORS headers to every response,
+ * epoll fd is a loop watch and its timeout a loop timer. Connections are
+ * accepted and bounded by lobby.c, set up from http_opts: at most
+ * max_connections (the longest idle one makes room, else 503), a request
+ * head within header_timeout_ms (idle keep-alive connections included),
+ * unambiguous framing (400/501). Collects request bodies up to max_body
+ * (else 413, as soon as it is known), adds CORS headers to every response,
  * answers preflight OPTIONS itself, and hands each complete request to one
  * handler. A request is answered exactly once: at once, later (deferred:
  * the connection is suspended meanwhile), or as a stream that pulls bytes

@@ -16,8 +16,12 @@
  *   sdn_      systemd notify: READY, STATUS, STOPPING, WATCHDOG
  *   loop_     poll(2) event loop: fd watches, ZeroMQ sockets through
  *             their ZMQ_FD edges, timers
- *   http_     libmicrohttpd glue: accepting and bounding connections,
- *             request framing, bodies, deferred answers, streams, CORS
+ *   http_     libmicrohttpd glue: requests, bodies, deferred answers,
+ *             streams, CORS; the contract api.c answers through
+ *   lobby_    HTTP connections before and beside MHD: listening,
+ *             accepting, the lobby (a first request head's framing checked
+ *             before MHD sees it), header timeout, eviction at
+ *             --max-connections
  *   api_      the route table and handlers of the HTTP contract
  *   metrics_  counters and the Prometheus text of GET /metrics
  *   req_      validation of request bodies, language names

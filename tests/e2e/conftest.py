@@ -9,10 +9,16 @@ Every daemon runs with --default-languages python and --keepalive-ms 300, on
 127.0.0.1 and a free port, with its own runtime dir and default cwd under
 pytest's tmp dir, and talks to a fake envd. Stopping it (SIGTERM) must give
 exit status 0, leave no process that mentions its runtime dir, and leave the
-runtime dir empty. On a failure the tail of the log of every daemon alive
-during the test is attached to the report.
+runtime dir empty (harness.serving, the one way a fixture runs a daemon). On
+a failure the tail of the log of every daemon alive during the test is
+attached to the report.
+
+A module whose tests need a daemon of their own for all of them overrides
+`daemon` with a module-scoped fixture: `client` and `new_context` then use
+it (test_env_restore.py, test_node18.py).
 """
 
+import contextlib
 import os
 import time
 
@@ -66,27 +72,14 @@ def envd(envd_server):
     envd_server.reset()
 
 
-def _stop_and_check(daemon):
-    problems = daemon.stop()
-    if problems:
-        pytest.fail("\n".join(problems) + "\n--- log tail ---\n" +
-                    daemon.log_tail(), pytrace=False)
-
-
 @pytest.fixture(scope="session")
 def daemon(e2bci_bin, envd_server, tmp_path_factory):
     """The shared daemon."""
-    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("shared"),
-                       envd_url=envd_server.url, name="shared daemon",
-                       args=["--interrupt-timeout-ms", "2000"])
-    d.start()
-    try:
-        d.wait_healthy()
-    except AssertionError:
-        d.stop()
-        raise
-    yield d
-    _stop_and_check(d)
+    with harness.serving(harness.Daemon(
+            e2bci_bin, tmp_path_factory.mktemp("shared"),
+            envd_url=envd_server.url, name="shared daemon",
+            args=["--interrupt-timeout-ms", "2000"])) as d:
+        yield d
 
 
 @pytest.fixture
@@ -119,36 +112,23 @@ def aux_daemon(e2bci_bin, tmp_path_factory):
     """A second daemon with a small body limit (--max-body 4096) and no envd
     behind --envd-url (a port nothing listens on)."""
     closed = harness.free_port()
-    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("aux"),
-                       envd_url=f"http://127.0.0.1:{closed}", name="aux daemon",
-                       args=["--max-body", "4096"])
-    d.start()
-    try:
-        d.wait_healthy()
-    except AssertionError:
-        d.stop()
-        raise
-    yield d
-    _stop_and_check(d)
+    with harness.serving(harness.Daemon(
+            e2bci_bin, tmp_path_factory.mktemp("aux"),
+            envd_url=f"http://127.0.0.1:{closed}", name="aux daemon",
+            args=["--max-body", "4096"])) as d:
+        yield d
 
 
 @pytest.fixture
 def make_daemon(e2bci_bin, envd_server, tmp_path_factory):
     """make_daemon(**kw) -> a started (not yet healthy) dedicated daemon;
     stopped and checked after the test unless the test stopped it."""
-    made = []
+    with contextlib.ExitStack() as made:
+        def make(**kw):
+            kw.setdefault("envd_url", envd_server.url)
+            kw.setdefault("name", "dedicated daemon")
+            d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("dedicated"),
+                               **kw)
+            return made.enter_context(harness.serving(d, healthy=False))
 
-    def make(**kw):
-        kw.setdefault("envd_url", envd_server.url)
-        kw.setdefault("name", "dedicated daemon")
-        d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("dedicated"), **kw)
-        made.append(d)
-        return d.start()
-
-    yield make
-    problems = []
-    for d in made:
-        if d.stopped_at is None:
-            problems += d.stop()
-    if problems:
-        pytest.fail("\n".join(problems), pytrace=False)
+        yield make

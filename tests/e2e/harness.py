@@ -1,19 +1,27 @@
 """Harness for the end-to-end tests.
 
-Owns three things, all standard library only (PyPI is not reachable):
+Owns these, all standard library only (PyPI is not reachable), so that no
+test file writes its own:
 
 - Daemon: one e2b-ci process on a free loopback port with its own runtime
   dir, default cwd and log file; stopping it checks the exit status and that
-  nothing it started is still alive.
+  nothing it started is still alive. serving() is the one way a fixture
+  runs one (started, healthy, stopped and checked).
 - FakeEnvd: a threaded http.server answering GET /envs with a JSON object the
   test sets, recording the X-Access-Token headers it received.
 - Client / ExecStream: HTTP requests, and POST /execute read line by line
   with every rule of docs/http-contract.md, "Framing", checked on the raw bytes.
+- Raw HTTP (raw_connect, raw_post, read_to_eof, parse_responses,
+  ChunkedDecoder, NdjsonReader): for tests whose point is what goes over
+  the wire, which http.client would hide.
+- Kernelspecs: where the daemon finds them (has_kernel) and writing one for
+  a test (write_kernelspec).
 
 Every network read has a deadline: a daemon that hangs fails the test, it
 never hangs the suite.
 """
 
+import contextlib
 import datetime
 import http.client
 import http.server
@@ -28,6 +36,7 @@ from pathlib import Path
 
 HEALTH_DEADLINE_S = 60
 STOP_DEADLINE_S = 20
+PROJECT_KERNELS = Path(__file__).resolve().parents[2] / "kernels"
 
 # Fields a result line may carry besides type/is_main_result/extra, and the
 # JSON type each must have.
@@ -53,28 +62,143 @@ def has_ipv6_loopback():
         return False
 
 
-def processes_referencing(path):
-    """(pid, cmdline) of every live process whose command line or
-    environment mentions path (kernel connection files live there)."""
-    needle = os.fsencode(str(path))
-    found = []
+def processes(zombies=False):
+    """(pid, command line: bytes, each argument NUL-terminated) of every
+    process but this one; zombies (dead, waiting to be reaped) only if
+    asked."""
     for name in os.listdir("/proc"):
         if not name.isdigit() or int(name) == os.getpid():
             continue
         try:
             with open(f"/proc/{name}/cmdline", "rb") as f:
                 cmdline = f.read()
-            try:
-                with open(f"/proc/{name}/environ", "rb") as f:
-                    environ = f.read()
-            except OSError:
-                environ = b""
+            if not zombies:
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                        continue
         except OSError:
             continue  # exited meanwhile
+        yield int(name), cmdline
+
+
+def sleeps(m, zombies=False):
+    """pids of the processes whose argv is exactly `sleep m` (m: a random
+    marker, so nothing else on a shared machine matches); zombies count
+    only if asked."""
+    want = b"sleep\0" + m.encode() + b"\0"
+    return [pid for pid, cmdline in processes(zombies) if cmdline == want]
+
+
+def kill_sleeps(m):
+    """SIGKILL to every `sleep m` left: a failed test leaves none running."""
+    for pid in sleeps(m):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def processes_referencing(path):
+    """(pid, cmdline) of every live process whose command line or
+    environment mentions path (kernel connection files live there)."""
+    needle = os.fsencode(str(path))
+    found = []
+    for pid, cmdline in processes(zombies=True):
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                environ = f.read()
+        except OSError:
+            environ = b""
         if needle in cmdline or needle in environ:
-            found.append((int(name), cmdline.replace(b"\0", b" ").decode(
+            found.append((pid, cmdline.replace(b"\0", b" ").decode(
                 "utf-8", "replace").strip()))
     return found
+
+
+# ------------------------------------------------------------ kernelspecs
+
+# Debian's ipykernel as a kernelspec's argv.
+IPYKERNEL_ARGV = ["/usr/bin/python3", "-m", "ipykernel_launcher",
+                  "-f", "{connection_file}"]
+# Kernelspec names of the languages whose spec is not named after them.
+SPEC_NAMES = {"python": "python3", "r": "ir"}
+
+
+def kernel_dirs():
+    """Where the daemon looks for kernelspecs, in its order (README.md):
+    its --kernel-path (the test daemons use the default, our kernels/),
+    then the Jupyter paths."""
+    dirs = [PROJECT_KERNELS]
+    for p in filter(None, os.environ.get("JUPYTER_PATH", "").split(":")):
+        dirs.append(Path(p) / "kernels")
+    dirs += [Path.home() / ".local/share/jupyter/kernels",
+             Path("/usr/local/share/jupyter/kernels"),
+             Path("/usr/share/jupyter/kernels")]
+    return dirs
+
+
+def kernelspec(spec_name, language):
+    """The kernel.json the daemon would pick for language, or None."""
+    for d in kernel_dirs():
+        if not d.is_dir():
+            continue
+        for sub in sorted(d.iterdir()):
+            kj = sub / "kernel.json"
+            if not kj.is_file():
+                continue
+            try:
+                meta = json.loads(kj.read_text())
+            except (OSError, ValueError):
+                continue
+            if sub.name.lower() == spec_name or meta.get("language") == language:
+                return kj
+    return None
+
+
+def has_kernel(language):
+    """Whether a kernelspec for language is installed where the daemon
+    looks."""
+    return kernelspec(SPEC_NAMES.get(language, language), language) is not None
+
+
+def _no_kernel_reason(language):
+    return (f"no kernelspec for {language} "
+            f"({SPEC_NAMES.get(language, language)!r}) in any of "
+            f"{[str(d) for d in kernel_dirs()]}")
+
+
+def per_language(names):
+    """pytest.mark.parametrize over the languages names as "lang", each
+    skipped (with the reason) where no kernelspec for it is installed."""
+    import pytest  # only where tests run: the load tier imports harness too
+    return pytest.mark.parametrize("lang", [
+        pytest.param(n, id=n, marks=pytest.mark.skipif(
+            not has_kernel(n), reason=_no_kernel_reason(n))) for n in names])
+
+
+def need_kernel(language):
+    """Skips the test when no kernelspec for language is installed."""
+    if not has_kernel(language):
+        import pytest
+        pytest.skip(_no_kernel_reason(language))
+
+
+def write_kernelspec(top, name, *, script=None, argv=None, language=None,
+                     display_name=None, **fields):
+    """Writes the kernelspec top/name (made with its parents) and returns
+    its directory. script: a shell script launch.sh started as the kernel,
+    with the connection file as $1; else argv. fields are added to
+    kernel.json as they are (interrupt_mode, env, ...)."""
+    d = Path(top) / name
+    d.mkdir(parents=True)
+    if script is not None:
+        (d / "launch.sh").write_text(script)
+        argv = argv or ["/bin/sh", "{resource_dir}/launch.sh",
+                        "{connection_file}"]
+    (d / "kernel.json").write_text(json.dumps({
+        "argv": argv, "display_name": display_name or f"test {name}",
+        "language": language or name, **fields}))
+    return d
 
 
 # --------------------------------------------------------------- the daemon
@@ -86,7 +210,8 @@ class Daemon:
     all = []  # every daemon of this session, for failure reports
 
     def __init__(self, binary, workdir, *, envd_url, args=(), listen="127.0.0.1",
-                 port=None, port_via_env=False, host=None, name="daemon"):
+                 port=None, port_via_env=False, host=None, name="daemon",
+                 env=None):
         self.binary = str(binary)
         self.workdir = Path(workdir)
         self.name = name
@@ -99,6 +224,7 @@ class Daemon:
         self.envd_url = envd_url
         self.extra_args = list(args)
         self.port_via_env = port_via_env
+        self.env = dict(env or {})  # added to its environment
         self.proc = None
         self.returncode = None
         self.started_at = None
@@ -120,9 +246,10 @@ class Daemon:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.runtime_dir.mkdir(mode=0o700, exist_ok=True)
         os.makedirs(self.cwd, exist_ok=True)
-        # Configuration comes from our flags only, never from the caller's
-        # environment.
+        # Configuration comes from our flags (and self.env) only, never from
+        # the caller's environment.
         env = {k: v for k, v in os.environ.items() if not k.startswith("E2B_CI_")}
+        env.update(self.env)
         if self.port_via_env:
             env["E2B_CI_PORT"] = str(self.port)
         log = open(self.log_path, "ab")
@@ -135,8 +262,9 @@ class Daemon:
         self.started_at = time.monotonic()
         return self
 
-    def wait_healthy(self, deadline_s=HEALTH_DEADLINE_S):
-        """Polls GET /health until 200 "OK"; raises with the log on failure."""
+    def wait_healthy(self, deadline_s=HEALTH_DEADLINE_S, headers=None):
+        """Polls GET /health (with headers) until 200 "OK"; raises with the
+        log on failure."""
         end = time.monotonic() + deadline_s
         last = "no answer"
         while time.monotonic() < end:
@@ -145,7 +273,8 @@ class Daemon:
                     f"{self.name} exited with status {self.proc.returncode} "
                     f"before /health answered\n{self.log_tail()}")
             try:
-                r = self.client().request("GET", "/health", timeout=2)
+                r = self.client().request("GET", "/health", headers=headers,
+                                          timeout=2)
                 if r.status == 200 and json.loads(r.body) == "OK":
                     return self
                 last = f"{r.status} {r.body!r}"
@@ -242,6 +371,26 @@ class Daemon:
     def active_since(self, t):
         return self.started_at is not None and (
             self.stopped_at is None or self.stopped_at >= t)
+
+
+@contextlib.contextmanager
+def serving(daemon, healthy=True):
+    """Runs daemon for a with-block (a fixture's yield): started, waited for
+    until /health is 200 unless healthy is False, then stopped with SIGTERM
+    (unless the test stopped it), failing with every problem stop() found
+    and the log's tail."""
+    daemon.start()
+    problems = []
+    try:
+        if healthy:
+            daemon.wait_healthy()
+        yield daemon
+    finally:
+        if daemon.stopped_at is None:
+            problems = daemon.stop()
+    if problems:
+        raise AssertionError("\n".join(problems) + f"\n--- {daemon.name} log "
+                             f"tail ---\n" + daemon.log_tail())
 
 
 # ------------------------------------------------------------ the fake envd
@@ -510,6 +659,226 @@ class ExecStream:
         self.conn.close()
 
 
+# ------------------------------------------------------------ raw HTTP
+
+HEAD_END = b"\r\n\r\n"
+
+
+def raw_connect(d, timeout=10, rcvbuf=None):
+    """A TCP connection to daemon d. rcvbuf is set before connecting, so the
+    window the daemon sees stays that small: a client that reads slowly."""
+    s = socket.socket(socket.AF_INET6 if ":" in d.host else socket.AF_INET,
+                      socket.SOCK_STREAM)
+    try:
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        s.connect((d.host, d.port))
+    except BaseException:
+        s.close()
+        raise
+    return s
+
+
+def raw_post(d, path, body, *, timeout=60, rcvbuf=None, close=True):
+    """Sends POST path with body (JSON-encoded unless bytes) on a new
+    connection and returns the socket, the answer unread."""
+    data = _encode_body(body)
+    s = raw_connect(d, timeout, rcvbuf)
+    s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n%sContent-Type: application/json"
+              b"\r\nContent-Length: %d\r\n\r\n"
+              % (path.encode(), b"Connection: close\r\n" if close else b"",
+                 len(data)) + data)
+    return s
+
+
+def raw_execute(d, code, *, rcvbuf=None, timeout=120, **fields):
+    """POST /execute of code (and fields) on a raw socket, returned with
+    the answer unread: read_execute() reads it."""
+    return raw_post(d, "/execute", {"code": code, **fields}, timeout=timeout,
+                    rcvbuf=rcvbuf)
+
+
+def read_to_eof(s, timeout=10, limit=1 << 20):
+    """Everything the peer sends until it closes (or resets) the connection,
+    at most limit bytes (None: no limit); fails if it neither closes nor
+    stops within timeout."""
+    s.settimeout(timeout)
+    data = bytearray()
+    try:
+        while limit is None or len(data) < limit:
+            chunk = s.recv(1 << 20)
+            if not chunk:
+                break
+            data += chunk
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError(f"connection still open after {timeout} s; "
+                             f"received {bytes(data[:300])!r}") from None
+    return bytes(data)
+
+
+def closed_by_peer(s):
+    """True once the daemon closed s (EOF or reset), False while it is
+    open. Reads (and drops) anything the daemon sent before closing."""
+    s.setblocking(False)
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        s.setblocking(True)
+
+
+class ChunkedDecoder:
+    """A chunked body decoded as its bytes arrive. feed(data) returns the
+    body bytes data completed; done turns true with the last (zero-size)
+    chunk and its final CRLF, after which rest holds what followed. A
+    framing error (a size that is not hex digits, a chunk not followed by
+    CRLF, trailers) fails the test."""
+
+    HEX = frozenset(b"0123456789abcdefABCDEF")
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.left = None  # bytes of the current chunk to come; None: a size
+        self.last = False  # the current chunk is the zero-size one
+        self.done = False
+        self.rest = b""
+
+    def feed(self, data):
+        self.buf += data
+        out, pos = bytearray(), 0
+        while not self.done:
+            if self.left is None:
+                eol = self.buf.find(b"\r\n", pos)
+                if eol < 0:
+                    break
+                field = bytes(self.buf[pos:eol])
+                assert field and set(field) <= self.HEX, \
+                    f"bad chunk size {field[:100]!r}"
+                self.left = int(field, 16)
+                self.last = self.left == 0
+                pos = eol + 2
+            take = min(self.left, len(self.buf) - pos)
+            out += self.buf[pos:pos + take]
+            pos += take
+            self.left -= take
+            if self.left or len(self.buf) - pos < 2:
+                break
+            assert self.buf[pos:pos + 2] == b"\r\n", \
+                f"chunk not followed by CRLF: {bytes(self.buf[pos:pos + 100])!r}"
+            pos += 2
+            self.left = None
+            self.done = self.last
+        del self.buf[:pos]
+        if self.done:
+            self.rest, self.buf = bytes(self.buf), bytearray()
+        return bytes(out)
+
+
+class NdjsonReader:
+    """NDJSON lines from body bytes as they arrive: feed(body) returns the
+    lines it completed, each parsed and checked (parse_line); end() fails
+    if a partial line is left."""
+
+    def __init__(self):
+        self.partial = bytearray()
+
+    def feed(self, body):
+        self.partial += body
+        last = self.partial.rfind(b"\n")
+        if last < 0:
+            return []
+        whole = self.partial[:last + 1]
+        del self.partial[:last + 1]
+        return [parse_line(bytes(raw) + b"\n")
+                for raw in whole.split(b"\n")[:-1]]
+
+    def end(self):
+        assert not self.partial, \
+            f"partial line at the end: {bytes(self.partial[:200])!r}"
+
+
+def ndjson_lines(body):
+    """Every line of a whole NDJSON body, parsed, checked, and checked as
+    an execution's sequence."""
+    reader = NdjsonReader()
+    lines = reader.feed(body)
+    reader.end()
+    check_sequence(lines)
+    return lines
+
+
+def parse_head(head):
+    """(status, {lower-case header: value}) of a raw response head."""
+    lines = head.decode("latin-1").split("\r\n")
+    version, status, _ = (lines[0].split(" ", 2) + [""])[:3]
+    assert version == "HTTP/1.1", f"not a status line: {lines[0]!r}"
+    hdrs = {}
+    for line in lines[1:]:
+        name, colon, value = line.partition(":")
+        assert colon, f"bad header line {line!r} in {head!r}"
+        name = name.lower()
+        assert name not in hdrs or name == "set-cookie", \
+            f"header {name} twice: {head!r}"
+        hdrs[name] = value.strip()
+    return int(status), hdrs
+
+
+def parse_responses(data):
+    """Splits raw bytes into [(status, {header: value}, body)]; each message
+    must be complete (Content-Length or chunked), nothing may be left."""
+    out = []
+    while data:
+        head, sep, rest = data.partition(HEAD_END)
+        assert sep, f"truncated response head: {data[:300]!r}"
+        status, hdrs = parse_head(head)
+        if "content-length" in hdrs:
+            n = int(hdrs["content-length"])
+            assert len(rest) >= n, f"body shorter than Content-Length: {data!r}"
+            body, data = rest[:n], rest[n:]
+        elif hdrs.get("transfer-encoding") == "chunked":
+            dec = ChunkedDecoder()
+            body = dec.feed(rest)
+            assert dec.done, f"chunked body cut short: {rest[-100:]!r}"
+            data = dec.rest
+        else:
+            assert status in (100, 204, 304), f"no length: {head!r}"
+            body = b""
+            data = rest
+        out.append((status, hdrs, body))
+    return out
+
+
+def exchange(d, raw, timeout=10):
+    """Sends raw, reads until the daemon closes; returns the parsed
+    responses. Use with requests that end in Connection: close or an
+    error."""
+    with raw_connect(d) as s:
+        s.sendall(raw)
+        return parse_responses(read_to_eof(s, timeout))
+
+
+def read_execute(s, timeout=120):
+    """The whole answer to a POST /execute sent on s (raw_post), read as
+    fast as it comes until the daemon closes: status 200, the chunked
+    framing, every NDJSON line and the sequence checked. Closes s."""
+    with s:
+        data = read_to_eof(s, timeout, limit=None)
+    resp = parse_responses(data)
+    assert len(resp) == 1 and resp[0][0] == 200, \
+        f"/execute answered {[r[:2] for r in resp]}: {data[:300]!r}"
+    assert resp[0][1].get("transfer-encoding") == "chunked", resp[0][1]
+    return ndjson_lines(resp[0][2])
+
+
 # ------------------------------------------------------- the NDJSON checks
 
 def _reject_constant(name):
@@ -632,6 +1001,14 @@ def assert_text_error(resp, status=None):
 
 
 # ------------------------------------------------------------- waiting
+
+def executions_over(client, n):
+    """True once the daemon made n executions and none is in flight (its
+    /metrics): the way to see a cell end without reading its stream."""
+    m = client.request("GET", "/metrics").text
+    return ("e2bci_executions_in_flight 0" in m
+            and f"e2bci_executions_total {n}" in m)
+
 
 def wait_until(cond, what, timeout=20, interval=0.05):
     """Polls cond() until it is true; fails the test naming what after

@@ -9,15 +9,10 @@
   --max-contexts for good. It is deleted now.
 """
 
-import json
-import socket
-from pathlib import Path
-
 import pytest
 
 import harness
-
-KERNELS = Path(__file__).resolve().parents[2] / "kernels"
+from harness import PROJECT_KERNELS
 
 CWD_CODE = {
     "python": "import os; print(os.getcwd())",
@@ -59,21 +54,14 @@ exec /usr/bin/python3 -m ipykernel_launcher -f "$1"
 
 def test_create_abandoned_by_its_client_is_dropped(make_daemon, tmp_path):
     go = tmp_path / "go"  # never created: the kernel stays starting
-    kdir = tmp_path / "kernels" / "slowlang"
-    kdir.mkdir(parents=True)
-    (kdir / "launch.sh").write_text(SLOW.format(go=go))
-    (kdir / "kernel.json").write_text(json.dumps({
-        "argv": ["/bin/sh", "{resource_dir}/launch.sh", "{connection_file}"],
-        "language": "slowlang"}))
-    d = make_daemon(args=["--kernel-path", f"{kdir.parent}:{KERNELS}",
+    kdir = harness.write_kernelspec(tmp_path / "kernels", "slowlang",
+                                    script=SLOW.format(go=go))
+    d = make_daemon(args=["--kernel-path", f"{kdir.parent}:{PROJECT_KERNELS}",
                           "--max-contexts", "2"]).wait_healthy()
     c = d.client()
 
-    body = json.dumps({"language": "slowlang"}).encode()
-    with socket.create_connection((d.host, d.port), timeout=10) as s:
-        s.sendall(b"POST /contexts HTTP/1.1\r\nHost: x\r\n"
-                  b"Content-Type: application/json\r\n"
-                  b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    with harness.raw_post(d, "/contexts", {"language": "slowlang"},
+                          timeout=10, close=False):
         harness.wait_until(lambda: "(slowlang) created" in d.log_text(),
                            "the daemon made the context", timeout=20)
         assert [x["language"] for x in c.contexts()] == ["python",

@@ -8,23 +8,18 @@ ipykernel: `sleep` lasts at least as long as asked, so the deadline has
 passed for sure, however busy the machine is.
 """
 
-import json
-
-from harness import error, main_text, stdout
+from harness import error, main_text, stdout, write_kernelspec
 
 SLOW_START_S = 3
 DEADLINE_MS = 1000
 
 
 def slow_kernelspec(root):
-    spec = {"argv": ["/bin/sh", "-c",
-                     f"sleep {SLOW_START_S}; exec /usr/bin/python3 -m "
-                     "ipykernel_launcher -f \"$0\"", "{connection_file}"],
-            "display_name": "slow python", "language": "python",
-            "interrupt_mode": "signal"}
-    d = root / "kernels" / "slowpy"
-    d.mkdir(parents=True)
-    (d / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(root / "kernels", "slowpy", argv=[
+        "/bin/sh", "-c", f"sleep {SLOW_START_S}; exec /usr/bin/python3 -m "
+        "ipykernel_launcher -f \"$0\"", "{connection_file}"],
+        display_name="slow python", language="python",
+        interrupt_mode="signal")
     return root / "kernels"
 
 

@@ -1,28 +1,15 @@
 """Issue 7 bounds that live in the daemon: the access token, the optional
 per-execution deadline, cwd validation, the output backlog bound."""
 
-from harness import error, main_text, wait_until
-
-
-def _wait_healthy(c, headers, deadline=60):
-    import time
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        try:
-            r = c.request("GET", "/health", headers=headers, timeout=5)
-            if r.status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError("daemon never became healthy")
+from harness import (error, executions_over, main_text, of_type, raw_connect,
+                     raw_execute, read_execute, stderr, wait_until)
 
 
 def test_access_token(make_daemon):
     d = make_daemon(args=["--access-token", "s3cret"])
     c = d.client()
     good = {"E2B-Traffic-Access-Token": "s3cret"}
-    _wait_healthy(c, good)
+    d.wait_healthy(headers=good)
     for path, method in [("/health", "GET"), ("/contexts", "GET"),
                          ("/execute", "POST"), ("/metrics", "GET"),
                          ("/nope", "GET")]:
@@ -74,34 +61,20 @@ def test_context_cwd_must_exist(client, tmp_path):
 
 
 def test_backlog_bound_truncates_with_a_notice(make_daemon):
-    import socket, json
     d = make_daemon(args=["--max-backlog", "65536"]).wait_healthy()
     # A client that does not read while the kernel writes 5 MB.
-    s = socket.create_connection((d.host, d.port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    body = json.dumps({"code": "import sys\nfor i in range(5000): "
-                       "sys.stdout.write('x' * 999 + '\\n')\nsys.stdout.flush()\n'done'"}).encode()
-    s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body)
+    s = raw_execute(d, "import sys\nfor i in range(5000): "
+                    "sys.stdout.write('x' * 999 + '\\n')\nsys.stdout.flush()\n'done'",
+                    rcvbuf=4096)
     # Wait (without reading) until the kernel is done with the cell.
     c = d.client()
-
-    def cell_done():
-        m = c.request("GET", "/metrics").text
-        return "e2bci_executions_in_flight 0" in m and "e2bci_executions_total 1" in m
-
-    wait_until(cell_done, "the cell ended (metrics)", timeout=60)
-    data = b""
-    s.settimeout(30)
-    while b'"end_of_execution"' not in data:
-        chunk = s.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    s.close()
-    assert b"output truncated" in data
-    assert b'"text":"done"' in data
-    assert data.count(b"x" * 999) < 5000
+    wait_until(lambda: executions_over(c, 1), "the cell ended (metrics)",
+               timeout=60)
+    lines = read_execute(s, timeout=30)
+    assert "output truncated" in stderr(lines)
+    assert main_text(lines) == "done"
+    printed = "".join(l["text"] for l in of_type(lines, "stdout"))
+    assert printed.count("x" * 999) < 5000
     d.stop()
 
 
@@ -120,10 +93,8 @@ def test_max_contexts_is_enforced(make_daemon):
 def test_max_connections_is_enforced_and_recovers(make_daemon):
     """At the limit the longest idle connection makes room for a new one
     (test_http_limits.py: slow clients, and 503 when none is idle)."""
-    import socket
     d = make_daemon(args=["--max-connections", "16"]).wait_healthy()
-    held = [socket.create_connection((d.host, d.port), timeout=5)
-            for _ in range(16)]
+    held = [raw_connect(d, timeout=5) for _ in range(16)]
     try:
         assert d.client().request("GET", "/health", timeout=5).status == 200
         # The oldest of the idle clients was closed for it.

@@ -12,9 +12,6 @@ cannot start.
   later, so a failure that goes away heals.
 """
 
-import json
-from pathlib import Path
-
 import harness
 
 
@@ -36,21 +33,6 @@ def test_default_languages_around_a_missing_one_are_kept(make_daemon):
 
 
 # ------------------------------------------- a default kernel that fails
-
-KERNELS = Path(__file__).resolve().parents[2] / "kernels"
-
-
-def fake_spec(top, name, script, language=None):
-    """A kernelspec `name` under top whose launcher is the shell script
-    given (it gets the connection file as $1)."""
-    d = top / name
-    d.mkdir(parents=True)
-    (d / "launch.sh").write_text(script)
-    (d / "kernel.json").write_text(json.dumps({
-        "argv": ["/bin/sh", "{resource_dir}/launch.sh", "{connection_file}"],
-        "display_name": f"test {name}", "language": language or name}))
-    return d
-
 
 BROKEN = """\
 echo "broken: starting" >&2
@@ -86,9 +68,9 @@ def wait_failed(d, what="javascript"):
 def test_failed_default_kernel_is_named_and_python_serves(make_daemon,
                                                           tmp_path):
     kdir = tmp_path / "kernels"
-    fake_spec(kdir, "javascript", BROKEN)
+    harness.write_kernelspec(kdir, "javascript", script=BROKEN)
     d = make_daemon(args=["--default-languages", "python,javascript",
-                          "--kernel-path", f"{kdir}:{KERNELS}",
+                          "--kernel-path", f"{kdir}:{harness.PROJECT_KERNELS}",
                           "--kernel-retry-ms", "0"])
     body = wait_failed(d)
     assert "Kernel for javascript" in body, body
@@ -129,9 +111,10 @@ def test_failed_default_kernel_is_retried_until_it_starts(make_daemon,
                                                           tmp_path):
     go = tmp_path / "go"
     kdir = tmp_path / "kernels"
-    fake_spec(kdir, "javascript", FLAKY.format(go=go))
+    harness.write_kernelspec(kdir, "javascript",
+                             script=FLAKY.format(go=go))
     d = make_daemon(args=["--default-languages", "python,javascript",
-                          "--kernel-path", f"{kdir}:{KERNELS}",
+                          "--kernel-path", f"{kdir}:{harness.PROJECT_KERNELS}",
                           "--kernel-retry-ms", "300"])
     body = wait_failed(d)
     assert "exited with status 4" in body and "is not there yet" in body

@@ -10,111 +10,18 @@ http.client would hide.
 
 import socket
 import threading
-import time
 
 import pytest
 
-from harness import wait_until
-
-HEAD_END = b"\r\n\r\n"
+from harness import (HEAD_END, closed_by_peer, exchange, parse_responses,
+                     raw_connect, read_to_eof, wait_until)
 
 
 # ------------------------------------------------------------- raw HTTP
 
-def connect(d, timeout=10):
-    return socket.create_connection((d.host, d.port), timeout=timeout)
-
-
-def read_to_eof(s, timeout=10, limit=1 << 20):
-    """Everything the peer sends until it closes (or resets) the connection;
-    fails if it neither closes nor stops within timeout."""
-    s.settimeout(timeout)
-    data = b""
-    try:
-        while len(data) < limit:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    except ConnectionResetError:
-        pass
-    except socket.timeout:
-        raise AssertionError(f"connection still open after {timeout} s; "
-                             f"received {data[:300]!r}") from None
-    return data
-
-
-def parse_responses(data):
-    """Splits raw bytes into [(status, {header: value}, body)]; each message
-    must be complete (Content-Length or chunked), nothing may be left."""
-    out = []
-    while data:
-        head, sep, rest = data.partition(HEAD_END)
-        assert sep, f"truncated response head: {data[:300]!r}"
-        lines = head.decode("latin-1").split("\r\n")
-        version, status, _ = (lines[0].split(" ", 2) + [""])[:3]
-        assert version == "HTTP/1.1", f"not a status line: {lines[0]!r}"
-        hdrs = {}
-        for line in lines[1:]:
-            name, colon, value = line.partition(":")
-            assert colon, f"bad header line {line!r} in {head!r}"
-            name = name.lower()
-            assert name not in hdrs or name == "set-cookie", \
-                f"header {name} twice: {head!r}"
-            hdrs[name] = value.strip()
-        if "content-length" in hdrs:
-            n = int(hdrs["content-length"])
-            assert len(rest) >= n, f"body shorter than Content-Length: {data!r}"
-            body, data = rest[:n], rest[n:]
-        elif hdrs.get("transfer-encoding") == "chunked":
-            body = b""
-            while True:
-                size, crlf, rest = rest.partition(b"\r\n")
-                assert crlf, f"truncated chunk size: {rest[:100]!r}"
-                n = int(size, 16)
-                body += rest[:n]
-                assert rest[n:n + 2] == b"\r\n", f"bad chunk: {rest[:100]!r}"
-                rest = rest[n + 2:]
-                if n == 0:
-                    break
-            data = rest
-        else:
-            assert int(status) in (100, 204, 304), f"no length: {head!r}"
-            body = b""
-            data = rest
-        out.append((int(status), hdrs, body))
-    return out
-
-
-def exchange(d, raw, timeout=10):
-    """Sends raw, reads until the daemon closes; returns the parsed
-    responses. Use with requests that end in Connection: close or an
-    error."""
-    with connect(d) as s:
-        s.sendall(raw)
-        return parse_responses(read_to_eof(s, timeout))
-
-
-def closed_by_peer(s):
-    """True once the daemon closed s (EOF or reset), False while it is
-    open. Reads (and drops) anything the daemon sent before closing."""
-    s.setblocking(False)
-    try:
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                return True
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
-    finally:
-        s.setblocking(True)
-
-
 def health(d, timeout=5):
     """One GET /health on a new connection: (status, body)."""
-    with connect(d, timeout) as s:
+    with raw_connect(d, timeout) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = read_to_eof(s, timeout)
     resp = parse_responses(data)
@@ -127,7 +34,7 @@ class Slowloris:
     finish it; one thread drives them all."""
 
     def __init__(self, d, n, interval=1.0):
-        self.socks = [connect(d) for _ in range(n)]
+        self.socks = [raw_connect(d) for _ in range(n)]
         self.interval = interval
         self.stop = threading.Event()
         self.sent = 0
@@ -164,7 +71,7 @@ def test_idle_and_slow_connections_do_not_lock_out_health(make_daemon):
     # The slow ones first: the longest idle go first, and trickling bytes
     # does not make a connection any less idle.
     slow = Slowloris(d, 10, interval=0.5)
-    idle = [connect(d) for _ in range(60)]
+    idle = [raw_connect(d) for _ in range(60)]
     try:
         wait_until(lambda: slow.sent >= 2, "the slowloris clients sent bytes")
         for _ in range(5):
@@ -187,8 +94,8 @@ def test_header_timeout_closes_silent_and_slow_connections(make_daemon):
     --header-timeout-ms is closed, however it trickles bytes; one that
     sent part of a head learns why (408)."""
     d = make_daemon(args=["--header-timeout-ms", "1000"]).wait_healthy()
-    silent = connect(d)
-    partial = connect(d)
+    silent = raw_connect(d)
+    partial = raw_connect(d)
     partial.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
     slow = Slowloris(d, 1, interval=0.2)
     try:
@@ -211,7 +118,7 @@ def test_client_leaving_mid_head_is_closed_at_once(make_daemon):
     too, long before the header timeout, and keeps serving."""
     d = make_daemon(args=["--header-timeout-ms", "120000"]).wait_healthy()
     for _ in range(3):
-        with connect(d) as s:
+        with raw_connect(d) as s:
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
             s.shutdown(socket.SHUT_WR)
             assert read_to_eof(s, timeout=30) == b""
@@ -222,7 +129,7 @@ def test_idle_keepalive_connection_is_closed_after_the_timeout(make_daemon):
     """Between requests a keep-alive connection is idle too: closed after
     --header-timeout-ms, and evictable at the limit."""
     d = make_daemon(args=["--header-timeout-ms", "1000"]).wait_healthy()
-    with connect(d) as s:
+    with raw_connect(d) as s:
         s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
         data = read_to_eof(s, timeout=30)
     # The answer, then the close (not an error response).
@@ -236,7 +143,7 @@ def test_keepalive_connections_are_evicted_at_the_limit(make_daemon):
     held = []
     try:
         for _ in range(16):
-            s = connect(d)
+            s = raw_connect(d)
             s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
             held.append(s)
         for s in held:
@@ -266,7 +173,7 @@ def test_busy_connections_at_the_limit_refuse_new_ones_with_503(make_daemon):
     held = []
     try:
         for _ in range(16):
-            s = connect(d)
+            s = raw_connect(d)
             # A head announcing a body that never comes. The 100 Continue
             # says the daemon is receiving the body.
             s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\n"
@@ -276,7 +183,7 @@ def test_busy_connections_at_the_limit_refuse_new_ones_with_503(make_daemon):
             held.append(s)
         c = d.client()
         for _ in range(3):
-            with connect(d) as s:
+            with raw_connect(d) as s:
                 s.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n"
                           b"Connection: close\r\n\r\n")
                 resp = parse_responses(read_to_eof(s, timeout=5))
@@ -292,7 +199,7 @@ def test_busy_connections_at_the_limit_refuse_new_ones_with_503(make_daemon):
 # ------------------------------------------------------------------ HEAD
 
 def test_head_health_is_get_without_body(client, daemon):
-    with connect(daemon) as s:
+    with raw_connect(daemon) as s:
         s.sendall(b"HEAD /health HTTP/1.1\r\nHost: x\r\n\r\n"
                   b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         data = read_to_eof(s)
@@ -307,7 +214,7 @@ def test_head_health_is_get_without_body(client, daemon):
 
 @pytest.mark.parametrize("path", ["/metrics", "/contexts"])
 def test_head_on_other_get_routes(daemon, path):
-    with connect(daemon) as s:
+    with raw_connect(daemon) as s:
         s.sendall(b"HEAD %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
                   % path.encode())
         data = read_to_eof(s)
@@ -388,7 +295,7 @@ def test_same_content_length_twice_is_accepted(daemon):
 
 
 def test_expect_100_continue_over_the_limit_is_413_at_once(aux_daemon):
-    with connect(aux_daemon) as s:
+    with raw_connect(aux_daemon) as s:
         s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n"
                   b"Expect: 100-continue\r\n\r\n")
         # No body is sent: the answer must not wait for it.
@@ -399,7 +306,7 @@ def test_expect_100_continue_over_the_limit_is_413_at_once(aux_daemon):
 
 def test_expect_100_continue_under_the_limit_continues(aux_daemon):
     body = b'{"code": "1+1"}'
-    with connect(aux_daemon) as s:
+    with raw_connect(aux_daemon) as s:
         s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                   b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n" % len(body))
         s.settimeout(10)
@@ -413,7 +320,7 @@ def test_expect_100_continue_under_the_limit_continues(aux_daemon):
 def _upload(d, head, chunks):
     """Sends head, then chunks from the iterator while the daemon reads;
     returns (bytes of body sent, raw answer) once the daemon closed."""
-    s = connect(d, timeout=30)
+    s = raw_connect(d, timeout=30)
     s.sendall(head)
     sent = 0
     got = []

@@ -12,8 +12,7 @@ with an UnexpectedEndOfExecution error and the context moves on.
 
 import pytest
 
-from harness import content, error, main_text, stderr, stdout
-from test_languages import BY_NAME
+from harness import content, error, main_text, need_kernel, stderr, stdout
 
 # Far above the ~1 s the daemon waits for a reply after idle, far below the
 # forever it used to take.
@@ -113,8 +112,7 @@ def test_working_stream_replacements_are_left_alone(client, pyctx):
 
 @pytest.fixture
 def bashctx(client, new_context):
-    if BY_NAME["bash"].kernel_json is None:
-        pytest.skip("no bash kernelspec")
+    need_kernel("bash")
     ctx = new_context({"language": "bash"})
     lines = client.execute("KEPT=41; echo $$", context_id=ctx["id"])
     assert error(lines) is None, lines

@@ -16,13 +16,12 @@ import json
 import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 
-from harness import content, error, is_ready, of_type, stderr, stdout
-
-PROJECT_KERNELS = Path(__file__).resolve().parents[2] / "kernels"
+from harness import (IPYKERNEL_ARGV, PROJECT_KERNELS, content, error, is_ready,
+                     kernel_dirs, kernelspec, of_type, stderr, stdout,
+                     write_kernelspec)
 
 # Exactly what a kernel death must end the stream with (test_faults.py).
 RESTARTING = {"type": "error", "name": "ContextRestarting",
@@ -31,39 +30,6 @@ RESTARTING = {"type": "error", "name": "ContextRestarting",
 # A per-execution value with characters every language's quoting must
 # survive (test_env.py covers the full set for python).
 ENV_VALUE = "it's \"q\" \\back $HOME `x` %s {y} \u00e9"
-
-
-# ------------------------------------------------------- the kernelspecs
-
-def kernel_dirs():
-    """Where the daemon looks for kernelspecs, in its order (README.md):
-    its --kernel-path (the test daemons use the default, our kernels/),
-    then the Jupyter paths."""
-    dirs = [PROJECT_KERNELS]
-    for p in filter(None, os.environ.get("JUPYTER_PATH", "").split(":")):
-        dirs.append(Path(p) / "kernels")
-    dirs += [Path.home() / ".local/share/jupyter/kernels",
-             Path("/usr/local/share/jupyter/kernels"),
-             Path("/usr/share/jupyter/kernels")]
-    return dirs
-
-
-def kernelspec(spec_name, language):
-    """The kernel.json the daemon would pick for language, or None."""
-    for d in kernel_dirs():
-        if not d.is_dir():
-            continue
-        for sub in sorted(d.iterdir()):
-            kj = sub / "kernel.json"
-            if not kj.is_file():
-                continue
-            try:
-                meta = json.loads(kj.read_text())
-            except (OSError, ValueError):
-                continue
-            if sub.name.lower() == spec_name or meta.get("language") == language:
-                return kj
-    return None
 
 
 # ------------------------------------------------------ the languages
@@ -615,14 +581,10 @@ def test_any_installed_kernelspec_by_name(make_daemon, tmp_path):
         pytest.skip("no python3 kernelspec: ipykernel is not installed")
     # The python kernel under another name, self-contained (no
     # {resource_dir} files), marked by an env entry.
-    spec = {"argv": ["/usr/bin/python3", "-m", "ipykernel_launcher",
-                     "-f", "{connection_file}"],
-            "display_name": "My Echo", "language": "python",
-            "interrupt_mode": "signal",
-            "env": {"E2BCI_MYECHO": "this is myecho"}}
-    d = tmp_path / "kernels" / "myecho"
-    d.mkdir(parents=True)
-    (d / "kernel.json").write_text(json.dumps(spec))
+    write_kernelspec(tmp_path / "kernels", "myecho", argv=IPYKERNEL_ARGV,
+                     display_name="My Echo", language="python",
+                     interrupt_mode="signal",
+                     env={"E2BCI_MYECHO": "this is myecho"})
     # A kernelspec of a name the daemon has never heard of, first on the
     # path, besides our own kernels.
     daemon = make_daemon(args=["--kernel-path", f"{tmp_path / 'kernels'}:{PROJECT_KERNELS}"])

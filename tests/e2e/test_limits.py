@@ -13,14 +13,12 @@ gets an error, the daemon and other contexts carry on, and the processes
 are gone once the context is deleted.
 """
 
-import os
 import random
-import signal
 
 import pytest
 
 import harness
-from harness import error, main_text, stdout
+from harness import error, kill_sleeps, main_text, per_language, stdout
 
 LIMIT = "300M"
 
@@ -66,35 +64,19 @@ CASES = {
 }
 
 
-def installed(lang):
-    from pathlib import Path
-    spec = {"python": "python3", "r": "ir"}.get(lang, lang)
-    dirs = [Path(__file__).resolve().parents[2] / "kernels",
-            Path("/usr/local/share/jupyter/kernels"), Path("/usr/share/jupyter/kernels")]
-    return any((d / spec / "kernel.json").exists() for d in dirs)
-
-
 @pytest.fixture(scope="module")
 def mem_daemon(e2bci_bin, tmp_path_factory):
     # Python and JavaScript are default contexts: /health turns 200 only
     # once both started under the limit.
-    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("mem"),
-                       envd_url="http://127.0.0.1:9", name="memory-limit daemon",
-                       args=["--kernel-memory-max", LIMIT, "--pool", "python=0",
-                             "--default-languages", "python,javascript"])
-    d.start()
-    try:
-        d.wait_healthy()
-    except AssertionError:
-        d.stop()
-        raise
-    yield d
-    problems = d.stop()
-    assert not problems, "\n".join(problems)
+    with harness.serving(harness.Daemon(
+            e2bci_bin, tmp_path_factory.mktemp("mem"),
+            envd_url="http://127.0.0.1:9", name="memory-limit daemon",
+            args=["--kernel-memory-max", LIMIT, "--pool", "python=0",
+                  "--default-languages", "python,javascript"])) as d:
+        yield d
 
 
-@pytest.mark.parametrize("lang", [pytest.param(l, id=l, marks=pytest.mark.skipif(
-    not installed(l), reason=f"no kernel for {l}")) for l in CASES])
+@per_language(CASES)
 def test_memory_limit_every_language_runs_and_a_hog_is_stopped(mem_daemon, lang):
     case = CASES[lang]
     c = mem_daemon.client()
@@ -121,25 +103,13 @@ def test_memory_limit_every_language_runs_and_a_hog_is_stopped(mem_daemon, lang)
 # ------------------------------------------------------------- tasks
 
 def sleeps(m):
-    want = [b"sleep", m.encode()]
-    n = []
-    for name in os.listdir("/proc"):
-        if name.isdigit():
-            try:
-                with open(f"/proc/{name}/cmdline", "rb") as f:
-                    if f.read().split(b"\0")[:-1] == want:
-                        n.append(int(name))
-            except OSError:
-                pass
-    return n
+    return harness.sleeps(m, zombies=True)
 
 
-def test_tasks_limit_stops_a_process_flood(e2bci_bin, tmp_path):
-    d = harness.Daemon(e2bci_bin, tmp_path, envd_url="http://127.0.0.1:9",
-                       name="tasks-limit daemon",
-                       args=["--kernel-tasks-max", "64", "--pool", "python=0",
-                             "--default-languages", "python,javascript"])
-    d.start()
+def test_tasks_limit_stops_a_process_flood(make_daemon):
+    d = make_daemon(envd_url="http://127.0.0.1:9", name="tasks-limit daemon",
+                    args=["--kernel-tasks-max", "64", "--pool", "python=0",
+                          "--default-languages", "python,javascript"])
     m = str(random.randint(8_000_000, 8_999_999))
     try:
         d.wait_healthy()
@@ -164,10 +134,4 @@ def test_tasks_limit_stops_a_process_flood(e2bci_bin, tmp_path):
         problems = d.stop()
         assert not problems, "\n".join(problems)
     finally:
-        for pid in sleeps(m):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if d.running():
-            d.stop()
+        kill_sleeps(m)

@@ -20,13 +20,11 @@ make valgrind) the RSS bounds are not checked: their shadow memory and
 quarantine are not the daemon's.
 """
 
-import json
-import socket
-import time
-
 import pytest
 
-from harness import check_sequence, main_text, parse_line, stderr, wait_until
+from harness import (IPYKERNEL_ARGV, executions_over, main_text,
+                     raw_execute, read_execute, stderr, wait_until,
+                     write_kernelspec)
 
 MiB = 1024 * 1024
 SLACK = 32 * MiB  # what the daemon may hold beyond its output budget
@@ -55,55 +53,8 @@ def assert_peak_within(d, budget):
         f"peak RSS {hwm[0] / MiB:.0f} MiB > {(budget + SLACK) / MiB:.0f} MiB"
 
 
-def post(d, code, rcvbuf=None, **fields):
-    """Sends POST /execute on a new connection and returns the socket; the
-    answer is left unread."""
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    if rcvbuf:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-    s.settimeout(120)
-    s.connect((d.host, d.port))
-    body = json.dumps({"code": code, **fields}).encode()
-    s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-              b"Content-Type: application/json\r\n"
-              b"Content-Length: %d\r\n\r\n" % len(body) + body)
-    return s
-
-
-def read_lines(s):
-    """Reads the whole answer as fast as it comes (into one buffer), then
-    checks the status, the chunked framing and every NDJSON line."""
-    buf = bytearray()
-    while True:
-        chunk = s.recv(1 << 20)
-        if not chunk:
-            break
-        buf += chunk
-    s.close()
-    head, sep, rest = bytes(buf).partition(b"\r\n\r\n")
-    assert sep and head.startswith(b"HTTP/1.1 200"), head[:200]
-    body, i = bytearray(), 0
-    while True:
-        eol = rest.index(b"\r\n", i)
-        size = int(rest[i:eol].split(b";")[0], 16)
-        if size == 0:
-            break
-        body += rest[eol + 2:eol + 2 + size]
-        i = eol + 2 + size + 2
-    lines = [parse_line(bytes(l) + b"\n") for l in body.split(b"\n")[:-1]]
-    check_sequence(lines)
-    return lines
-
-
 def stdout_len(lines):
     return sum(len(l["text"]) for l in lines if l["type"] == "stdout")
-
-
-def cells_over(c, n):
-    """True once n executions were made and none is in flight."""
-    m = c.request("GET", "/metrics").text
-    return ("e2bci_executions_in_flight 0" in m
-            and f"e2bci_executions_total {n}" in m)
 
 
 def started(make_daemon, *args):
@@ -115,7 +66,7 @@ def started(make_daemon, *args):
 def test_fast_reader_gets_every_byte_and_peak_is_bounded(make_daemon):
     d = started(make_daemon, "--max-backlog", "96M",
                 "--max-backlog-total", "96M")
-    lines = read_lines(post(d, 'print("y" * 100_000_000)'))
+    lines = read_execute(raw_execute(d, 'print("y" * 100_000_000)'))
     assert stdout_len(lines) == 100_000_001
     assert "".join(l["text"] for l in lines if l["type"] == "stdout") \
         == "y" * 100_000_000 + "\n"
@@ -130,7 +81,7 @@ def test_kernel_host_output_comes_in_small_messages(make_daemon):
     """Our kernel host (bash, JavaScript, ...) publishes each read of the
     runner's pipe (at most 64 KiB) as one message."""
     d = started(make_daemon)
-    lines = read_lines(post(d, "head -c 30000000 /dev/zero | tr '\\0' y; echo",
+    lines = read_execute(raw_execute(d, "head -c 30000000 /dev/zero | tr '\\0' y; echo",
                             language="bash"))
     out = [l["text"] for l in lines if l["type"] == "stdout"]
     assert sum(map(len, out)) == 30_000_001
@@ -142,9 +93,9 @@ def test_late_reader_gets_the_start_and_a_notice(make_daemon):
     d = started(make_daemon, "--max-backlog", "8M",
                 "--max-backlog-total", "16M")
     c = d.client()
-    s = post(d, 'print("y" * 100_000_000)\n"done"', rcvbuf=4096)
-    wait_until(lambda: cells_over(c, 1), "the cell ended (metrics)", 120)
-    lines = read_lines(s)
+    s = raw_execute(d, 'print("y" * 100_000_000)\n"done"', rcvbuf=4096)
+    wait_until(lambda: executions_over(c, 1), "the cell ended (metrics)", 120)
+    lines = read_execute(s)
     got = stdout_len(lines)
     assert 0 < got <= 8 * MiB + 8 * MiB  # the backlog + socket buffers
     assert stderr(lines).count("output truncated: the client reads "
@@ -152,7 +103,7 @@ def test_late_reader_gets_the_start_and_a_notice(make_daemon):
     assert main_text(lines) == "done"
     assert_peak_within(d, 16 * MiB)
     # The context is fine, and its next output is whole.
-    lines = read_lines(post(d, 'print("z" * 3_000_000)'))
+    lines = read_execute(raw_execute(d, 'print("z" * 3_000_000)'))
     assert stdout_len(lines) == 3_000_001
 
 
@@ -162,10 +113,10 @@ def test_total_budget_is_shared_by_two_executions(make_daemon):
     c = d.client()
     other = c.create_context()["id"]
     code = 'import sys\nfor _ in range(40): sys.stdout.write("y" * 1_000_000)'
-    a = post(d, code, rcvbuf=4096)
-    b = post(d, code, rcvbuf=4096, context_id=other)
-    wait_until(lambda: cells_over(c, 2), "both cells ended (metrics)", 120)
-    la, lb = read_lines(a), read_lines(b)
+    a = raw_execute(d, code, rcvbuf=4096)
+    b = raw_execute(d, code, rcvbuf=4096, context_id=other)
+    wait_until(lambda: executions_over(c, 2), "both cells ended (metrics)", 120)
+    la, lb = read_execute(a), read_execute(b)
     notes = stderr(la) + stderr(lb)
     assert "unread output of all executions reached the daemon's limit" \
         in notes
@@ -179,20 +130,16 @@ def test_total_budget_is_shared_by_two_executions(make_daemon):
 def plain_python(tmp_path):
     """A kernelspec dir with Debian's ipykernel as it ships: no e2b-ci
     config, so a print is one message, however large."""
-    spec = tmp_path / "specs" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": ["/usr/bin/python3", "-m", "ipykernel_launcher",
-                 "-f", "{connection_file}"],
-        "display_name": "plain ipykernel", "language": "python",
-        "interrupt_mode": "signal"}))
+    spec = write_kernelspec(tmp_path / "specs", "python3", argv=IPYKERNEL_ARGV,
+                            display_name="plain ipykernel", language="python",
+                            interrupt_mode="signal")
     return str(spec.parent)
 
 
 def test_oversized_message_is_cut_with_a_notice(make_daemon, plain_python):
     d = started(make_daemon, "--kernel-path", plain_python,
                 "--max-kernel-message", "1M")
-    lines = read_lines(post(
+    lines = read_execute(raw_execute(
         d, 'import sys\nprint("before", flush=True)\n'
            'print("y" * 40_000_000)\n'
            'import time; time.sleep(0.5)\nprint("after")\n"done"'))
@@ -202,10 +149,10 @@ def test_oversized_message_is_cut_with_a_notice(make_daemon, plain_python):
     assert "--max-kernel-message, 1048576 bytes" in stderr(lines)
     assert not [l for l in lines if l["type"] == "error"]
     # Display data the same way; then the context carries on.
-    lines = read_lines(post(
+    lines = read_execute(raw_execute(
         d, 'display({"text/plain": "x" * 3_000_000}, raw=True)'))
     assert "output cut" in stderr(lines)
-    assert main_text(read_lines(post(d, "1 + 1"))) == "2"
+    assert main_text(read_execute(raw_execute(d, "1 + 1"))) == "2"
     assert_peak_within(d, 96 * MiB)
 
 
@@ -213,9 +160,9 @@ def test_oversized_reply_ends_the_cell_with_an_error(make_daemon,
                                                      plain_python):
     d = started(make_daemon, "--kernel-path", plain_python,
                 "--max-kernel-message", "1M")
-    lines = read_lines(post(
+    lines = read_execute(raw_execute(
         d, "get_ipython().payload_manager.write_payload("
            "{'source': 'page', 'data': {'text/plain': 'x' * 3_000_000}})"))
     errs = [l for l in lines if l["type"] == "error"]
     assert len(errs) == 1 and errs[0]["name"] == "KernelMessageTooLarge"
-    assert main_text(read_lines(post(d, "2 + 2"))) == "4"
+    assert main_text(read_execute(raw_execute(d, "2 + 2"))) == "4"

@@ -1,8 +1,9 @@
 """GET /metrics (Prometheus text) and the warm kernel pool."""
 
+import os
 import re
 
-from harness import main_text, stdout, wait_until
+from harness import main_text, processes, stdout, wait_until
 
 
 def scrape(client):
@@ -118,18 +119,6 @@ def test_bad_pool_option_is_refused(e2bci_bin, tmp_path):
 def _kernel_pids(d):
     """Pids of kernel processes started by daemon d (their cmdline names a
     connection file in d's runtime dir)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read().decode(errors="replace")
-        except OSError:
-            continue
-        if str(d.runtime_dir) in cmd and "ipykernel" in cmd:
-            pids.append(int(entry))
-    return pids
-
-
-import os  # noqa: E402  (used by _kernel_pids)
+    rundir = os.fsencode(str(d.runtime_dir))
+    return [pid for pid, cmd in processes(zombies=True)
+            if rundir in cmd and b"ipykernel" in cmd]

@@ -5,7 +5,8 @@ import failed there, since the runner used a vm option of Node >= 20.12).
 The daemon gets kernelspecs of its own, ahead of the repository's on
 --kernel-path, that are the repository's javascript and typescript ones with
 /usr/bin/node replaced by tests/kernels/node18's binary (installed by
-kernels/node/install.sh). Node 18 is skipped only off x86_64.
+kernels/node/install.sh). Node 18 is skipped only off x86_64. The module's
+daemon overrides conftest's `daemon`, so `client` talks to it.
 """
 
 import json
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness import error, main_text, stderr, stdout
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,18 +38,15 @@ def kernelspecs(into, node):
 
 
 @pytest.fixture(scope="module")
-def node18_daemon(e2bci_bin, envd_server, tmp_path_factory):
+def daemon(e2bci_bin, envd_server, tmp_path_factory):
     node = nodes.node18()
     specs = tmp_path_factory.mktemp("node18-kernels")
     kernelspecs(specs, node)
-    import harness
-    d = harness.Daemon(e2bci_bin, tmp_path_factory.mktemp("node18"),
-                       envd_url=envd_server.url, name="node18 daemon",
-                       args=["--kernel-path", f"{specs}:{ROOT / 'kernels'}",
-                             "--default-languages", "python,javascript"])
-    d.start()
-    try:
-        d.wait_healthy()
+    with harness.serving(harness.Daemon(
+            e2bci_bin, tmp_path_factory.mktemp("node18"),
+            envd_url=envd_server.url, name="node18 daemon",
+            args=["--kernel-path", f"{specs}:{ROOT / 'kernels'}",
+                  "--default-languages", "python,javascript"])) as d:
         # A package and modules in the default cwd, as a user would have.
         home = Path(d.cwd)
         pkg = home / "node_modules" / "esmonly"
@@ -57,17 +56,7 @@ def node18_daemon(e2bci_bin, envd_server, tmp_path_factory):
         (pkg / "index.js").write_text('export const hello = "from esm"; export default 42;')
         (home / "local.mjs").write_text("export const answer = 41 + 1;")
         (home / "data.json").write_text('{"k": [1, 2]}')
-    except AssertionError:
-        d.stop()
-        raise
-    yield d
-    problems = d.stop()
-    assert not problems, "\n".join(problems)
-
-
-@pytest.fixture
-def c18(node18_daemon):
-    return node18_daemon.client()
+        yield d
 
 
 def run(client, code, language="js"):
@@ -77,12 +66,12 @@ def run(client, code, language="js"):
     return lines
 
 
-def test_runs_on_node18(c18):
-    assert main_text(run(c18, "process.version")) == "v" + nodes.NODE18_VERSION
+def test_runs_on_node18(client):
+    assert main_text(run(client, "process.version")) == "v" + nodes.NODE18_VERSION
 
 
-def test_static_and_dynamic_imports(c18):
-    lines = run(c18, "import { readFileSync } from 'fs'\n"
+def test_static_and_dynamic_imports(client):
+    lines = run(client, "import { readFileSync } from 'fs'\n"
                      "import * as p from 'node:path'\n"
                      "import { answer } from './local.mjs'\n"
                      "import esm, { hello } from 'esmonly'\n"
@@ -90,23 +79,23 @@ def test_static_and_dynamic_imports(c18):
                      "console.log(typeof readFileSync, p.join('a', 'b'), answer, esm, hello, data.k)")
     assert stdout(lines) == "function a/b 42 42 from esm [ 1, 2 ]\n", lines
     assert stderr(lines) == "", lines
-    assert main_text(run(c18, "(await import('esmonly')).hello")) == "from esm"
-    assert main_text(run(c18, "const { sep } = await import('node:path'); sep")) == "/"
+    assert main_text(run(client, "(await import('esmonly')).hello")) == "from esm"
+    assert main_text(run(client, "const { sep } = await import('node:path'); sep")) == "/"
     # The README's example: top-level await and an import in one cell.
-    lines = run(c18, "import { setTimeout as sleep } from 'node:timers/promises'\n"
+    lines = run(client, "import { setTimeout as sleep } from 'node:timers/promises'\n"
                      "await sleep(10)\n'slept'")
     assert main_text(lines) == "slept"
 
 
-def test_missing_module_is_an_error(c18):
-    lines = c18.execute("import x from 'no-such-package-e2bci'", language="js")
+def test_missing_module_is_an_error(client):
+    lines = client.execute("import x from 'no-such-package-e2bci'", language="js")
     err = error(lines)
     assert err is not None and "Cannot find package 'no-such-package-e2bci'" in err["value"], lines
-    assert main_text(run(c18, "'still alive'")) == "still alive"
+    assert main_text(run(client, "'still alive'")) == "still alive"
 
 
-def test_typescript_imports(c18):
-    lines = run(c18, "import { basename } from 'node:path'\n"
+def test_typescript_imports(client):
+    lines = run(client, "import { basename } from 'node:path'\n"
                      "import type { Nope } from 'does-not-exist'\n"
                      "const n: number = (await import('esmonly')).default\n"
                      "basename('/x/y.ts') + ' ' + n", language="typescript")

@@ -8,7 +8,6 @@ on stderr."""
 
 import pytest
 
-import harness
 from harness import error, of_type, stderr
 
 MARK = "e2b-ci/truncated"
@@ -100,32 +99,15 @@ def test_thinned_chart_is_marked(py):
     assert MARK not in r["extra"] and err == ""
 
 
-class EnvDaemon(harness.Daemon):
-    """A daemon started with extra environment variables (the harness
-    passes none of E2B_CI_*): through env(1), which execs it in place."""
-
-    def __init__(self, *a, env, **kw):
-        super().__init__(*a, **kw)
-        self.env = env
-
-    def argv(self):
-        return ["/usr/bin/env"] + [f"{k}={v}" for k, v in self.env.items()] + super().argv()
-
-
-def test_limits_are_inherited_from_the_daemon(e2bci_bin, envd_server, tmp_path):
-    d = EnvDaemon(e2bci_bin, tmp_path, envd_url=envd_server.url, name="limits daemon",
-                  env={"E2B_CI_DATA_MAX_ROWS": "7", "E2B_CI_CHART_MAX_POINTS": "100"})
-    d.start()
-    try:
-        d.wait_healthy()
-        c = d.client()
-        r, err = run(c, None, "import pandas as pd\npd.DataFrame({'a': range(20)})")
-        assert r["data"]["a"] == list(range(7))
-        assert r["extra"][MARK]["data"]["limits"] == ["E2B_CI_DATA_MAX_ROWS=7"]
-        r, err = run(c, None, "import matplotlib.pyplot as plt\nplt.plot(range(1000))\n"
-                              "fig = plt.gcf(); plt.close(fig); fig")
-        assert len(r["chart"]["elements"][0]["points"]) <= 101
-        assert r["extra"][MARK]["chart"]["limits"] == ["E2B_CI_CHART_MAX_POINTS=100"]
-    finally:
-        problems = d.stop()
-    assert not problems, problems
+def test_limits_are_inherited_from_the_daemon(make_daemon):
+    # The harness passes none of the caller's E2B_CI_* variables, only env's.
+    d = make_daemon(name="limits daemon", env={"E2B_CI_DATA_MAX_ROWS": "7",
+                                               "E2B_CI_CHART_MAX_POINTS": "100"})
+    c = d.wait_healthy().client()
+    r, err = run(c, None, "import pandas as pd\npd.DataFrame({'a': range(20)})")
+    assert r["data"]["a"] == list(range(7))
+    assert r["extra"][MARK]["data"]["limits"] == ["E2B_CI_DATA_MAX_ROWS=7"]
+    r, err = run(c, None, "import matplotlib.pyplot as plt\nplt.plot(range(1000))\n"
+                          "fig = plt.gcf(); plt.close(fig); fig")
+    assert len(r["chart"]["elements"][0]["points"]) <= 101
+    assert r["extra"][MARK]["chart"]["limits"] == ["E2B_CI_CHART_MAX_POINTS=100"]

@@ -20,12 +20,10 @@ and every test kills what it left behind, so a failure never leaves a
 ten-day sleep running.
 """
 
-import json
 import os
 import random
 import shutil
 import signal
-import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -33,7 +31,8 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import error, of_type, stdout, wait_until
+from harness import (error, has_kernel, kill_sleeps, of_type,
+                     per_language, sleeps, stdout, wait_until)
 
 LANGS = ["python", "javascript", "typescript", "r", "bash", "java"]
 HOSTED = ["javascript", "typescript", "bash", "java"]  # our kernel host
@@ -61,50 +60,10 @@ BUSY = {
 NOOP = {"bash": "true"}  # "1" elsewhere
 
 
-def installed(lang):
-    spec = {"python": "python3", "r": "ir"}.get(lang, lang)
-    dirs = [Path(__file__).resolve().parents[2] / "kernels",
-            Path("/usr/local/share/jupyter/kernels"), Path("/usr/share/jupyter/kernels")]
-    return any((d / spec / "kernel.json").exists() for d in dirs)
-
-
-def langs(names):
-    return pytest.mark.parametrize("lang", [
-        pytest.param(l, id=l, marks=pytest.mark.skipif(
-            not installed(l), reason=f"no kernel for {l}")) for l in names])
-
-
 # ------------------------------------------------------------ processes
 
 def marker():
     return str(random.randint(9_000_000, 9_999_999))
-
-
-def sleeps(m):
-    """pids of the live processes whose argv is exactly `sleep m`."""
-    want = [b"sleep", m.encode()]
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")[:-1]
-            with open(f"/proc/{name}/stat", "rb") as f:
-                state = f.read().rsplit(b")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if argv == want and state != b"Z":
-            found.append(int(name))
-    return found
-
-
-def kill_sleeps(m):
-    for pid in sleeps(m):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except OSError:
-            pass
 
 
 def children(pid):
@@ -244,7 +203,7 @@ def m():
 
 # ----------------------------------------------------------------- tests
 
-@langs(LANGS)
+@per_language(LANGS)
 def test_delete_with_a_busy_cell_ends_the_cells_processes(setup, lang, m):
     ctx, _ = setup.context(lang)
     setup.spawn(ctx, lang, m)
@@ -255,7 +214,7 @@ def test_delete_with_a_busy_cell_ends_the_cells_processes(setup, lang, m):
     wait_gone(m, f"{lang} context deleted")
 
 
-@langs(LANGS)
+@per_language(LANGS)
 def test_restart_with_a_busy_cell_ends_the_cells_processes(setup, lang, m):
     ctx, _ = setup.context(lang)
     setup.spawn(ctx, lang, m)
@@ -266,7 +225,7 @@ def test_restart_with_a_busy_cell_ends_the_cells_processes(setup, lang, m):
     setup.client().delete(ctx["id"])
 
 
-@langs(LANGS)
+@per_language(LANGS)
 def test_sigkill_of_the_kernel_ends_the_cells_processes(setup, lang, m):
     ctx, kernel = setup.context(lang)
     setup.spawn(ctx, lang, m)
@@ -279,7 +238,7 @@ def test_sigkill_of_the_kernel_ends_the_cells_processes(setup, lang, m):
     setup.client().delete(ctx["id"])
 
 
-@langs(HOSTED)
+@per_language(HOSTED)
 def test_sigkill_of_the_runner_ends_the_cells_processes(setup, lang, m):
     ctx, kernel = setup.context(lang)
     setup.spawn(ctx, lang, m)
@@ -312,7 +271,7 @@ def test_daemon_sigterm_with_busy_cells_ends_every_cells_processes(setup, tmp_pa
     d = su.start()
     marks, streams = {}, []
     try:
-        for lang in [l for l in LANGS if installed(l)]:
+        for lang in [l for l in LANGS if has_kernel(l)]:
             ctx, _ = su.context(lang)
             marks[lang] = marker()
             su.spawn(ctx, lang, marks[lang])

@@ -4,18 +4,17 @@ exits 0, whatever the language, the amount of output and the reader's pace;
 the wait is bounded by --stop-timeout-ms.
 
 The streams are read on raw sockets and the chunked encoding is decoded
-here, so a stream cut short (no terminator) cannot pass for a finished one.
+by the harness, so a stream cut short (no terminator) cannot pass for a
+finished one.
 """
 
-import json
 import signal
 import socket
 import threading
 import time
 
-from harness import check_sequence, parse_line, wait_until
-
-HEAD_END = b"\r\n\r\n"
+from harness import (HEAD_END, ChunkedDecoder, NdjsonReader, check_sequence,
+                     parse_head, raw_post, wait_until)
 
 PY_LIGHT = ("import time\n"
             "for i in range(100000):\n"
@@ -48,11 +47,7 @@ class RawStream:
     `eof` by the connection closing."""
 
     def __init__(self, d, body, pace=None):
-        self.sock = socket.create_connection((d.host, d.port), timeout=60)
-        data = json.dumps(body).encode()
-        self.sock.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\n"
-                          b"Content-Type: application/json\r\n"
-                          b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+        self.sock = raw_post(d, "/execute", body, timeout=60, close=False)
         self.pace = pace  # (bytes, seconds): read at most that much per step
         self.status = None
         self.lines = []
@@ -71,6 +66,7 @@ class RawStream:
 
     def _run(self):
         buf = b""
+        chunked, ndjson = ChunkedDecoder(), NdjsonReader()
         try:
             while HEAD_END not in buf:
                 chunk = self._recv()
@@ -78,37 +74,21 @@ class RawStream:
                     raise EOFError("closed before the response head")
                 buf += chunk
             head, _, buf = buf.partition(HEAD_END)
-            self.status = int(head.split(b" ", 2)[1])
-            assert b"Transfer-Encoding: chunked" in head, head
-            body = b""
-            while True:
-                while b"\r\n" not in buf:
-                    chunk = self._recv()
-                    if not chunk:
-                        self.eof = True
-                        return
-                    buf += chunk
-                size, _, buf = buf.partition(b"\r\n")
-                n = int(size, 16)
-                while len(buf) < n + 2:
-                    chunk = self._recv()
-                    if not chunk:
-                        self.eof = True
-                        return
-                    buf += chunk
-                assert buf[n:n + 2] == b"\r\n", buf[:100]
-                body += buf[:n]
-                buf = buf[n + 2:]
-                *done, body = body.split(b"\n")
-                for raw in done:
-                    line = parse_line(raw + b"\n")
+            self.status, hdrs = parse_head(head)
+            assert hdrs.get("transfer-encoding") == "chunked", head
+            while not chunked.done:
+                for line in ndjson.feed(chunked.feed(buf)):
                     self.lines.append(line)
                     if line["type"] in ("stdout", "stderr"):
                         self.output += 1
-                if n == 0:
-                    assert body == b"", f"partial line at the end: {body!r}"
-                    self.terminated = True
+                if chunked.done:
+                    break
+                buf = self._recv()
+                if not buf:
+                    self.eof = True
                     return
+            ndjson.end()
+            self.terminated = True
         except Exception as e:  # reported by check()
             self.error = e
         finally:
@@ -225,13 +205,7 @@ def test_stop_timeout_bounds_a_reader_that_never_reads(make_daemon, tmp_path):
             "time.sleep(600)\n")
     # A small receive buffer, set before connecting so the window stays
     # small: the 8 MB stay in the daemon.
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    s.settimeout(60)
-    s.connect((d.host, d.port))
-    body = json.dumps({"code": code}).encode()
-    s.sendall(b"POST /execute HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
-              % (len(body), body))
+    s = raw_post(d, "/execute", {"code": code}, rcvbuf=4096, close=False)
     ok = RawStream(d, {"code": JS_LIGHT, "language": "javascript"})
     try:
         wait_until(mark.exists, "the unread cell printed its 8 MB", timeout=120)

@@ -11,8 +11,7 @@ before it reads either; so the interleaved case waits between writes
 
 import pytest
 
-from harness import content, error
-from test_languages import BY_NAME
+from harness import content, error, need_kernel
 
 
 def sequence(lines):
@@ -33,8 +32,7 @@ def sequence(lines):
 @pytest.fixture
 def lang_ctx(client, new_context):
     def make(lang):
-        if BY_NAME[lang].kernel_json is None:
-            pytest.skip(f"no {lang} kernelspec")
+        need_kernel(lang)
         return new_context({"language": lang})
     return make
 

@@ -11,27 +11,20 @@ import os
 import re
 import signal
 import time
-from pathlib import Path
 
 import pytest
 import zmq
-from jupyter_client.manager import KernelManager
 from jupyter_client.session import Session
 
-ROOT = Path(__file__).resolve().parents[2]
+from host_client import (DEADLINE, ROOT, Kernel, pid_alive, procs_matching,
+                         require_host, text, types, wait_proc)
+
 os.environ["JUPYTER_PATH"] = str(ROOT)
-DEADLINE = 15
-
-
-def host_binary():
-    return os.environ.get("E2B_KERNEL_BIN") or str(ROOT / "build" / "e2b-kernel")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def built():
-    path = host_binary()
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: run `make all` first", pytrace=False)
+    require_host()
 
 
 def wait_file(path):
@@ -40,133 +33,16 @@ def wait_file(path):
             f"sleep 0.1; done")
 
 
-def pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie is dead for our purposes.
-    with open(f"/proc/{pid}/stat") as f:
-        return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def procs_matching(needle):
-    found = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/cmdline", "rb") as f:
-                cmd = f.read().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if needle in cmd and pid_alive(int(name)):
-            found.append((int(name), cmd))
-    return found
-
-
-def wait_proc(needle, timeout=10):
-    """Polls (with a deadline) until a process matching needle runs: the
-    output before it may arrive before the fork."""
-    end = time.monotonic() + timeout
-    while not procs_matching(needle):
-        assert time.monotonic() < end, f"no process {needle!r}"
-        time.sleep(0.02)
-
-
-class Kernel:
-    """One e2b-kernel process plus a blocking client. Replies and iopub
-    messages are kept per parent msg_id, so requests may overlap."""
-
-    def __init__(self, km, kc):
-        self.km, self.kc = km, kc
-        self.replies = {}
-        self.iopub = []
-
-    @property
-    def proc(self):
-        return self.km.provisioner.process
-
-    def execute(self, code, **kw):
-        return self.kc.execute(code, **kw)
-
-    def reply(self, msg_id, timeout=DEADLINE):
-        end = time.monotonic() + timeout
-        while msg_id not in self.replies:
-            left = end - time.monotonic()
-            assert left > 0, f"no reply to {msg_id} within {timeout}s"
-            try:
-                m = self.kc.get_shell_msg(timeout=left)
-            except Exception:
-                continue
-            self.replies[m["parent_header"].get("msg_id")] = m
-        return self.replies.pop(msg_id)
-
-    def wait_iopub(self, pred, timeout=DEADLINE):
-        """Reads iopub (keeping everything) until pred(msg) is true."""
-        for m in self.iopub:
-            if pred(m):
-                return m
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            assert left > 0, "iopub message not seen in time"
-            try:
-                m = self.kc.get_iopub_msg(timeout=left)
-            except Exception:
-                continue
-            self.iopub.append(m)
-            if pred(m):
-                return m
-
-    def outputs(self, msg_id, timeout=DEADLINE):
-        """iopub messages of a request up to and including its idle."""
-        self.wait_iopub(lambda m: m["parent_header"].get("msg_id") == msg_id
-                        and m["msg_type"] == "status"
-                        and m["content"]["execution_state"] == "idle",
-                        timeout)
-        return [m for m in self.iopub
-                if m["parent_header"].get("msg_id") == msg_id]
-
-    def run(self, code, timeout=DEADLINE, **kw):
-        msg_id = self.execute(code, **kw)
-        reply = self.reply(msg_id, timeout)
-        return reply["content"], self.outputs(msg_id, timeout)
-
-
-def text(outputs, name):
-    return "".join(m["content"]["text"] for m in outputs
-                   if m["msg_type"] == "stream" and m["content"]["name"] == name)
-
-
-def types(outputs):
-    return [m["msg_type"] for m in outputs]
-
-
 def start_kernel(tmp_path, transport="tcp", cwd=None):
-    km = KernelManager(kernel_name="bash")
-    if transport == "ipc":
-        km.transport = "ipc"
-        km.ip = str(tmp_path / "kipc")
-    km.start_kernel(cwd=str(cwd or tmp_path))
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=DEADLINE)
-    return Kernel(km, kc)
-
-
-def stop_kernel(k):
-    k.kc.stop_channels()
-    if k.km.has_kernel:
-        k.km.shutdown_kernel(now=True)
-    k.km.cleanup_resources()
+    return Kernel("bash", cwd or tmp_path,
+                  ipc=tmp_path / "kipc" if transport == "ipc" else None)
 
 
 @pytest.fixture
 def kernel(tmp_path):
     k = start_kernel(tmp_path)
     yield k
-    stop_kernel(k)
+    k.close()
 
 
 # ------------------------------------------------------------ state, output
@@ -191,7 +67,7 @@ def test_kernel_starts_in_its_cwd(tmp_path):
         c, out = k.run("pwd")
         assert text(out, "stdout") == f"{home}\n"
     finally:
-        stop_kernel(k)
+        k.close()
 
 
 def test_message_sequence_and_counts(kernel):
@@ -510,7 +386,7 @@ def test_ipc_transport(tmp_path):
         assert (tmp_path / "kipc-1").exists() or any(
             p.name.startswith("kipc-") for p in tmp_path.iterdir())
     finally:
-        stop_kernel(k)
+        k.close()
 
 
 # ------------------------------------------------ the daemon's env helpers

@@ -8,16 +8,12 @@ Needs build/e2b-kernel (`make all`) or E2B_KERNEL_BIN.
 """
 
 import json
-import os
 import signal
 import time
-from pathlib import Path
 
 import pytest
-from jupyter_client.manager import KernelManager
 
-ROOT = Path(__file__).resolve().parents[2]
-DEADLINE = 15
+from host_client import DEADLINE, ROOT, Kernel, require_host
 
 RUNNER = r'''
 import json, os, signal, sys, time, traceback
@@ -101,9 +97,7 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="session", autouse=True)
 def built():
-    path = os.environ.get("E2B_KERNEL_BIN") or str(ROOT / "build" / "e2b-kernel")
-    if not os.access(path, os.X_OK):
-        pytest.fail(f"{path} is missing: run `make all` first", pytrace=False)
+    require_host()
 
 
 @pytest.fixture
@@ -122,76 +116,26 @@ def spec(tmp_path, monkeypatch):
     return tmp_path
 
 
-class Kernel:
-    def __init__(self, tmp_path, env=None, ready=True):
-        self.km = KernelManager(kernel_name="fake")
-        self.km.start_kernel(cwd=str(tmp_path), env={**os.environ, **(env or {})})
-        self.kc = self.km.client()
-        self.kc.start_channels()
-        if ready:
-            self.kc.wait_for_ready(timeout=DEADLINE)
-        self.replies, self.iopub = {}, []
-
-    @property
-    def proc(self):
-        return self.km.provisioner.process
-
-    def reply(self, msg_id):
-        end = time.monotonic() + DEADLINE
-        while msg_id not in self.replies:
-            assert time.monotonic() < end, "no reply"
-            try:
-                m = self.kc.get_shell_msg(timeout=0.5)
-            except Exception:
-                continue
-            self.replies[m["parent_header"].get("msg_id")] = m
-        return self.replies.pop(msg_id)
-
-    def wait_iopub(self, pred):
-        for m in self.iopub:
-            if pred(m):
-                return m
-        end = time.monotonic() + DEADLINE
-        while True:
-            assert time.monotonic() < end, "iopub message not seen"
-            try:
-                m = self.kc.get_iopub_msg(timeout=0.5)
-            except Exception:
-                continue
-            self.iopub.append(m)
-            if pred(m):
-                return m
-
-    def outputs(self, msg_id):
-        self.wait_iopub(lambda m: m["parent_header"].get("msg_id") == msg_id
-                        and m["msg_type"] == "status"
-                        and m["content"]["execution_state"] == "idle")
-        return [m for m in self.iopub if m["parent_header"].get("msg_id") == msg_id
-                and m["msg_type"] not in ("status", "execute_input")]
-
-    def run(self, code, **kw):
-        msg_id = self.kc.execute(code, **kw)
-        return self.reply(msg_id)["content"], self.outputs(msg_id)
-
-    def close(self):
-        self.kc.stop_channels()
-        if self.km.has_kernel:
-            self.km.shutdown_kernel(now=True)
-        self.km.cleanup_resources()
+def fake(spec, env=None, ready=True):
+    """The fake kernel, started in spec (the test's tmp dir)."""
+    return Kernel("fake", spec, env=env, ready=ready)
 
 
 @pytest.fixture
 def kernel(spec):
-    k = Kernel(spec)
+    k = fake(spec)
     yield k
     k.close()
 
 
 def summary(outputs):
-    """(type, payload) per output message, in order."""
+    """(type, payload) per output message, in order (status messages and
+    the execute_input are not outputs)."""
     res = []
     for m in outputs:
         c = m["content"]
+        if m["msg_type"] in ("status", "execute_input"):
+            continue
         if m["msg_type"] == "stream":
             # Chunking is arbitrary; adjacent text of one stream is merged.
             if res and res[-1][0] == c["name"]:
@@ -216,7 +160,7 @@ def test_kernel_info_from_the_ready_event(kernel):
 
 def test_requests_wait_for_ready(spec):
     gate = spec / "gate"
-    k = Kernel(spec, env={"FAKE_READY_GATE": str(gate)}, ready=False)
+    k = fake(spec, env={"FAKE_READY_GATE": str(gate)}, ready=False)
     try:
         info_id = k.kc.kernel_info()
         exec_id = k.kc.execute("print('after ready')")
@@ -315,7 +259,7 @@ def test_interrupt_waits_for_started(spec):
     # A runner that announces "started" gets the SIGINT of an interrupt that
     # came before it started the request only then; before, the signal
     # found no cell, was ignored, and the busy cell ran on for ever.
-    k = Kernel(spec, env={"FAKE_START_DELAY": "0.3"})
+    k = fake(spec, env={"FAKE_START_DELAY": "0.3"})
     try:
         k.run("x = 41")
         msg_id = k.kc.execute("while True: pass")
@@ -339,7 +283,7 @@ def test_held_interrupt_goes_out_when_started_does_not_come(spec):
     # A runner busy elsewhere (a leftover of an earlier cell) cannot start
     # the request: the SIGINT it needs to get free goes out after 0.5 s.
     log = spec / "fake.log"
-    k = Kernel(spec, env={"FAKE_START_DELAY": "3", "FAKE_LOG": str(log)})
+    k = fake(spec, env={"FAKE_START_DELAY": "3", "FAKE_LOG": str(log)})
     try:
         msg_id = k.kc.execute("while True: pass")
         busy(k, msg_id)
@@ -401,7 +345,7 @@ def test_runner_killed(kernel):
 
 def test_shutdown_reaches_the_runner(spec):
     log = spec / "requests.log"
-    k = Kernel(spec, env={"FAKE_LOG": str(log)})
+    k = fake(spec, env={"FAKE_LOG": str(log)})
     try:
         k.run("pass")
         k.kc.shutdown()

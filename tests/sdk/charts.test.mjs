@@ -4,30 +4,23 @@
 // (js/tests/charts/*.test.ts in e2b-dev/code-interpreter) with the values
 // they expect. Run through run.sh (E2B_DEBUG=true, daemon on :49999).
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { Sandbox } from '@e2b/code-interpreter'
+import { TMP, newContext, sbx, useSandbox } from './sandbox.mjs'
 
 const T = { timeout: 60_000 }
 
-let sbx
 let ctx
 
-before(async () => {
-  assert.equal(process.env.E2B_DEBUG, 'true', 'run through tests/sdk/run.sh')
-  sbx = await Sandbox.create()
+useSandbox(async () => {
   // A context of our own: the default one belongs to sdk.test.mjs.
-  ctx = await sbx.createCodeContext({ cwd: process.env.E2BCI_SDK_TMP })
+  ctx = await newContext({ cwd: TMP })
   const setup = await sbx.runCode(
     'import numpy as np\nimport pandas as pd\nimport matplotlib.pyplot as plt',
     { context: ctx }
   )
   assert.equal(setup.error, undefined)
-})
-
-after(async () => {
-  if (ctx) await sbx.removeCodeContext(ctx).catch(() => {})
 })
 
 // The one result of a cell that shows one figure: PNG, text and chart.

@@ -6,17 +6,17 @@
 // A language whose kernelspec is not installed is skipped with the reason;
 // an installed one that does not work fails.
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync } from 'node:fs'
+import { existsSync, mkdirSync, readdirSync, readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Sandbox, TimeoutError } from '@e2b/code-interpreter'
+import { TimeoutError } from '@e2b/code-interpreter'
 
-const CWD = process.env.E2BCI_SDK_CWD
-const TMP = process.env.E2BCI_SDK_TMP
+import { CWD, newContext, noError, sbx, scratchDir, useSandbox } from './sandbox.mjs'
+
 const T = { timeout: 90_000 }
 const PROJECT_KERNELS = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'kernels')
 
@@ -66,37 +66,7 @@ function t(lang, name) {
   return [`${lang}: ${name}`, { ...T, skip: SKIP[lang] }]
 }
 
-let sbx
-const made = []
-
-before(async () => {
-  assert.equal(process.env.E2B_DEBUG, 'true', 'run through tests/sdk/run.sh')
-  assert.ok(CWD && TMP, 'E2BCI_SDK_CWD and E2BCI_SDK_TMP must be set (run.sh)')
-  sbx = await Sandbox.create()
-})
-
-after(async () => {
-  for (const ctx of made) {
-    await sbx.removeCodeContext(ctx).catch(() => {})
-  }
-})
-
-async function newContext(opts) {
-  const ctx = await sbx.createCodeContext(opts)
-  made.push(ctx)
-  return ctx
-}
-
-function scratchDir(name) {
-  const d = join(TMP, name)
-  mkdirSync(d, { recursive: true })
-  return realpathSync(d)
-}
-
-function noError(execution) {
-  assert.equal(execution.error, undefined, `unexpected error: ${JSON.stringify(execution.error)}`)
-  return execution
-}
+useSandbox()
 
 // ------------------------------------------------------------ JavaScript
 

@@ -1,48 +1,16 @@
 // The official E2B SDK (@e2b/code-interpreter from npm, unmodified) against
-// e2b-ci. Run through run.sh, which starts the daemon on localhost:49999 and
-// sets E2B_DEBUG=true: in debug mode Sandbox.create() makes no API call and
-// every code-interpreter request goes to http://localhost:49999.
-//
-// E2BCI_SDK_CWD is the daemon's --cwd (the default context's directory) and
-// E2BCI_SDK_TMP a scratch directory the test may create folders in.
+// e2b-ci. Run through run.sh (see sandbox.mjs for what it sets up).
 
-import { after, before, test } from 'node:test'
+import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { mkdirSync, realpathSync } from 'node:fs'
-import { join } from 'node:path'
 
 import { NotFoundError, Sandbox, TimeoutError } from '@e2b/code-interpreter'
 
-const CWD = process.env.E2BCI_SDK_CWD
-const TMP = process.env.E2BCI_SDK_TMP
+import { CWD, newContext, removeLater, sbx, scratchDir, useSandbox } from './sandbox.mjs'
+
 const T = { timeout: 60_000 }
 
-let sbx
-const made = []
-
-before(async () => {
-  assert.equal(process.env.E2B_DEBUG, 'true', 'run through tests/sdk/run.sh')
-  assert.ok(CWD && TMP, 'E2BCI_SDK_CWD and E2BCI_SDK_TMP must be set (run.sh)')
-  sbx = await Sandbox.create()
-})
-
-after(async () => {
-  for (const ctx of made) {
-    await sbx.removeCodeContext(ctx).catch(() => {})
-  }
-})
-
-async function newContext(opts) {
-  const ctx = await sbx.createCodeContext(opts)
-  made.push(ctx)
-  return ctx
-}
-
-function scratchDir(name) {
-  const d = join(TMP, name)
-  mkdirSync(d, { recursive: true })
-  return realpathSync(d)
-}
+useSandbox()
 
 test('runCode 1+1', T, async () => {
   const execution = await sbx.runCode('1+1')
@@ -237,7 +205,7 @@ test('?source= query string (E2B_USER_AGENT_SOURCE) is accepted', T, async () =>
   }
   assert.equal((await tagged.runCode('2+3')).text, '5')
   const ctx = await tagged.createCodeContext()
-  made.push(ctx)
+  removeLater(ctx)
   assert.ok((await tagged.listCodeContexts()).some((c) => c.id === ctx.id))
   await tagged.restartCodeContext(ctx)
   await tagged.removeCodeContext(ctx)

@@ -194,20 +194,63 @@ static void srv_stop(struct srv *s)
 	close(s->lfd);
 }
 
-/* Runs one fetch against s answering with resp; fills res. */
-static void fetch(struct srv *s, enum srv_mode mode, const char *resp,
-		  const char *token, struct result *res)
-{
-	char url[64];
+/* One test's world: a loop, the fake envd on it and one fetch's result. */
+struct fx {
+	struct loop *l;
+	struct srv s;
+	struct result res;
+	char url[64]; /* the fake envd's */
+	char *resp;   /* freed by fx_end */
+};
 
-	s->mode = mode;
-	s->resp = resp;
-	s->resp_len = resp ? strlen(resp) : 0;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s->port);
-	CHECK(envd_fetch(s->l, url, token, 5000, on_done, res));
-	CHECK(res->calls == 0); /* Never from inside envd_fetch. */
-	RUN_UNTIL(s->l, res->calls > 0);
-	CHECK(res->calls == 1);
+/* A loop and a fake envd on the loopback of family (see srv_start); its URL
+ * in f->url. Returns false, with nothing to end, when that cannot be had
+ * (no loop is a failure of the test; no such loopback is not). */
+static bool fx_begin(struct fx *f, int family, bool listen_too)
+{
+	memset(f, 0, sizeof(*f));
+	f->l = loop_new();
+	CHECK(f->l);
+	if (!f->l)
+		return false;
+	if (srv_start(&f->s, f->l, family, listen_too) < 0) {
+		loop_free(f->l);
+		return false;
+	}
+	snprintf(f->url, sizeof(f->url),
+		 family == AF_INET ? "http://127.0.0.1:%d" : "http://[::1]:%d",
+		 f->s.port);
+	return true;
+}
+
+/* What the fake envd does with the next request (resp is borrowed). */
+static void fx_answer(struct fx *f, enum srv_mode mode, const char *resp)
+{
+	f->s.mode = mode;
+	f->s.resp = resp;
+	f->s.resp_len = resp ? strlen(resp) : 0;
+}
+
+/* Fetches url (NULL: the fake envd's) and runs the loop until done was
+ * called: once, and never from inside envd_fetch. */
+static void fx_fetch(struct fx *f, const char *url, const char *token,
+		     int timeout_ms)
+{
+	json_decref(f->res.vars);
+	memset(&f->res, 0, sizeof(f->res));
+	CHECK(envd_fetch(f->l, url ? url : f->url, token, timeout_ms, on_done,
+			 &f->res));
+	CHECK(f->res.calls == 0);
+	RUN_UNTIL(f->l, f->res.calls > 0);
+	CHECK(f->res.calls == 1);
+}
+
+static void fx_end(struct fx *f)
+{
+	srv_stop(&f->s);
+	json_decref(f->res.vars);
+	free(f->resp);
+	loop_free(f->l);
 }
 
 static bool is_empty_object(const json_t *v)
@@ -249,118 +292,90 @@ static char *ok_response(void)
 	return r;
 }
 
+/* fx_begin on IPv4 or 6, the fake envd answering ok_response() in mode. */
+static bool fx_begin_ok(struct fx *f, int family, enum srv_mode mode)
+{
+	if (!fx_begin(f, family, true))
+		return false;
+	f->resp = ok_response();
+	fx_answer(f, mode, f->resp);
+	return true;
+}
+
 static void test_ok_with_token(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
 	json_t *want = ok_expected();
-	char *resp = ok_response(), host[64];
-	struct srv s;
+	char host[64];
+	struct fx f;
 
-	REQUIRE(l && want);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_ANSWER, resp, "tok-123._~+/= \"x\"", &res);
-	CHECK(json_equal(res.vars, want));
-	CHECK(res.why == NULL);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_ANSWER));
+	fx_fetch(&f, NULL, "tok-123._~+/= \"x\"", 5000);
+	CHECK(json_equal(f.res.vars, want));
+	CHECK(f.res.why == NULL);
 	/* The request as the server saw it. */
-	CHECK(strncmp(s.req, "GET /envs HTTP/1.1\r\n", 20) == 0);
-	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", s.port);
-	CHECK(strstr(s.req, host));
-	CHECK(strstr(s.req, "\r\nX-Access-Token: tok-123._~+/= \"x\"\r\n"));
-	CHECK(strstr(s.req, "\r\nConnection: close\r\n"));
-	srv_stop(&s);
-	json_decref(res.vars);
+	CHECK(strncmp(f.s.req, "GET /envs HTTP/1.1\r\n", 20) == 0);
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", f.s.port);
+	CHECK(strstr(f.s.req, host));
+	CHECK(strstr(f.s.req, "\r\nX-Access-Token: tok-123._~+/= \"x\"\r\n"));
+	CHECK(strstr(f.s.req, "\r\nConnection: close\r\n"));
+	fx_end(&f);
 	json_decref(want);
-	free(resp);
-	loop_free(l);
 }
 
 static void test_ok_without_token(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
 	json_t *want = ok_expected();
-	char *resp = ok_response();
-	struct srv s;
+	struct fx f;
 
-	REQUIRE(l && want);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_ANSWER, resp, NULL, &res);
-	CHECK(json_equal(res.vars, want));
-	CHECK(s.got_request);
-	CHECK(!strcasestr(s.req, "x-access-token"));
-	srv_stop(&s);
-	json_decref(res.vars);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_ANSWER));
+	fx_fetch(&f, NULL, NULL, 5000);
+	CHECK(json_equal(f.res.vars, want));
+	CHECK(f.s.got_request);
+	CHECK(!strcasestr(f.s.req, "x-access-token"));
+	fx_end(&f);
 	json_decref(want);
-	free(resp);
-	loop_free(l);
 }
 
 /* A byte per turn exercises every partial state of the parser. */
 static void test_trickle(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
 	json_t *want = ok_expected();
-	char *resp = ok_response();
-	struct srv s;
+	struct fx f;
 
-	REQUIRE(l && want);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_TRICKLE, resp, NULL, &res);
-	CHECK(json_equal(res.vars, want));
-	srv_stop(&s);
-	json_decref(res.vars);
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_TRICKLE));
+	fx_fetch(&f, NULL, NULL, 5000);
+	CHECK(json_equal(f.res.vars, want));
+	fx_end(&f);
 	json_decref(want);
-	free(resp);
-	loop_free(l);
 }
 
 /* The body is complete by Content-Length: no need to wait for EOF. */
 static void test_keepopen(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
 	json_t *want = ok_expected();
-	char *resp = ok_response();
-	struct srv s;
+	struct fx f;
 
-	REQUIRE(l && want);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_KEEPOPEN, resp, NULL, &res);
-	CHECK(json_equal(res.vars, want));
+	REQUIRE(want && fx_begin_ok(&f, AF_INET, SRV_KEEPOPEN));
+	fx_fetch(&f, NULL, NULL, 5000);
+	CHECK(json_equal(f.res.vars, want));
 	/* The client closed its socket when it was done. */
-	RUN_UNTIL(l, s.peer_closed);
-	CHECK(s.peer_closed);
-	srv_stop(&s);
-	json_decref(res.vars);
+	RUN_UNTIL(f.l, f.s.peer_closed);
+	CHECK(f.s.peer_closed);
+	fx_end(&f);
 	json_decref(want);
-	free(resp);
-	loop_free(l);
 }
 
 static void test_base_path(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
-	char *resp = ok_response(), url[64];
-	struct srv s;
+	char url[64];
+	struct fx f;
 
-	REQUIRE(l);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	s.mode = SRV_ANSWER;
-	s.resp = resp;
-	s.resp_len = strlen(resp);
-	snprintf(url, sizeof(url), "HTTP://127.0.0.1:%d/base/dir//", s.port);
-	CHECK(envd_fetch(l, url, NULL, 5000, on_done, &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(res.calls == 1);
-	CHECK(json_object_size(res.vars) == 7);
-	CHECK(strncmp(s.req, "GET /base/dir/envs HTTP/1.1\r\n", 29) == 0);
-	srv_stop(&s);
-	json_decref(res.vars);
-	free(resp);
-	loop_free(l);
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
+	snprintf(url, sizeof(url), "HTTP://127.0.0.1:%d/base/dir//", f.s.port);
+	fx_fetch(&f, url, NULL, 5000);
+	CHECK(json_object_size(f.res.vars) == 7);
+	CHECK(strncmp(f.s.req, "GET /base/dir/envs HTTP/1.1\r\n", 29) == 0);
+	fx_end(&f);
 }
 
 /* One scripted response and whether it must yield {"K": "v"} (true) or the
@@ -459,113 +474,86 @@ static const struct resp_case resp_cases[] = {
 static void test_responses(void)
 {
 	json_t *want = json_pack("{s:s}", "K", "v");
-	struct loop *l = loop_new();
 	size_t i;
 
-	REQUIRE(l && want);
+	REQUIRE(want);
 	for (i = 0; i < 2 * sizeof(resp_cases) / sizeof(resp_cases[0]); i++) {
 		const struct resp_case *c = &resp_cases[i / 2];
-		enum srv_mode mode = i % 2 ? SRV_TRICKLE : SRV_ANSWER;
-		struct result res = {0};
-		struct srv s;
 		int failed = th_cur_failed;
+		struct fx f;
 
-		REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-		fetch(&s, mode, c->resp, NULL, &res);
+		REQUIRE(fx_begin(&f, AF_INET, true));
+		fx_answer(&f, i % 2 ? SRV_TRICKLE : SRV_ANSWER, c->resp);
+		fx_fetch(&f, NULL, NULL, 5000);
 		if (c->ok)
-			CHECK(json_equal(res.vars, want) && res.why == NULL);
+			CHECK(json_equal(f.res.vars, want) &&
+			      f.res.why == NULL);
 		else
-			CHECK(is_empty_object(res.vars) && res.why != NULL);
+			CHECK(is_empty_object(f.res.vars) && f.res.why != NULL);
 		if (th_cur_failed != failed)
 			fprintf(stderr, "    in case: %s%s\n", c->name,
 				i % 2 ? " (a byte at a time)" : "");
-		srv_stop(&s);
-		json_decref(res.vars);
+		fx_end(&f);
 	}
 	json_decref(want);
-	loop_free(l);
 }
 
 /* A valid object just over the 1 MiB cap is refused. */
 static void test_too_large(void)
 {
 	size_t n = 1024 * 1024 + 16;
-	struct loop *l = loop_new();
-	struct result res = {0};
 	char *resp = malloc(n + 64);
-	struct srv s;
+	struct fx f;
 	int head;
 
-	REQUIRE(l && resp);
+	REQUIRE(resp);
 	head = sprintf(resp, "HTTP/1.1 200 OK\r\n\r\n{\"K\":\"");
 	memset(resp + head, 'x', n);
 	strcpy(resp + head + n, "\"}");
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_ANSWER, resp, NULL, &res);
-	CHECK(is_empty_object(res.vars));
-	srv_stop(&s);
-	json_decref(res.vars);
+	REQUIRE(fx_begin(&f, AF_INET, true));
+	fx_answer(&f, SRV_ANSWER, resp);
+	fx_fetch(&f, NULL, NULL, 5000);
+	CHECK(is_empty_object(f.res.vars));
+	fx_end(&f);
 	/* Just under the cap is fine. */
-	res.vars = NULL;
-	res.calls = 0;
 	strcpy(resp + 1024 * 1024 - 2, "\"}");
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	fetch(&s, SRV_ANSWER, resp, NULL, &res);
-	CHECK(json_object_size(res.vars) == 1);
-	CHECK(strlen(json_string_value(json_object_get(res.vars, "K"))) ==
+	REQUIRE(fx_begin(&f, AF_INET, true));
+	f.resp = resp;
+	fx_answer(&f, SRV_ANSWER, f.resp);
+	fx_fetch(&f, NULL, NULL, 5000);
+	CHECK(json_object_size(f.res.vars) == 1);
+	CHECK(strlen(json_string_value(json_object_get(f.res.vars, "K"))) ==
 	      1024 * 1024 - 2 - (size_t)head);
-	srv_stop(&s);
-	json_decref(res.vars);
-	free(resp);
-	loop_free(l);
+	fx_end(&f);
 }
 
 static void test_refused(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
-	struct srv s;
-	char url[64];
+	struct fx f;
 
-	REQUIRE(l);
 	/* Bound but not listening: connecting is refused, and the port
 	 * cannot be taken by anyone else meanwhile. */
-	REQUIRE(srv_start(&s, l, AF_INET, false) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	CHECK(envd_fetch(l, url, "t", 5000, on_done, &res));
-	CHECK(res.calls == 0);
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(res.calls == 1);
-	CHECK(is_empty_object(res.vars));
-	srv_stop(&s);
-	json_decref(res.vars);
-	loop_free(l);
+	REQUIRE(fx_begin(&f, AF_INET, false));
+	fx_fetch(&f, NULL, "t", 5000);
+	CHECK(is_empty_object(f.res.vars));
+	fx_end(&f);
 }
 
 static void test_timeout(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
 	uint64_t t0 = loop_now_ms();
-	struct srv s;
-	char url[64];
+	struct fx f;
 
-	REQUIRE(l);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	s.mode = SRV_SILENT;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	CHECK(envd_fetch(l, url, NULL, 200, on_done, &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(res.calls == 1);
-	CHECK(is_empty_object(res.vars));
-	CHECK(s.got_request); /* It did get as far as sending. */
+	REQUIRE(fx_begin(&f, AF_INET, true));
+	fx_answer(&f, SRV_SILENT, NULL);
+	fx_fetch(&f, NULL, NULL, 200);
+	CHECK(is_empty_object(f.res.vars));
+	CHECK(f.s.got_request); /* It did get as far as sending. */
 	CHECK(loop_now_ms() - t0 >= 200);
 	/* The client closed its socket. */
-	RUN_UNTIL(l, s.peer_closed);
-	CHECK(s.peer_closed);
-	srv_stop(&s);
-	json_decref(res.vars);
-	loop_free(l);
+	RUN_UNTIL(f.l, f.s.peer_closed);
+	CHECK(f.s.peer_closed);
+	fx_end(&f);
 }
 
 static void on_flag(void *arg, short revents)
@@ -578,32 +566,26 @@ static void on_flag(void *arg, short revents)
  * not even after the deadline would have passed. */
 static void test_cancel(void)
 {
-	struct loop *l = loop_new();
 	struct loop_timer t = {0};
-	struct result res = {0};
 	struct envd_req *r;
 	bool past = false;
-	struct srv s;
-	char url[64];
+	struct fx f;
 
-	REQUIRE(l);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	s.mode = SRV_SILENT;
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
-	r = envd_fetch(l, url, "tok", 50, on_done, &res);
+	REQUIRE(fx_begin(&f, AF_INET, true));
+	fx_answer(&f, SRV_SILENT, NULL);
+	r = envd_fetch(f.l, f.url, "tok", 50, on_done, &f.res);
 	REQUIRE(r);
-	RUN_UNTIL(l, s.got_request);
-	REQUIRE(s.got_request);
+	RUN_UNTIL(f.l, f.s.got_request);
+	REQUIRE(f.s.got_request);
 	envd_cancel(r);
-	RUN_UNTIL(l, s.peer_closed);
-	CHECK(s.peer_closed);
-	loop_timer_arm(l, &t, 100, on_flag, &past);
-	RUN_UNTIL(l, past);
+	RUN_UNTIL(f.l, f.s.peer_closed);
+	CHECK(f.s.peer_closed);
+	loop_timer_arm(f.l, &t, 100, on_flag, &past);
+	RUN_UNTIL(f.l, past);
 	CHECK(past);
-	CHECK(res.calls == 0);
+	CHECK(f.res.calls == 0);
 	envd_cancel(NULL);
-	srv_stop(&s);
-	loop_free(l);
+	fx_end(&f);
 }
 
 /* Cancelled while a failure is waiting to be reported from the loop. */
@@ -647,44 +629,30 @@ static void test_bad_input(void)
 	    "http://no-such-host.invalid:1",
 	    "localhost:49983",
 	};
-	struct loop *l = loop_new();
-	struct srv s;
-	char url[64];
+	struct fx f;
 	size_t i;
 
-	REQUIRE(l);
+	/* The fake envd must never see a request. */
+	REQUIRE(fx_begin(&f, AF_INET, true));
 	for (i = 0; i < sizeof(urls) / sizeof(urls[0]); i++) {
-		struct result res = {0};
-		CHECK(envd_fetch(l, urls[i], NULL, 5000, on_done, &res));
-		CHECK(res.calls == 0);
-		RUN_UNTIL(l, res.calls > 0);
-		CHECK(res.calls == 1);
-		CHECK(is_empty_object(res.vars));
-		CHECK(res.why != NULL);
+		fx_fetch(&f, urls[i], NULL, 5000);
+		CHECK(is_empty_object(f.res.vars));
+		CHECK(f.res.why != NULL);
 		/* The option parser refuses what envd cannot parse; a name
 		 * that does not resolve is well-formed. */
 		CHECK((envd_url_check(urls[i]) == 0) ==
 		      (strstr(urls[i], ".invalid") != NULL));
-		json_decref(res.vars);
 	}
 	CHECK(envd_url_check("http://127.0.0.1:1") == 0);
 	CHECK(envd_url_check("http://[::1]:49983/base/") == 0);
 	CHECK(envd_url_check("http://localhost") == 0);
 	/* A token that would split the header never reaches the wire. */
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	snprintf(url, sizeof(url), "http://127.0.0.1:%d", s.port);
 	for (i = 0; i < 2; i++) {
-		struct result res = {0};
-		CHECK(envd_fetch(l, url, i ? "a\nb" : "a\r\nX-Evil: 1", 5000,
-				 on_done, &res));
-		RUN_UNTIL(l, res.calls > 0);
-		CHECK(res.calls == 1);
-		CHECK(is_empty_object(res.vars));
-		json_decref(res.vars);
+		fx_fetch(&f, NULL, i ? "a\nb" : "a\r\nX-Evil: 1", 5000);
+		CHECK(is_empty_object(f.res.vars));
 	}
-	CHECK(s.accepted == 0);
-	srv_stop(&s);
-	loop_free(l);
+	CHECK(f.s.accepted == 0);
+	fx_end(&f);
 }
 
 /* The name the interposed resolver knows, and the ports it answers. */
@@ -750,96 +718,60 @@ void freeaddrinfo(struct addrinfo *ai)
 /* A name with two addresses: the first refuses, the second answers. */
 static void test_next_address(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
-	char *resp = ok_response();
-	struct srv refusing, s;
+	struct srv refusing;
+	struct fx f;
 
-	REQUIRE(l);
-	REQUIRE(srv_start(&refusing, l, AF_INET, false) == 0);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	s.mode = SRV_ANSWER;
-	s.resp = resp;
-	s.resp_len = strlen(resp);
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
+	if (srv_start(&refusing, f.l, AF_INET, false) < 0) {
+		CHECK(!"a refusing socket");
+		fx_end(&f);
+		return;
+	}
 	two_ports[0] = refusing.port;
-	two_ports[1] = s.port;
-	CHECK(envd_fetch(l, "http://" TWO_ADDRS_HOST ":1", NULL, 5000, on_done,
-			 &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(res.calls == 1);
-	CHECK(json_object_size(res.vars) == 7);
-	CHECK(strstr(s.req, "\r\nHost: " TWO_ADDRS_HOST ":1\r\n"));
+	two_ports[1] = f.s.port;
+	fx_fetch(&f, "http://" TWO_ADDRS_HOST ":1", NULL, 5000);
+	CHECK(json_object_size(f.res.vars) == 7);
+	CHECK(strstr(f.s.req, "\r\nHost: " TWO_ADDRS_HOST ":1\r\n"));
 	CHECK(two_list == NULL); /* Freed. */
-	json_decref(res.vars);
 	/* Both refusing: empty, once. */
-	res.vars = NULL;
-	res.calls = 0;
 	two_ports[1] = refusing.port;
-	CHECK(
-	    envd_fetch(l, "http://" TWO_ADDRS_HOST, NULL, 5000, on_done, &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(res.calls == 1);
-	CHECK(is_empty_object(res.vars));
-	CHECK(s.accepted == 1);
-	json_decref(res.vars);
+	fx_fetch(&f, "http://" TWO_ADDRS_HOST, NULL, 5000);
+	CHECK(is_empty_object(f.res.vars));
+	CHECK(f.s.accepted == 1);
 	srv_stop(&refusing);
-	srv_stop(&s);
-	free(resp);
-	loop_free(l);
+	fx_end(&f);
 }
 
 /* A host name (resolved through /etc/hosts) works too. */
 static void test_localhost(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
-	char *resp = ok_response(), url[64];
-	struct srv s;
+	char url[64];
+	struct fx f;
 
-	REQUIRE(l);
-	REQUIRE(srv_start(&s, l, AF_INET, true) == 0);
-	s.mode = SRV_ANSWER;
-	s.resp = resp;
-	s.resp_len = strlen(resp);
-	snprintf(url, sizeof(url), "http://localhost:%d", s.port);
-	CHECK(envd_fetch(l, url, NULL, 5000, on_done, &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(json_object_size(res.vars) == 7);
-	CHECK(strstr(s.req, "\r\nHost: localhost:"));
-	srv_stop(&s);
-	json_decref(res.vars);
-	free(resp);
-	loop_free(l);
+	REQUIRE(fx_begin_ok(&f, AF_INET, SRV_ANSWER));
+	snprintf(url, sizeof(url), "http://localhost:%d", f.s.port);
+	fx_fetch(&f, url, NULL, 5000);
+	CHECK(json_object_size(f.res.vars) == 7);
+	CHECK(strstr(f.s.req, "\r\nHost: localhost:"));
+	fx_end(&f);
 }
 
 static void test_ipv6(void)
 {
-	struct loop *l = loop_new();
-	struct result res = {0};
-	char *resp = ok_response(), url[64], host[64];
-	struct srv s;
+	char url[64], host[64];
+	struct fx f;
 
-	REQUIRE(l);
-	if (srv_start(&s, l, AF_INET6, true) < 0) {
+	if (!fx_begin_ok(&f, AF_INET6, SRV_ANSWER)) {
 		printf("     (no IPv6 loopback here: skipped)\n");
-		free(resp);
-		loop_free(l);
 		return;
 	}
-	s.mode = SRV_ANSWER;
-	s.resp = resp;
-	s.resp_len = strlen(resp);
-	snprintf(url, sizeof(url), "http://[::1]:%d/", s.port);
-	CHECK(envd_fetch(l, url, "t6", 5000, on_done, &res));
-	RUN_UNTIL(l, res.calls > 0);
-	CHECK(json_object_size(res.vars) == 7);
-	snprintf(host, sizeof(host), "\r\nHost: [::1]:%d\r\n", s.port);
-	CHECK(strstr(s.req, host));
-	CHECK(strstr(s.req, "\r\nX-Access-Token: t6\r\n"));
-	srv_stop(&s);
-	json_decref(res.vars);
-	free(resp);
-	loop_free(l);
+	snprintf(url, sizeof(url), "http://[::1]:%d/", f.s.port);
+	fx_fetch(&f, url, "t6", 5000);
+	CHECK(json_object_size(f.res.vars) == 7);
+	snprintf(host, sizeof(host), "\r\nHost: [::1]:%d\r\n", f.s.port);
+	CHECK(strstr(f.s.req, host));
+	CHECK(strstr(f.s.req, "\r\nX-Access-Token: t6\r\n"));
+	fx_end(&f);
 }
 
 static void on_done_refetch(void *arg, json_t *vars, const char *why);
