@@ -1,13 +1,10 @@
 /*
  * ctx: the context registry and each context's life (see ctx.h).
  *
- * Per context, executions run strictly one at a time: pop the queue head,
- * fetch global env vars from envd if due, send the env helper cell (silent),
- * send the execute_request, route every kernel message whose parent is that
- * request to the execution, and when both execute_reply and idle arrived,
- * end the stream, send the env restore cell if needed and wait for its
- * reply before the next one. Helper cells are silent, do not stop on error
- * and never reach a client.
+ * A context's executions are run.c's business (queue, helper cells, the
+ * request, restore, interrupts); this file gives run a kernel once one is
+ * ready, and takes it away when the kernel dies, restarts or the context
+ * goes.
  *
  * Kernel death: the running execution ends with ContextRestarting and a new
  * kernel starts with the same id and cwd; queued executions wait for it.

@@ -6,10 +6,11 @@
  * the HTTP listener, then the default contexts (their kernels start in
  * parallel). /health turns 200 and READY=1 is sent once every default
  * context answered. SIGTERM/SIGINT end the loop; then every execution
- * ends with an error line, every kernel is stopped and reaped, the loop
- * runs until every stream has reached its client (--stop-timeout-ms at
- * most), HTTP stops, the runtime files go, and the exit status is 0. Exits
- * with an error only before READY=1.
+ * ends with an error line, every kernel is stopped and reaped (killed if
+ * still running after 2 s), the loop runs until every stream has reached
+ * its client (--stop-timeout-ms at most), and only then HTTP stops; the
+ * runtime files go, and the exit status is 0. Exits with an error only
+ * before READY=1.
  */
 #include <errno.h>
 #include <signal.h>
@@ -34,7 +35,9 @@
 #include "sdn.h"
 #include "server.h"
 
-static volatile int main_stop;
+/* Set by main_on_signal, a loop callback (signals arrive on a signalfd;
+ * there is no signal handler), so a plain flag. */
+static bool main_stop;
 static uint64_t main_stop_ms; /* when the first stop signal was read */
 
 const struct kspec *server_spec(struct server *s, const char *language)
@@ -165,7 +168,7 @@ static void main_on_signal(void *arg, short revents)
 	(void)revents;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		log_info("signal %u received; shutting down", si.ssi_signo);
-		main_stop = 1;
+		main_stop = true;
 		if (!main_stop_ms)
 			main_stop_ms = loop_now_ms();
 	}

@@ -40,8 +40,8 @@ static int run_send_helper_now(struct ctx *c)
 }
 
 /* Sends a helper cell (code is stolen) and moves to phase; its reply moves
- * the pipeline on. Returns false when there is nothing to wait for (no
- * helper for this language, or the send failed). */
+ * the pipeline on. Returns false, the phase unchanged, when there is
+ * nothing to wait for (no helper for this language, or the send failed). */
 static bool run_helper(struct ctx *c, char *code, enum run_phase phase)
 {
 	if (!code) {
@@ -53,9 +53,10 @@ static bool run_helper(struct ctx *c, char *code, enum run_phase phase)
 	free(c->helper_code);
 	c->helper_code = code;
 	c->helper_tries = 1;
-	c->phase = phase;
-	if (run_send_helper_now(c) == 0)
+	if (run_send_helper_now(c) == 0) {
+		c->phase = phase;
 		return true;
+	}
 	free(c->helper_code);
 	c->helper_code = NULL;
 	return false;
@@ -88,7 +89,6 @@ static void run_complete(struct ctx *c)
 	c->phase = RUN_IDLE;
 	if (restore && run_helper(c, restore, RUN_RESTORE))
 		return;
-	c->phase = RUN_IDLE;
 	run_pump(c);
 }
 
