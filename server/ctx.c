@@ -220,7 +220,7 @@ static void ctx_free(struct ctx *c)
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 		    bool is_default, int *status, char *err, size_t errlen)
 {
-	const struct kspec *spec = server_spec(s, language);
+	const struct kspec *spec = kspec_cache_get(&s->specs, language);
 	struct ctx *c;
 	uuid_t u;
 

@@ -861,3 +861,52 @@ struct kspec *kspec_resolve(char *const *path, const char *lang)
 		k = kspec_find(path, "javascript");
 	return k;
 }
+
+/* The cache */
+
+struct kspec_cache_entry {
+	char *language;
+	struct kspec *spec; /* NULL: known to have none */
+	struct kspec_cache_entry *next;
+};
+
+int kspec_cache_init(struct kspec_cache *c, const char *extra)
+{
+	c->head = NULL;
+	c->path = kspec_search_path(extra);
+	return c->path ? 0 : -1;
+}
+
+const struct kspec *kspec_cache_get(struct kspec_cache *c, const char *lang)
+{
+	struct kspec_cache_entry *e;
+
+	for (e = c->head; e; e = e->next)
+		if (strcmp(e->language, lang) == 0)
+			return e->spec;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->language = strdup(lang))) {
+		free(e);
+		return NULL;
+	}
+	e->spec = kspec_resolve(c->path, lang);
+	if (e->spec)
+		log_info("language %s -> kernelspec %s (%s)", lang,
+			 e->spec->name, e->spec->dir);
+	e->next = c->head;
+	c->head = e;
+	return e->spec;
+}
+
+void kspec_cache_cleanup(struct kspec_cache *c)
+{
+	while (c->head) {
+		struct kspec_cache_entry *e = c->head;
+		c->head = e->next;
+		kspec_free(e->spec);
+		free(e->language);
+		free(e);
+	}
+	kspec_strv_free(c->path);
+	c->path = NULL;
+}

@@ -40,27 +40,6 @@
 static bool main_stop;
 static uint64_t main_stop_ms; /* when the first stop signal was read */
 
-const struct kspec *server_spec(struct server *s, const char *language)
-{
-	struct spec_entry *e;
-
-	for (e = s->specs; e; e = e->next)
-		if (strcmp(e->language, language) == 0)
-			return e->spec;
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->language = strdup(language))) {
-		free(e);
-		return NULL;
-	}
-	e->spec = kspec_resolve(s->kspec_path, language);
-	if (e->spec)
-		log_info("language %s -> kernelspec %s (%s)", language,
-			 e->spec->name, e->spec->dir);
-	e->next = s->specs;
-	s->specs = e;
-	return e->spec;
-}
-
 size_t server_kernels(const struct server *s)
 {
 	size_t n = grave_count(s), warm, warming;
@@ -226,7 +205,7 @@ static int main_start_defaults(struct server *s)
 	size_t i = 0;
 
 	while (v[i]) {
-		if (!server_spec(s, v[i])) {
+		if (!kspec_cache_get(&s->specs, v[i])) {
 			log_warnx("no kernel installed for default language "
 				  "%s; skipping it",
 				  v[i]);
@@ -267,11 +246,11 @@ static int main_setup(struct server *s, int *sigfd)
 		log_errx("%s", err);
 		return -1;
 	}
-	s->kspec_path = kspec_search_path(s->cfg.kernel_path);
 	s->default_languages = main_split_languages(s->cfg.default_languages);
 	s->zmq = zmq_ctx_new();
 	s->loop = loop_new();
-	if (!s->kspec_path || !s->default_languages || !s->zmq || !s->loop) {
+	if (kspec_cache_init(&s->specs, s->cfg.kernel_path) < 0 ||
+	    !s->default_languages || !s->zmq || !s->loop) {
 		log_errx("out of memory at startup");
 		return -1;
 	}
@@ -379,16 +358,9 @@ static int main_cleanup(struct server *s, int sigfd)
 		main_drain_http(s, deadline);
 	http_free(s->http);
 	s->http = NULL;
-	while (s->specs) {
-		struct spec_entry *e = s->specs;
-		s->specs = e->next;
-		kspec_free(e->spec);
-		free(e->language);
-		free(e);
-	}
+	kspec_cache_cleanup(&s->specs);
 	if (s->default_languages)
 		kspec_strv_free(s->default_languages);
-	kspec_strv_free(s->kspec_path);
 	loop_free(s->loop);
 	/* A kernel still alive here is a bug; its sockets would block
 	 * zmq_ctx_term() for good, so say so and exit without it. */

@@ -156,7 +156,7 @@ static size_t pool_have(const struct pool *p, const struct pool_target *t)
 
 static void pool_spawn(struct pool *p, const struct pool_target *t)
 {
-	const struct kspec *spec = server_spec(p->s, t->language);
+	const struct kspec *spec = kspec_cache_get(&p->s->specs, t->language);
 	struct pool_kernel *pk;
 	char err[256];
 

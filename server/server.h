@@ -58,6 +58,7 @@
 #include "exec.h"
 #include "kernel.h"
 #include "kres.h"
+#include "kspec.h"
 #include "loop.h"
 #include "metrics.h"
 
@@ -65,28 +66,19 @@ struct http;
 struct grave;
 struct pool;
 struct ctx;
-struct kspec;
-
-/* Kernelspecs resolved so far, by normalized language. */
-struct spec_entry {
-	char *language;
-	struct kspec *spec; /* NULL: known to have none */
-	struct spec_entry *next;
-};
 
 struct server {
 	struct cfg cfg;
 	struct loop *loop;
 	void *zmq;
 	struct http *http;
-	char **kspec_path;
+	struct kspec_cache specs; /* kernelspecs by language (kspec.c) */
 	char runtime_dir[200];
 	struct kernel_env kenv;
 	struct kres kres;
 
 	struct ctx *contexts; /* every context, in creation order */
 	size_t ncontexts;
-	struct spec_entry *specs;
 	struct grave *graves; /* kernels on their way out (grave.c) */
 	struct pool *pool;
 	struct exec_budget backlog; /* unread output of all executions */
@@ -102,11 +94,6 @@ struct server {
 		    interrupts, restarts;
 	} stats;
 };
-
-/* Looks up (and caches) the kernelspec for a normalized language, mapping
- * "typescript" to the JavaScript kernel when no typescript spec exists.
- * Borrowed; NULL when none is installed. Defined in main.c. */
-const struct kspec *server_spec(struct server *s, const char *language);
 
 /* Kernel processes alive now: contexts', warm spares and exiting ones.
  * Defined in main.c. */
