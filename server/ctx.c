@@ -251,7 +251,7 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	/* A warm spare becomes this context's kernel: no new process. */
 	size_t warm, warming;
 	pool_count(s, &warm, &warming);
-	if ((long)server_kernels(s) >= s->cfg.max_kernels && warm == 0) {
+	if ((long)kernel_live() >= s->cfg.max_kernels && warm == 0) {
 		*status = 429;
 		snprintf(err, errlen,
 			 "Too many kernels (limit %ld): delete a "

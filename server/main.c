@@ -40,16 +40,6 @@
 static bool main_stop;
 static uint64_t main_stop_ms; /* when the first stop signal was read */
 
-size_t server_kernels(const struct server *s)
-{
-	size_t n = grave_count(s), warm, warming;
-
-	for (const struct ctx *c = s->contexts; c; c = c->next)
-		n += c->kernel != NULL;
-	pool_count(s, &warm, &warming);
-	return n + warm + warming;
-}
-
 /* Start-up is over once every default context answered or FAILED: then
  * READY=1 goes to systemd and the pool fills. A FAILED one does not hold
  * the daemon back (the others serve, and it retries by itself); /health
@@ -168,10 +158,9 @@ static void main_status(struct server *s)
 	cut = strstr(why, " (context ");
 	if (cut)
 		*cut = '\0';
-	sdn_status("%s: %zu contexts, %zu kernels (%zu warm)%s%s",
-		   failed ? "degraded" : "ready", s->ncontexts,
-		   s->ncontexts + warm + warming, warm, failed ? "; " : "",
-		   failed ? why : "");
+	sdn_status("%s: %zu contexts, %u kernels (%zu warm)%s%s",
+		   failed ? "degraded" : "ready", s->ncontexts, kernel_live(),
+		   warm, failed ? "; " : "", failed ? why : "");
 }
 
 static struct loop_timer main_wd_timer;

@@ -14,7 +14,6 @@
 #include <string.h>
 
 #include "ctx.h"
-#include "grave.h"
 #include "kernel.h"
 #include "pool.h"
 #include "server.h"
@@ -139,14 +138,18 @@ static void metrics_kernels(struct metrics_buf *b, const struct server *s)
 		inflight += c->running != NULL;
 	}
 	pool_count(s, &warm, &warming);
+	/* The kernels neither a context nor the pool holds are in the
+	 * graveyard: kernel_live() counts every kernel object. */
+	size_t live = kernel_live(),
+	       held = busy + idle + starting + warm + warming;
+	size_t stopping = live > held ? live - held : 0;
 	metrics_head(b, "e2bci_kernels", "gauge", "Kernel processes by state.");
 	metrics_printf(b, "e2bci_kernels{state=\"busy\"} %zu\n", busy);
 	metrics_printf(b, "e2bci_kernels{state=\"idle\"} %zu\n", idle);
 	metrics_printf(b, "e2bci_kernels{state=\"starting\"} %zu\n",
 		       starting + warming);
 	metrics_printf(b, "e2bci_kernels{state=\"warm\"} %zu\n", warm);
-	metrics_printf(b, "e2bci_kernels{state=\"stopping\"} %u\n",
-		       grave_count(s));
+	metrics_printf(b, "e2bci_kernels{state=\"stopping\"} %zu\n", stopping);
 	metrics_head(b, "e2bci_executions_in_flight", "gauge",
 		     "Executions running in a kernel now.");
 	metrics_printf(b, "e2bci_executions_in_flight %zu\n", inflight);

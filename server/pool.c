@@ -161,7 +161,7 @@ static void pool_spawn(struct pool *p, const struct pool_target *t)
 	char err[256];
 
 	/* Spares never take the last kernel slots: contexts come first. */
-	if (!spec || (long)server_kernels(p->s) >= p->s->cfg.max_kernels)
+	if (!spec || (long)kernel_live() >= p->s->cfg.max_kernels)
 		return;
 	pk = calloc(1, sizeof(*pk));
 	if (!pk)

@@ -95,10 +95,6 @@ struct server {
 	} stats;
 };
 
-/* Kernel processes alive now: contexts', warm spares and exiting ones.
- * Defined in main.c. */
-size_t server_kernels(const struct server *s);
-
 /* Called by ctx_ whenever a context becomes ready: ends start-up (READY=1,
  * the pool fills) once every default context answered or FAILED; /health is
  * 200 while none is FAILED. Defined in main.c. */
