@@ -62,6 +62,13 @@ static void ctx_bury_kernel(struct ctx *c)
 	grave_bury(c->srv, k);
 }
 
+/* Tells the server's hook that c turned READY or FAILED. */
+static void ctx_settled(struct ctx *c)
+{
+	if (c->srv->ctx_settled)
+		c->srv->ctx_settled(c->srv);
+}
+
 /* Waiters */
 
 static void ctx_notify(struct ctx *c, int err, const char *reason)
@@ -308,7 +315,7 @@ static void ctx_on_ready(void *arg, struct kernel *k)
 	c->retry_rounds = 0;
 	c->retry_at = 0;
 	ctx_notify(c, 0, NULL);
-	server_check_ready(c->srv);
+	ctx_settled(c);
 	run_pump(c);
 }
 
@@ -349,6 +356,7 @@ static void ctx_fail(struct ctx *c)
 	}
 	ctx_notify(c, -EIO, c->fail_reason);
 	run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	ctx_settled(c);
 }
 
 /* Starts the kernel again: after a quick back-off, or, for a FAILED

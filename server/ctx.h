@@ -10,7 +10,9 @@
  * last stderr lines), a later retry of a FAILED context (--kernel-retry-ms,
  * doubling), delete. Waiters (HTTP requests
  * that wait for a context to become ready: create, restart, a lazily created
- * default context) are told of success or failure. Loop thread only.
+ * default context) are told of success or failure, and the server hears of
+ * every context that turns READY or FAILED through its ctx_settled hook
+ * (main.c decides from that when start-up is over). Loop thread only.
  */
 #ifndef E2BCI_CTX_H
 #define E2BCI_CTX_H

@@ -43,8 +43,9 @@ static uint64_t main_stop_ms; /* when the first stop signal was read */
 /* Start-up is over once every default context answered or FAILED: then
  * READY=1 goes to systemd and the pool fills. A FAILED one does not hold
  * the daemon back (the others serve, and it retries by itself); /health
- * stays 503 and names it until it answers. */
-void server_check_ready(struct server *s)
+ * stays 503 and names it until it answers. The hook ctx_ calls whenever a
+ * context turns READY or FAILED. */
+static void main_check_ready(struct server *s)
 {
 	size_t n = 0, failed = 0;
 
@@ -209,7 +210,10 @@ static int main_start_defaults(struct server *s)
 			log_errx("default context %s: %s", v[i], err);
 		i++;
 	}
-	server_check_ready(s);
+	/* Every default context exists now: from here on each one that
+	 * settles may end start-up. */
+	s->ctx_settled = main_check_ready;
+	main_check_ready(s);
 	return 0;
 }
 

@@ -86,6 +86,10 @@ struct server {
 	char **default_languages; /* NULL-terminated, normalized */
 	bool ready; /* start-up over: every default context answered or
 		       FAILED */
+	/* Told by ctx_ whenever a context turns READY or FAILED (NULL: nobody
+	 * listens). main.c's hook ends start-up once every default context
+	 * did. */
+	void (*ctx_settled)(struct server *s);
 	bool stopping;
 
 	struct metrics metrics;
@@ -94,10 +98,5 @@ struct server {
 		    interrupts, restarts;
 	} stats;
 };
-
-/* Called by ctx_ whenever a context becomes ready: ends start-up (READY=1,
- * the pool fills) once every default context answered or FAILED; /health is
- * 200 while none is FAILED. Defined in main.c. */
-void server_check_ready(struct server *s);
 
 #endif
