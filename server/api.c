@@ -22,7 +22,9 @@
 #include "ctx.h"
 #include "exec.h"
 #include "http.h"
+#include "kernel.h"
 #include "log.h"
+#include "pool.h"
 #include "req.h"
 #include "run.h"
 #include "server.h"
@@ -395,9 +397,28 @@ static void api_contexts_delete(struct server *s, struct http_req *r,
 	api_null(r);
 }
 
+/* The gauges of GET /metrics, read now: the contexts' kernels, the pool's
+ * spares, and the rest of kernel_live()'s count, which is in the
+ * graveyard. */
+static void api_gauges(const struct server *s, struct metrics_gauges *g)
+{
+	size_t warm, warming, held, live = kernel_live();
+
+	ctx_gauges(s, g);
+	pool_count(s, &warm, &warming);
+	g->warm = warm;
+	g->starting += warming;
+	held = g->busy + g->idle + g->starting + g->warm;
+	g->stopping = live > held ? live - held : 0;
+}
+
 static void api_metrics(struct server *s, struct http_req *r, const char *id)
 {
-	char *text = metrics_render(s);
+	struct metrics_gauges g = {0};
+	char *text;
+
+	api_gauges(s, &g);
+	text = metrics_render(&s->metrics, &g);
 
 	(void)id;
 	if (!text) {

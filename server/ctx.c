@@ -34,6 +34,7 @@
 #include "kspec.h"
 #include "lang.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "run.h"
 #include "server.h"
@@ -123,6 +124,32 @@ struct ctx *ctx_default(struct server *s, const char *language)
 	return NULL;
 }
 
+static void ctx_count_language(struct metrics_gauges *g, const char *language)
+{
+	size_t i;
+
+	for (i = 0; i < g->nlanguages; i++)
+		if (strcmp(g->contexts[i].language, language) == 0)
+			break;
+	if (i == METRICS_MAX_LANGUAGES)
+		return;
+	if (i == g->nlanguages)
+		g->contexts[g->nlanguages++].language = language;
+	g->contexts[i].n++;
+}
+
+void ctx_gauges(const struct server *s, struct metrics_gauges *g)
+{
+	for (const struct ctx *c = s->contexts; c; c = c->next) {
+		ctx_count_language(g, c->language);
+		if (c->kernel && c->state == CTX_READY)
+			*(c->running ? &g->busy : &g->idle) += 1;
+		else if (c->kernel)
+			g->starting++;
+		g->in_flight += c->running != NULL;
+	}
+}
+
 json_t *ctx_to_json(const struct ctx *c)
 {
 	return json_pack("{s:s,s:s,s:s}", "id", c->id, "language", c->language,
@@ -190,7 +217,7 @@ static int ctx_spawn(struct ctx *c)
 		return 0;
 	c->kernel = kernel_start(&c->srv->kenv, c->spec, c->cwd,
 				 &ctx_kernel_ops, c, err, sizeof(err));
-	c->srv->stats.kernel_starts++;
+	c->srv->metrics.kernel_starts++;
 	if (!c->kernel) {
 		snprintf(c->fail_reason, sizeof(c->fail_reason),
 			 "Kernel for %s: %s", c->language, err);
@@ -410,7 +437,7 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 	}
 	kernel_free(k);
 	c->kernel = NULL;
-	c->srv->stats.kernel_deaths++;
+	c->srv->metrics.kernel_deaths++;
 	if (oom) {
 		char limit[64], value[160];
 		kres_describe_mem(&c->srv->kres, limit, sizeof(limit));
@@ -440,7 +467,7 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 void ctx_restart(struct ctx *c, const char *why)
 {
 	log_info("context %.8s: restarting (%s)", c->id, why);
-	c->srv->stats.restarts++;
+	c->srv->metrics.restarts++;
 	loop_timer_disarm(c->srv->loop, &c->retry_timer);
 	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
 	ctx_bury_kernel(c);

@@ -28,6 +28,7 @@ struct kspec;
 struct exec;
 struct envd_req;
 struct ctx;
+struct metrics_gauges;
 
 enum ctx_state {
 	CTX_STARTING, /* kernel spawned, handshake running */
@@ -103,6 +104,10 @@ void ctx_delete(struct ctx *c);
  * buf (len bytes, NUL-terminated): its reason and when it tries again.
  * Returns how many there are (0: buf is ""). */
 size_t ctx_failed_defaults(struct server *s, char *buf, size_t len);
+
+/* Fills in the contexts' part of g: contexts per language, their kernels
+ * by state (busy, idle, starting) and the executions in flight. */
+void ctx_gauges(const struct server *s, struct metrics_gauges *g);
 
 /* {"id","language","cwd"}: a new reference. */
 json_t *ctx_to_json(const struct ctx *c);

@@ -175,7 +175,7 @@ static void pool_spawn(struct pool *p, const struct pool_target *t)
 		free(pk);
 		return;
 	}
-	p->s->stats.kernel_starts++;
+	p->s->metrics.kernel_starts++;
 	pk->next = p->spares;
 	p->spares = pk;
 }

@@ -110,7 +110,7 @@ static void run_send_main(struct ctx *c)
 		return;
 	}
 	if (e->state != EXEC_RUNNING) {
-		c->srv->stats.executions++;
+		c->srv->metrics.executions++;
 		e->run_ms = loop_now_ms();
 	}
 	e->state = EXEC_RUNNING;
@@ -349,7 +349,7 @@ void run_cancel(struct ctx *c, struct exec *e)
 	}
 	log_info("context %.8s: %s; interrupting the cell", c->id,
 		 e->client_gone ? "client went away" : "deadline passed");
-	c->srv->stats.interrupts++;
+	c->srv->metrics.interrupts++;
 	e->interrupted = true;
 	kernel_interrupt(c->kernel);
 	c->interrupt_sent_ms = loop_now_ms();

@@ -92,11 +92,7 @@ struct server {
 	void (*ctx_settled)(struct server *s);
 	bool stopping;
 
-	struct metrics metrics;
-	struct {
-		unsigned long long executions, kernel_starts, kernel_deaths,
-		    interrupts, restarts;
-	} stats;
+	struct metrics metrics; /* counters; the gauges are read at scrape */
 };
 
 #endif
