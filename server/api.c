@@ -99,8 +99,8 @@ static void api_stream_closed(void *arg, bool completed)
 	bool big = e->total >= API_TRIM_AFTER;
 
 	exec_set_sink(e, NULL, NULL);
-	if (!completed && e->ctx)
-		run_cancel(e->ctx, e);
+	if (!completed)
+		run_cancel(e);
 	exec_unref(e);
 	free(st);
 	/* glibc keeps freed heap; after a big stream hand it back, so the
@@ -132,7 +132,7 @@ static void api_start_stream(struct http_req *r, struct ctx *c, struct exec *e)
 	st->r = r;
 	exec_set_sink(e, api_stream_wake, st);
 	http_req_stream(r, "application/x-ndjson", &src);
-	run_submit(c, e);
+	ctx_submit(c, e);
 }
 
 /* Deferred requests */

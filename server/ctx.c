@@ -26,7 +26,6 @@
 #include <sys/wait.h>
 #include <uuid/uuid.h>
 
-#include "envd.h"
 #include "exec.h"
 #include "grave.h"
 #include "kernel.h"
@@ -38,7 +37,6 @@
 #include "pool.h"
 #include "run.h"
 #include "server.h"
-#include "wire.h"
 
 #define CTX_MAX_QUICK_FAILURES 3
 /* The wait before a FAILED context tries again doubles up to this (or
@@ -53,6 +51,13 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status,
 
 static const struct kernel_ops ctx_kernel_ops = {ctx_on_ready, ctx_on_msg,
 						 ctx_on_exit};
+
+static void ctx_run_restart(void *arg, const char *why)
+{
+	ctx_restart(arg, why);
+}
+
+static const struct run_ops ctx_run_ops = {ctx_run_restart};
 
 /* Detaches c's kernel and lets it die in the graveyard. */
 static void ctx_bury_kernel(struct ctx *c)
@@ -143,10 +148,10 @@ void ctx_gauges(const struct server *s, struct metrics_gauges *g)
 	for (const struct ctx *c = s->contexts; c; c = c->next) {
 		ctx_count_language(g, c->language);
 		if (c->kernel && c->state == CTX_READY)
-			*(c->running ? &g->busy : &g->idle) += 1;
+			*(run_busy(&c->run) ? &g->busy : &g->idle) += 1;
 		else if (c->kernel)
 			g->starting++;
-		g->in_flight += c->running != NULL;
+		g->in_flight += run_busy(&c->run);
 	}
 }
 
@@ -174,7 +179,6 @@ static int ctx_adopt(struct ctx *c, struct kernel *k)
 		free(code);
 	}
 	c->kernel = k;
-	c->need_global_env = true;
 	log_info("context %.8s: took warm kernel %.8s from the pool", c->id,
 		 kernel_id(k));
 	ctx_on_ready(c, k);
@@ -224,7 +228,6 @@ static int ctx_spawn(struct ctx *c)
 		return -1;
 	}
 	c->state = CTX_STARTING;
-	c->need_global_env = true;
 	return 0;
 }
 
@@ -241,11 +244,8 @@ static void ctx_unlink(struct ctx *c)
 
 static void ctx_free(struct ctx *c)
 {
-	loop_timer_disarm(c->srv->loop, &c->interrupt_timer);
 	loop_timer_disarm(c->srv->loop, &c->retry_timer);
-	envd_cancel(c->envd);
-	free(c->helper_code);
-	json_decref(c->global_env);
+	run_cleanup(&c->run);
 	free(c->language);
 	free(c->cwd);
 	free(c);
@@ -305,6 +305,7 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	}
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, c->id);
+	run_init(&c->run, &s->run_env, c->id, c->language, &ctx_run_ops, c);
 	c->srv = s;
 	c->spec = spec;
 	c->is_default = is_default;
@@ -343,14 +344,24 @@ static void ctx_on_ready(void *arg, struct kernel *k)
 	c->retry_at = 0;
 	ctx_notify(c, 0, NULL);
 	ctx_settled(c);
-	run_pump(c);
+	run_start(&c->run, c->kernel);
 }
 
 static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 		       struct wire_msg *m)
 {
+	struct ctx *c = arg;
+
 	(void)k;
-	run_on_msg(arg, ch, m);
+	run_on_msg(&c->run, ch, m);
+}
+
+void ctx_submit(struct ctx *c, struct exec *e)
+{
+	run_submit(&c->run, e);
+	/* Nothing will run here until a restart succeeds. */
+	if (c->state == CTX_FAILED)
+		exec_fail(e, "ContextUnavailable", c->fail_reason);
 }
 
 static void ctx_retry(void *arg, short revents);
@@ -382,7 +393,7 @@ static void ctx_fail(struct ctx *c)
 			       c);
 	}
 	ctx_notify(c, -EIO, c->fail_reason);
-	run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	run_fail_all(&c->run, true, "ContextUnavailable", c->fail_reason);
 	ctx_settled(c);
 }
 
@@ -435,9 +446,8 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 		c->quick_failures++;
 		ctx_describe_exit(c, k, status);
 	}
-	kernel_free(k);
-	c->kernel = NULL;
 	c->srv->metrics.kernel_deaths++;
+	/* The run lets go of the kernel before it is freed. */
 	if (oom) {
 		char limit[64], value[160];
 		kres_describe_mem(&c->srv->kres, limit, sizeof(limit));
@@ -446,11 +456,13 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 			 "restarted",
 			 limit);
 		log_warnx("context %.8s: %s", c->id, value);
-		run_fail_all(c, false, "OutOfMemoryError", value);
+		run_fail_all(&c->run, false, "OutOfMemoryError", value);
 	} else {
-		run_fail_all(c, false, "ContextRestarting",
+		run_fail_all(&c->run, false, "ContextRestarting",
 			     "Context was restarted");
 	}
+	kernel_free(k);
+	c->kernel = NULL;
 	if (c->srv->stopping)
 		return;
 	if (!was_ready && c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
@@ -469,7 +481,8 @@ void ctx_restart(struct ctx *c, const char *why)
 	log_info("context %.8s: restarting (%s)", c->id, why);
 	c->srv->metrics.restarts++;
 	loop_timer_disarm(c->srv->loop, &c->retry_timer);
-	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
+	run_fail_all(&c->run, false, "ContextRestarting",
+		     "Context was restarted");
 	ctx_bury_kernel(c);
 	c->quick_failures = 0;
 	c->retry_rounds = 0;
@@ -513,7 +526,7 @@ size_t ctx_failed_defaults(struct server *s, char *buf, size_t len)
 void ctx_delete(struct ctx *c)
 {
 	log_info("context %s (%s) deleted", c->id, c->language);
-	run_fail_all(c, true, "ContextDeleted", "Context was deleted");
+	run_fail_all(&c->run, true, "ContextDeleted", "Context was deleted");
 	ctx_bury_kernel(c);
 	ctx_unlink(c);
 	c->state = CTX_FAILED;
@@ -532,7 +545,7 @@ void ctx_shutdown_all(struct server *s, long grace_ms)
 	// NOLINTBEGIN(clang-analyzer-unix.Malloc)
 	while (s->contexts) {
 		struct ctx *c = s->contexts;
-		run_fail_all(c, true, "ContextRestarting",
+		run_fail_all(&c->run, true, "ContextRestarting",
 			     "The server is shutting down");
 		ctx_notify(c, -ESHUTDOWN, "The server is shutting down");
 		ctx_bury_kernel(c);

@@ -21,12 +21,12 @@
 #include <stdbool.h>
 
 #include "loop.h"
+#include "run.h"
 
 struct server;
 struct kernel;
 struct kspec;
 struct exec;
-struct envd_req;
 struct ctx;
 struct metrics_gauges;
 
@@ -59,22 +59,8 @@ struct ctx {
 	uint64_t retry_at;     /* when a FAILED context tries again; 0: never */
 	char fail_reason[1280]; /* why it is FAILED: one line */
 
-	json_t *global_env; /* from envd, owned; NULL until fetched */
-	bool need_global_env;
-	bool envd_warned; /* an envd failure was logged at warn level */
-	struct envd_req *envd;
-
-	/* The execution pipeline (run.c). */
-	struct exec *head, *tail; /* queued, in arrival order */
-	struct exec *running;
-	int phase;	   /* enum run_phase */
-	char *helper_code; /* the helper cell in flight, owned */
-	char helper_id[37];
-	int helper_tries;
+	struct run run; /* the executions (run.c): has the kernel when READY */
 	struct ctx_waiter *waiters;
-	struct loop_timer interrupt_timer;
-	uint64_t interrupt_deadline, interrupt_sent_ms;
-	struct loop_timer reply_timer; /* idle came, the reply has not */
 	struct loop_timer retry_timer; /* the next start: back-off or retry */
 	struct ctx *next;
 };
@@ -84,6 +70,10 @@ struct ctx {
  * (*status 400), too many contexts (429), spawn failure (500). */
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 		    bool is_default, int *status, char *err, size_t errlen);
+/* Queues e (takes a reference) on c's run; on a FAILED context it ends at
+ * once with ContextUnavailable and the reason. */
+void ctx_submit(struct ctx *c, struct exec *e);
+
 /* Borrowed lookups; NULL when absent. */
 struct ctx *ctx_find(struct server *s, const char *id);
 struct ctx *ctx_default(struct server *s, const char *language);

@@ -25,7 +25,6 @@
 #include "api.h"
 #include "check.h"
 #include "ctx.h"
-#include "grave.h"
 #include "http.h"
 #include "kernel.h"
 #include "kspec.h"
@@ -265,6 +264,9 @@ static int main_setup(struct server *s, int *sigfd)
 	    s->runtime_dir, s->zmq,
 	    s->loop,	    s->cfg.kernel_start_timeout_ms,
 	    &s->kres,	    (size_t)s->cfg.max_kernel_message};
+	s->run_env = (struct run_env){s->loop, &s->metrics, s->cfg.envd_url,
+				      s->cfg.envd_timeout_ms,
+				      s->cfg.interrupt_timeout_ms};
 	s->backlog = (struct exec_budget){(size_t)s->cfg.max_backlog,
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */

@@ -61,6 +61,7 @@
 #include "kspec.h"
 #include "loop.h"
 #include "metrics.h"
+#include "run.h"
 
 struct http;
 struct grave;
@@ -75,6 +76,7 @@ struct server {
 	struct kspec_cache specs; /* kernelspecs by language (kspec.c) */
 	char runtime_dir[200];
 	struct kernel_env kenv;
+	struct run_env run_env; /* what every context's run shares */
 	struct kres kres;
 
 	struct ctx *contexts; /* every context, in creation order */
