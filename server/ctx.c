@@ -358,10 +358,11 @@ static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 
 void ctx_submit(struct ctx *c, struct exec *e)
 {
-	run_submit(&c->run, e);
 	/* Nothing will run here until a restart succeeds. */
 	if (c->state == CTX_FAILED)
 		exec_fail(e, "ContextUnavailable", c->fail_reason);
+	else
+		run_submit(&c->run, e);
 }
 
 static void ctx_retry(void *arg, short revents);

@@ -71,7 +71,7 @@ struct ctx {
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 		    bool is_default, int *status, char *err, size_t errlen);
 /* Queues e (takes a reference) on c's run; on a FAILED context it ends at
- * once with ContextUnavailable and the reason. */
+ * once with ContextUnavailable and the reason, and is not queued. */
 void ctx_submit(struct ctx *c, struct exec *e);
 
 /* Borrowed lookups; NULL when absent. */

@@ -232,7 +232,9 @@ static void run_pump(struct run *r)
 	r->msg_id[0] = '\0';
 	r->env_applied = false;
 	r->run_ms = 0;
-	j->e->state = EXEC_PREPARE;
+	/* One ended while queued keeps its state: run_send_main skips it. */
+	if (j->e->state != EXEC_DONE)
+		j->e->state = EXEC_PREPARE;
 	r->phase = RUN_ENVD;
 	run_advance(r);
 }

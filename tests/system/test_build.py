@@ -57,7 +57,8 @@ def compiled(out):
 @pytest.fixture(scope="module")
 def build(tmp_path_factory):
     b = tmp_path_factory.mktemp("build") / "b"
-    targets = [f"{b}/e2b-ci", f"{b}/e2b-kernel", f"{b}/tests/test_lang"]
+    targets = [f"{b}/e2b-ci", f"{b}/e2b-kernel", f"{b}/tests/test_lang",
+               f"{b}/tests/test_run"]
     make(b, "-j2", *targets, timeout=BUILD_TIMEOUT_S)
     # bench's objects, one at a time (a Makefile without such a rule
     # builds bench in one command, and then this test fails below).
@@ -96,10 +97,22 @@ def test_header_rebuilds_only_its_dependents(build, header):
                          f"{sorted(want - got)}")
 
 
+def test_run_unit_test_links_only_what_run_uses(build):
+    """test_run links run.c and the modules it uses, not libe2bci.a: a
+    header of another module does not rebuild it; run.h does."""
+    b, _ = build
+    t = f"{b}/tests/test_run"
+    assert "tests/unit/test_run.c" in make(b, "-n", "-W", "server/run.h", t)
+    for header in ("server/http.h", "server/ctx.h", "server/kernel.c"):
+        out = make(b, "-n", "-W", header, t)
+        assert "tests/unit/test_run.c" not in out, (header, out)
+
+
 def test_ldflags_reach_every_link(build):
     b, _ = build
     mark = "-Wl,--ldflags-mark"
     links = [f"{b}/e2b-ci", f"{b}/e2b-kernel", f"{b}/tests/test_lang",
+             f"{b}/tests/test_run",
              f"{b}/bench", f"{b}/libfloor", f"{b}/fuzz/fuzz_req"]
     out = make(b, "-n", "-B", f"LDFLAGS={mark}", *links)
     lines = [ln for ln in out.splitlines()
