@@ -27,10 +27,10 @@ FUZZ_ARGS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_TARGETS := req wire enc kspec flatj stream
 
 # The server modules each target links.
-FUZZ_MODS_req   := req
+FUZZ_MODS_req   := req errmsg
 FUZZ_MODS_wire  := wire flatj sha256
 FUZZ_MODS_enc   := enc flatj
-FUZZ_MODS_kspec := kspec log
+FUZZ_MODS_kspec := kspec log errmsg
 FUZZ_MODS_flatj := flatj wire sha256
 FUZZ_MODS_stream := enc flatj wire sha256
 
