@@ -26,6 +26,7 @@
 #include <sys/wait.h>
 #include <uuid/uuid.h>
 
+#include "errmsg.h"
 #include "exec.h"
 #include "grave.h"
 #include "kernel.h"
@@ -77,7 +78,7 @@ static void ctx_settled(struct ctx *c)
 
 /* Waiters */
 
-static void ctx_notify(struct ctx *c, int err, const char *reason)
+static void ctx_notify(struct ctx *c, enum ctx_err why, const char *reason)
 {
 	struct ctx_waiter *w = c->waiters, *next;
 
@@ -85,16 +86,16 @@ static void ctx_notify(struct ctx *c, int err, const char *reason)
 	for (; w; w = next) {
 		next = w->next;
 		w->next = NULL;
-		w->fn(w->arg, c, err, reason);
+		w->fn(w->arg, c, why, reason);
 	}
 }
 
 void ctx_wait(struct ctx *c, struct ctx_waiter *w)
 {
 	if (c->state == CTX_READY) {
-		w->fn(w->arg, c, 0, NULL);
+		w->fn(w->arg, c, CTX_OK, NULL);
 	} else if (c->state == CTX_FAILED) {
-		w->fn(w->arg, c, -EIO, c->fail_reason);
+		w->fn(w->arg, c, CTX_ERR_START, c->fail_reason);
 	} else {
 		w->next = c->waiters;
 		c->waiters = w;
@@ -251,56 +252,57 @@ static void ctx_free(struct ctx *c)
 	free(c);
 }
 
+/* Whether s may make a context of language (spec: its kernelspec, NULL
+ * when none) now: CTX_OK, or why not with a reason in err. */
+static enum ctx_err ctx_refuse(struct server *s, const struct kspec *spec,
+			       const char *language, char *err, size_t errlen)
+{
+	size_t warm, warming;
+
+	/* Requests still arrive while the shutdown drains the kernels; a
+	 * context made then would outlive ctx_shutdown_all() and its open
+	 * sockets would hang zmq_ctx_term(). */
+	if (s->stopping)
+		return errmsg_set(err, errlen, CTX_ERR_STOPPING,
+				  "The server is shutting down");
+	if (!spec)
+		return errmsg_set(err, errlen, CTX_ERR_LANGUAGE,
+				  "Unknown language '%.64s': no kernel is "
+				  "installed for it",
+				  language);
+	if ((long)s->ncontexts >= s->cfg.max_contexts)
+		return errmsg_set(err, errlen, CTX_ERR_LIMIT,
+				  "Too many contexts (limit %ld): delete one "
+				  "first",
+				  s->cfg.max_contexts);
+	/* A warm spare becomes this context's kernel: no new process. */
+	pool_count(s, &warm, &warming);
+	if ((long)kernel_live() >= s->cfg.max_kernels && warm == 0)
+		return errmsg_set(err, errlen, CTX_ERR_LIMIT,
+				  "Too many kernels (limit %ld): delete a "
+				  "context first",
+				  s->cfg.max_kernels);
+	return CTX_OK;
+}
+
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
-		    bool is_default, int *status, char *err, size_t errlen)
+		    bool is_default, enum ctx_err *why, char *err,
+		    size_t errlen)
 {
 	const struct kspec *spec = kspec_cache_get(&s->specs, language);
 	struct ctx *c;
 	uuid_t u;
 
-	/* Requests still arrive while the shutdown drains the kernels; a
-	 * context made then would outlive ctx_shutdown_all() and its open
-	 * sockets would hang zmq_ctx_term(). */
-	if (s->stopping) {
-		*status = 503;
-		snprintf(err, errlen, "The server is shutting down");
+	*why = ctx_refuse(s, spec, language, err, errlen);
+	if (*why != CTX_OK)
 		return NULL;
-	}
-	if (!spec) {
-		*status = 400;
-		snprintf(err, errlen,
-			 "Unknown language '%.64s': no kernel is installed "
-			 "for it",
-			 language);
-		return NULL;
-	}
-	if ((long)s->ncontexts >= s->cfg.max_contexts) {
-		*status = 429;
-		snprintf(err, errlen,
-			 "Too many contexts (limit %ld): delete "
-			 "one first",
-			 s->cfg.max_contexts);
-		return NULL;
-	}
-	/* A warm spare becomes this context's kernel: no new process. */
-	size_t warm, warming;
-	pool_count(s, &warm, &warming);
-	if ((long)kernel_live() >= s->cfg.max_kernels && warm == 0) {
-		*status = 429;
-		snprintf(err, errlen,
-			 "Too many kernels (limit %ld): delete a "
-			 "context first",
-			 s->cfg.max_kernels);
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->language = strdup(language)) ||
 	    !(c->cwd = strdup(cwd))) {
 		if (c)
 			free(c->language);
 		free(c);
-		*status = 500;
-		snprintf(err, errlen, "out of memory");
+		*why = errmsg_set(err, errlen, CTX_ERR_NOMEM, "out of memory");
 		return NULL;
 	}
 	uuid_generate_random(u);
@@ -311,8 +313,8 @@ struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
 	c->is_default = is_default;
 	if (ctx_spawn(c) < 0) {
 		log_errx("context %.8s: %s", c->id, c->fail_reason);
-		*status = 500;
-		snprintf(err, errlen, "%s", c->fail_reason);
+		*why = errmsg_set(err, errlen, CTX_ERR_START, "%s",
+				  c->fail_reason);
 		ctx_free(c);
 		return NULL;
 	}
@@ -342,7 +344,7 @@ static void ctx_on_ready(void *arg, struct kernel *k)
 	c->quick_failures = 0;
 	c->retry_rounds = 0;
 	c->retry_at = 0;
-	ctx_notify(c, 0, NULL);
+	ctx_notify(c, CTX_OK, NULL);
 	ctx_settled(c);
 	run_start(&c->run, c->kernel);
 }
@@ -393,7 +395,7 @@ static void ctx_fail(struct ctx *c)
 		loop_timer_arm(c->srv->loop, &c->retry_timer, wait, ctx_retry,
 			       c);
 	}
-	ctx_notify(c, -EIO, c->fail_reason);
+	ctx_notify(c, CTX_ERR_START, c->fail_reason);
 	run_fail_all(&c->run, true, "ContextUnavailable", c->fail_reason);
 	ctx_settled(c);
 }
@@ -532,7 +534,7 @@ void ctx_delete(struct ctx *c)
 	ctx_unlink(c);
 	c->state = CTX_FAILED;
 	snprintf(c->fail_reason, sizeof(c->fail_reason), "Context was deleted");
-	ctx_notify(c, -ENOENT, c->fail_reason);
+	ctx_notify(c, CTX_ERR_DELETED, c->fail_reason);
 	ctx_free(c);
 }
 
@@ -548,7 +550,7 @@ void ctx_shutdown_all(struct server *s, long grace_ms)
 		struct ctx *c = s->contexts;
 		run_fail_all(&c->run, true, "ContextRestarting",
 			     "The server is shutting down");
-		ctx_notify(c, -ESHUTDOWN, "The server is shutting down");
+		ctx_notify(c, CTX_ERR_STOPPING, "The server is shutting down");
 		ctx_bury_kernel(c);
 		ctx_unlink(c);
 		ctx_free(c);

@@ -36,10 +36,23 @@ enum ctx_state {
 	CTX_FAILED, /* the kernel could not be started; see fail_reason */
 };
 
-/* Told once: err 0 and reason NULL when the context is ready, else a
- * negative errno and a plain-text reason. */
+/* Why a context could not be made, or made ready. No HTTP here: api_ maps
+ * each to a status. */
+enum ctx_err {
+	CTX_OK,
+	CTX_ERR_LANGUAGE, /* no kernel is installed for the language */
+	CTX_ERR_LIMIT,	  /* --max-contexts or --max-kernels reached */
+	CTX_ERR_STOPPING, /* the server is shutting down */
+	CTX_ERR_START,	  /* its kernel could not be started (FAILED) */
+	CTX_ERR_DELETED,  /* deleted while it was waited for */
+	CTX_ERR_NOMEM,
+};
+
+/* Told once: CTX_OK and reason NULL when the context is ready, else why
+ * not and a plain-text reason. */
 struct ctx_waiter {
-	void (*fn)(void *arg, struct ctx *c, int err, const char *reason);
+	void (*fn)(void *arg, struct ctx *c, enum ctx_err why,
+		   const char *reason);
 	void *arg;
 	struct ctx_waiter *next;
 };
@@ -66,10 +79,11 @@ struct ctx {
 };
 
 /* Creates a context and starts its kernel. Returns it (registered with the
- * server, state STARTING) or NULL with a reason in err: unknown language
- * (*status 400), too many contexts (429), spawn failure (500). */
+ * server, state STARTING), or NULL with why (CTX_ERR_LANGUAGE, _LIMIT,
+ * _STOPPING, _START: the spawn failed, _NOMEM) and a reason in err. */
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
-		    bool is_default, int *status, char *err, size_t errlen);
+		    bool is_default, enum ctx_err *why, char *err,
+		    size_t errlen);
 /* Queues e (takes a reference) on c's run; on a FAILED context it ends at
  * once with ContextUnavailable and the reason, and is not queued. */
 void ctx_submit(struct ctx *c, struct exec *e);

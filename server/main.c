@@ -188,7 +188,7 @@ static size_t strlen_v(char **v)
 static int main_start_defaults(struct server *s)
 {
 	char err[256];
-	int status;
+	enum ctx_err why;
 
 	char **v = s->default_languages;
 	size_t i = 0;
@@ -204,8 +204,7 @@ static int main_start_defaults(struct server *s)
 				sizeof(*v) * strlen_v(v + i + 1));
 			continue;
 		}
-		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
-			     sizeof(err)))
+		if (!ctx_new(s, v[i], s->cfg.cwd, true, &why, err, sizeof(err)))
 			log_errx("default context %s: %s", v[i], err);
 		i++;
 	}
