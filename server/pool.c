@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "grave.h"
 #include "kernel.h"
 #include "log.h"
@@ -100,21 +101,21 @@ static int pool_parse_one(struct pool_target *t, const char *item, char *err,
 	long n;
 
 	if (!eq || eq == item || (size_t)(eq - item) >= sizeof(name)) {
-		snprintf(err, errlen, "--pool: '%s' is not LANGUAGE=COUNT",
-			 item);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "--pool: '%s' is not LANGUAGE=COUNT", item);
 	}
 	memcpy(name, item, (size_t)(eq - item));
 	name[eq - item] = '\0';
 	n = strtol(eq + 1, &end, 10);
 	if (!*(eq + 1) || *end || n < 0 || n > 16) {
-		snprintf(err, errlen, "--pool: count in '%s' must be 0..16",
-			 item);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "--pool: count in '%s' must be 0..16", item);
 	}
 	t->language = req_normalize_language(name);
 	t->n = n;
-	return t->language ? 0 : -1;
+	if (!t->language)
+		return errmsg_set(err, errlen, -1, "out of memory");
+	return 0;
 }
 
 int pool_init(struct server *s, char *err, size_t errlen)
@@ -125,8 +126,7 @@ int pool_init(struct server *s, char *err, size_t errlen)
 
 	if (!p || !copy ||
 	    !(p->targets = calloc(strlen(copy) / 2 + 1, sizeof(*p->targets)))) {
-		snprintf(err, errlen, "out of memory");
-		rc = -1;
+		rc = errmsg_set(err, errlen, -1, "out of memory");
 		goto out;
 	}
 	p->s = s;
