@@ -4,7 +4,7 @@
 #                part, start the daemon on :49999
 #   make test    install what is missing, run every test tier
 #   make asan    unit + end-to-end tiers under AddressSanitizer + UBSan
-#   make check   clang-format, cppcheck, clang-tidy
+#   make check   clang-format, cppcheck, clang-tidy, the include graph
 #   make install PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -119,12 +119,16 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' \
 		LDFLAGS='$(ASAN_FLAGS)' e2e
 
-check:
+# The include graph of server/ has no cycle, and each module's object
+# exports only what its header declares (main.o: main alone), so calls go
+# the way includes do (mk/include-graph.py; ARCHITECTURE.md shows --list).
+check: $(OBJS) $(BUILD)/obj/main.o
 	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c \
 		kernels/host/*.c kernels/host/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -D__GNUC__ server
 	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)
+	$(PY) mk/include-graph.py --check --objs $(BUILD)/obj
 
 clean:
 	rm -rf build build-asan

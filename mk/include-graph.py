@@ -11,6 +11,7 @@ calls up into main.c).
                                          declaration), naming it
   include-graph.py --list                the graph as a Markdown list,
                                          bottom layer first
+  --server DIR                           read another tree than server/
 
 Run by `make check`; ARCHITECTURE.md shows the --list output.
 """
@@ -25,13 +26,13 @@ SERVER = Path(__file__).resolve().parents[1] / "server"
 INCLUDE_RE = re.compile(r'^\s*#\s*include\s+"([^"/]+)\.h"', re.M)
 
 
-def graph():
+def graph(server):
     deps = {}
-    for f in sorted(SERVER.glob("*.[ch]")):
+    for f in sorted(server.glob("*.[ch]")):
         mod = f.stem
         deps.setdefault(mod, set())
         for name in INCLUDE_RE.findall(f.read_text()):
-            if name != mod and (SERVER / f"{name}.h").is_file():
+            if name != mod and (server / f"{name}.h").is_file():
                 deps[mod].add(name)
     return deps
 
@@ -84,14 +85,14 @@ def layers(deps):
     return layer
 
 
-def misplaced(objs):
+def misplaced(server, objs):
     """Exported symbols of DIR/X.o not declared in server/X.h."""
     bad = []
     for o in sorted(Path(objs).glob("*.o")):
         syms = subprocess.run(["nm", "-g", "--defined-only", str(o)],
                               capture_output=True, text=True,
                               check=True).stdout.split()[2::3]
-        h = SERVER / f"{o.stem}.h"
+        h = server / f"{o.stem}.h"
         text = h.read_text() if h.is_file() else ""
         for s in syms:
             if o.stem == "main" and s == "main":
@@ -107,8 +108,9 @@ def main():
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--objs")
     ap.add_argument("--list", action="store_true")
+    ap.add_argument("--server", type=Path, default=SERVER)
     a = ap.parse_args()
-    deps = graph()
+    deps = graph(a.server)
     if a.list:
         layer = layers(deps)
         for n in range(max(layer.values()) + 1):
@@ -123,7 +125,7 @@ def main():
             problems.append("modules include each other in a loop: " +
                             ", ".join(c))
         if a.objs:
-            problems += misplaced(a.objs)
+            problems += misplaced(a.server, a.objs)
         for p in problems:
             print(f"include-graph: {p}", file=sys.stderr)
         return 1 if problems else 0

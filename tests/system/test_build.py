@@ -131,3 +131,27 @@ def test_default_goal_is_all_and_set_once(tmp_path):
                [*ROOT.glob("mk/*.mk"), *ROOT.glob("kernels/*/build.mk")]
                if re.search(r"^\s*\.DEFAULT_GOAL", p.read_text(), re.M)]
     assert not setters, f".DEFAULT_GOAL set again in {setters}"
+
+
+def test_include_graph_check(tmp_path):
+    """mk/include-graph.py (run by make check) passes on server/ and names
+    a loop once one module's include closes it."""
+    script = ROOT / "mk" / "include-graph.py"
+    ok = subprocess.run([str(script), "--check"], cwd=ROOT,
+                        capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    tree = tmp_path / "server"
+    tree.mkdir()
+    for f in (ROOT / "server").glob("*.[ch]"):
+        (tree / f.name).write_text(f.read_text())
+    # metrics is at the bottom; making it include api closes a loop
+    # through everything api includes that includes metrics.
+    m = tree / "metrics.c"
+    m.write_text(m.read_text().replace('#include "metrics.h"',
+                                       '#include "metrics.h"\n#include "api.h"',
+                                       1))
+    bad = subprocess.run([str(script), "--check", "--server", str(tree)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1
+    assert "loop:" in bad.stderr and "api" in bad.stderr \
+        and "metrics" in bad.stderr, bad.stderr
