@@ -6,9 +6,16 @@
  * envd sockets, a signalfd and timers. Nothing blocks in a handler; state has
  * one owner and no locks.
  *
- * Modules, in reading order (each a .c/.h pair, names prefixed by module):
+ * Modules, in reading order (each a .c/.h pair, names prefixed by module).
+ * Calls go one way, down the way the includes go: a module calls only what
+ * the headers it includes declare, each object exports only what its own
+ * header declares, and the includes form no loop (make check runs
+ * mk/include-graph.py; ARCHITECTURE.md shows the graph). A lower module
+ * that must tell a higher one something does it through a callback the
+ * higher one installed (kernel_ops, run_ops, ctx_settled below).
  *
- *   main.c    startup, option handling, signals, the loop, shutdown
+ *   main.c    startup, option handling, signals, the loop, shutdown; ends
+ *             start-up when the default contexts settled (ctx_settled)
  *   cfg_      the option table: flags, environment, defaults, --help
  *   check_    --check's kernel checks: each default language's kernelspec,
  *             launcher and the check commands its kernel.json lists
@@ -18,12 +25,16 @@
  *             their ZMQ_FD edges, timers
  *   http_     libmicrohttpd glue: accepting and bounding connections,
  *             request framing, bodies, deferred answers, streams, CORS
- *   api_      the route table and handlers of the HTTP contract
- *   metrics_  counters and the Prometheus text of GET /metrics
+ *   api_      the route table and handlers of the HTTP contract; maps
+ *             ctx_'s reasons to status codes; collects the gauges
+ *   metrics_  counters, and the Prometheus text of GET /metrics from them
+ *             and the gauges it is given
  *   req_      validation of request bodies, language names
- *   ctx_      contexts: registry, kernel life (pool, restart, death)
- *   run_      a context's execution pipeline: queue, env helper cells,
- *             the request, restore, interrupts
+ *   ctx_      contexts: registry, kernel life (pool, restart, death,
+ *             FAILED and retries); gives its run the kernel once ready
+ *   run_      a context's execution pipeline (struct run, embedded in the
+ *             context): queue, env helper cells, the request, restore,
+ *             interrupts, deadlines; asks for a new kernel via run_ops
  *   exec_     one execution: kernel messages -> NDJSON stream, keepalives,
  *             the output budget (per execution and over all of them)
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
@@ -43,7 +54,9 @@
  *             declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
- *   kspec_    kernelspec discovery and kernel.json parsing
+ *   kspec_    kernelspec discovery, kernel.json parsing, the daemon's cache
+ *             of kernelspecs by language
+ *   errmsg_   the reason a fallible function writes for its caller
  *   envd_     asynchronous GET <envd>/envs for sandbox-wide env vars
  *
  * Lifecycles and the threading model are in ARCHITECTURE.md.
