@@ -220,31 +220,10 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 	metrics_http(arg, tag, status);
 }
 
-static int main_setup(struct server *s, int *sigfd)
+/* The kernels' environment: limits (kres), what kernel_ and run_ share,
+ * the output budget; then what a daemon that died here left is swept. */
+static int main_kernels_env(struct server *s)
 {
-	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
-			       s->cfg.max_body,		s->cfg.max_connections,
-			       main_on_answer,		&s->metrics,
-			       s->cfg.header_timeout_ms};
-	char err[256];
-	sigset_t set;
-
-	if (mkdir(s->cfg.cwd, 0755) < 0 && errno != EEXIST)
-		log_warn("cannot create default cwd %s", s->cfg.cwd);
-	if (main_runtime_dir(s) < 0)
-		return -1;
-	if (pool_init(s, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		return -1;
-	}
-	s->default_languages = main_split_languages(s->cfg.default_languages);
-	s->zmq = zmq_ctx_new();
-	s->loop = loop_new();
-	if (kspec_cache_init(&s->specs, s->cfg.kernel_path) < 0 ||
-	    !s->default_languages || !s->zmq || !s->loop) {
-		log_errx("out of memory at startup");
-		return -1;
-	}
 	struct kres_opts ko = {s->cfg.kernel_memory_max,
 			       s->cfg.kernel_cpu_weight,
 			       s->cfg.kernel_tasks_max,
@@ -252,6 +231,8 @@ static int main_setup(struct server *s, int *sigfd)
 			       s->runtime_dir,
 			       NULL,
 			       NULL};
+	char err[256];
+
 	if (kres_init(&s->kres, &ko, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		return -1;
@@ -270,6 +251,14 @@ static int main_setup(struct server *s, int *sigfd)
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
 	kernel_sweep(&s->kenv);
+	return 0;
+}
+
+/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd the loop watches. */
+static int main_signals(struct server *s, int *sigfd)
+{
+	sigset_t set;
+
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -282,6 +271,35 @@ static int main_setup(struct server *s, int *sigfd)
 		log_err("signalfd");
 		return -1;
 	}
+	return 0;
+}
+
+static int main_setup(struct server *s, int *sigfd)
+{
+	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
+			       s->cfg.max_body,		s->cfg.max_connections,
+			       main_on_answer,		&s->metrics,
+			       s->cfg.header_timeout_ms};
+	char err[256];
+
+	if (mkdir(s->cfg.cwd, 0755) < 0 && errno != EEXIST)
+		log_warn("cannot create default cwd %s", s->cfg.cwd);
+	if (main_runtime_dir(s) < 0)
+		return -1;
+	if (pool_init(s, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
+	s->default_languages = main_split_languages(s->cfg.default_languages);
+	s->zmq = zmq_ctx_new();
+	s->loop = loop_new();
+	if (kspec_cache_init(&s->specs, s->cfg.kernel_path) < 0 ||
+	    !s->default_languages || !s->zmq || !s->loop) {
+		log_errx("out of memory at startup");
+		return -1;
+	}
+	if (main_kernels_env(s) < 0 || main_signals(s, sigfd) < 0)
+		return -1;
 	s->http = http_new(s->loop, &ho, api_handle, s, err, sizeof(err));
 	if (!s->http) {
 		log_errx("%s", err);
