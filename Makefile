@@ -4,7 +4,7 @@
 #                part, start the daemon on :49999
 #   make test    install what is missing, run every test tier
 #   make asan    unit + end-to-end tiers under AddressSanitizer + UBSan
-#   make check   clang-format, cppcheck, clang-tidy
+#   make check   clang-format, cppcheck, clang-tidy, the include graph
 #   make install PREFIX=/usr/local DESTDIR=
 
 PREFIX   ?= /usr/local
@@ -21,6 +21,15 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) -D_GNU_SOURCE -Iserver \
              -DE2BCI_KERNELS_DIR='"$(KERNELS_DIR)"' \
              $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 LIBS      = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+# Link options (the asan target's sanitizer runtime, a distribution's
+# hardening): every link rule passes them.
+LDFLAGS  ?=
+# Each compile also writes the headers its output was made from, as make
+# rules in $@.d (included below): touching a header rebuilds only what
+# includes it. -MP adds an empty rule per header, so a header that is
+# removed breaks no build. Every rule that compiles C uses it (daemon,
+# unit tests, fuzz and bench objects, the kernel host).
+DEPFLAGS  = -MMD -MP -MF $@.d -MT $@
 
 # Kernelspecs we ship: the build tree's copy, or the installed one.
 KERNELS_DIR ?= $(abspath kernels)
@@ -31,8 +40,16 @@ OBJS     := $(LIBSRCS:server/%.c=$(BUILD)/obj/%.o)
 UNITSRCS := $(wildcard tests/unit/test_*.c)
 UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 
+# `make` alone means `make all`. Set once, here, before the fragments below
+# define the first explicit targets (none of them touches it).
+.DEFAULT_GOAL := all
+
 # Our own kernels and other parts add their rules (and EXTRA_TARGETS) here.
 -include $(sort $(wildcard kernels/*/build.mk mk/*.mk))
+
+# The header dependencies written by DEPFLAGS, of every output built so far.
+-include $(wildcard $(BUILD)/*.d $(BUILD)/obj/*.d $(BUILD)/tests/*.d \
+	$(BUILD)/obj-kh/*.d $(BUILD)/fuzz/obj/*.d $(BUILD)/obj-bench/*.d)
 
 .PHONY: all deps run test unit e2e sdk kernels-test system asan check install clean
 
@@ -47,19 +64,20 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 deps:
 	@template/install-deps.sh
 
-$(BUILD)/obj/%.o: server/%.c $(wildcard server/*.h)
+$(BUILD)/obj/%.o: server/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/libe2bci.a: $(OBJS)
 	rm -f $@ && ar rcs $@ $^
 
 $(BUILD)/e2b-ci: $(BUILD)/obj/main.o $(BUILD)/libe2bci.a
-	$(CC) $(ALL_CFLAGS) -o $@ $^ $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS)
 
-$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libe2bci.a tests/unit/testhelp.h
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libe2bci.a
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/unit -o $@ $< $(BUILD)/libe2bci.a $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/unit $(LDFLAGS) -o $@ $< \
+		$(BUILD)/libe2bci.a $(LIBS)
 
 run: deps
 	+@$(MAKE) --no-print-directory $(if $(filter -j%,$(MAKEFLAGS)),,-j$(JOBS)) \
@@ -96,15 +114,21 @@ ASAN_FLAGS := -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' \
 		LDFLAGS='$(ASAN_FLAGS)' all
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' unit
-	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' e2e
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' \
+		LDFLAGS='$(ASAN_FLAGS)' unit
+	@$(MAKE) --no-print-directory BUILD=build-asan CFLAGS='$(ASAN_FLAGS)' \
+		LDFLAGS='$(ASAN_FLAGS)' e2e
 
-check:
+# The include graph of server/ has no cycle, and each module's object
+# exports only what its header declares (main.o: main alone), so calls go
+# the way includes do (mk/include-graph.py; ARCHITECTURE.md shows --list).
+check: $(OBJS) $(BUILD)/obj/main.o
 	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c \
 		kernels/host/*.c kernels/host/*.h
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -D__GNUC__ server
 	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)
+	$(PY) mk/include-graph.py --check --objs $(BUILD)/obj
 
 clean:
 	rm -rf build build-asan

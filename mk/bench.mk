@@ -14,26 +14,25 @@
 # $(BUILD)/bench-results.json plus tests/bench/latest.{json,md};
 # tests/bench/chart.py draws tests/bench/latest.svg from the results.
 
-# Included before `all:` is defined: keep `make` meaning `make all`.
-.DEFAULT_GOAL := all
-
 AGAINST ?=
 
 .PHONY: bench
 
 # libfloor.c is a program of its own; every other .c here is part of bench.
 BENCH_SRCS := $(filter-out tests/bench/libfloor.c,$(wildcard tests/bench/*.c))
+BENCH_OBJS := $(BENCH_SRCS:tests/bench/%.c=$(BUILD)/obj-bench/%.o)
 
-$(BUILD)/bench: $(BENCH_SRCS) tests/bench/bench.h $(BUILD)/libe2bci.a \
-		$(wildcard server/*.h)
+$(BUILD)/obj-bench/%.o: tests/bench/%.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -Itests/bench -o $@ $(BENCH_SRCS) \
-		$(BUILD)/libe2bci.a $(LIBS) -lm
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -Itests/bench -c -o $@ $<
+
+$(BUILD)/bench: $(BENCH_OBJS) $(BUILD)/libe2bci.a
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LIBS) -lm
 
 # The daemon's libraries alone, initialised and idle: the RSS floor.
 $(BUILD)/libfloor: tests/bench/libfloor.c
 	@mkdir -p $(dir $@)
-	$(CC) $(ALL_CFLAGS) -o $@ $< $(LIBS)
+	$(CC) $(ALL_CFLAGS) $(DEPFLAGS) $(LDFLAGS) -o $@ $< $(LIBS)
 
 bench: all $(BUILD)/bench $(BUILD)/libfloor
 	$(BUILD)/bench --daemon $(abspath $(BUILD)/e2b-ci) \

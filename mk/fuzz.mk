@@ -18,9 +18,6 @@
 # to tests/fuzz/corpus/<t>/ once fixed. The log of the last run of each
 # target is $(BUILD)/fuzz/<t>.log.
 
-# Included before `all:` is defined: keep `make` meaning `make all`.
-.DEFAULT_GOAL := all
-
 FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 600
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -30,10 +27,10 @@ FUZZ_ARGS    ?= -timeout=10 -rss_limit_mb=2048 -print_final_stats=1
 FUZZ_TARGETS := req wire enc kspec flatj stream
 
 # The server modules each target links.
-FUZZ_MODS_req   := req
+FUZZ_MODS_req   := req errmsg
 FUZZ_MODS_wire  := wire flatj sha256
 FUZZ_MODS_enc   := enc flatj
-FUZZ_MODS_kspec := kspec log
+FUZZ_MODS_kspec := kspec log errmsg
 FUZZ_MODS_flatj := flatj wire sha256
 FUZZ_MODS_stream := enc flatj wire sha256
 
@@ -44,22 +41,22 @@ FUZZ_COMPILE = $(FUZZ_CC) $(ALL_CFLAGS) $(FUZZ_CFLAGS) $(FUZZ_SAN)
 .PHONY: fuzz fuzz-smoke fuzz-build $(FUZZ_TARGETS:%=fuzz-%) \
 	$(FUZZ_TARGETS:%=fuzz-smoke-%)
 
-$(FUZZ_DIR)/obj/%.o: server/%.c $(wildcard server/*.h)
+$(FUZZ_DIR)/obj/%.o: server/%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_COMPILE) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_COMPILE) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_DIR)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c tests/fuzz/fuzz.h \
-		$(wildcard server/*.h)
+$(FUZZ_DIR)/obj/fuzz_%.o: tests/fuzz/fuzz_%.c
 	@mkdir -p $(dir $@)
-	$(FUZZ_COMPILE) -fsanitize=fuzzer-no-link -Itests/fuzz -c -o $@ $<
+	$(FUZZ_COMPILE) $(DEPFLAGS) -fsanitize=fuzzer-no-link -Itests/fuzz \
+		-c -o $@ $<
 
 # One link rule per target (no .SECONDEXPANSION: it would reach every rule
 # of the Makefiles included after this one).
 define fuzz_link
 $(FUZZ_DIR)/fuzz_$(1): $(FUZZ_DIR)/obj/fuzz_$(1).o \
 		$(FUZZ_MODS_$(1):%=$(FUZZ_DIR)/obj/%.o)
-	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ \
-		$$(LIBS) -lm
+	$$(FUZZ_CC) $$(FUZZ_CFLAGS) $$(FUZZ_SAN) $$(LDFLAGS) -fsanitize=fuzzer \
+		-o $$@ $$^ $$(LIBS) -lm
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call fuzz_link,$(t))))
 

@@ -35,9 +35,6 @@
 # systemctl: after a live install run `systemctl daemon-reload` and
 # `systemctl enable --now e2b-ci` yourself.
 
-# Included before `all:` is defined: keep `make` meaning `make all`.
-.DEFAULT_GOAL := all
-
 SYSCONFDIR ?= /etc
 UNITDIR    ?= $(if $(filter /usr /usr/local,$(PREFIX)),$(PREFIX)/lib/systemd/system,/etc/systemd/system)
 INSTALL    ?= install

@@ -26,9 +26,6 @@
 # LOADTEST_ARGS adds options to tests/load/loadtest.py (--seed N,
 # --only health,bigprint,lateread, --log-level debug, --rss-slack-mib M; see --help).
 
-# Included before `all:` is defined: keep `make` meaning `make all`.
-.DEFAULT_GOAL := all
-
 LOADTEST_ARGS ?=
 VALGRIND_LOGS  = $(abspath $(BUILD)/valgrind)
 

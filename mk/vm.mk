@@ -13,9 +13,6 @@
 # VM_DIR (default $(BUILD)/vm) holds the image, its caches (about 6 GB) and
 # the last run's console.log; VM_ACCEL=kvm|tcg skips the KVM probe.
 
-# Included before `all:` is defined: keep `make` meaning `make all`.
-.DEFAULT_GOAL := all
-
 VM_DIR ?= $(BUILD)/vm
 # command:package pairs for vm-deps.
 VM_TOOLS := qemu-system-x86_64:qemu-system-x86 mmdebstrap:mmdebstrap \

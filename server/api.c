@@ -12,7 +12,6 @@
  */
 #include "api.h"
 
-#include <errno.h>
 #include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,7 +21,9 @@
 #include "ctx.h"
 #include "exec.h"
 #include "http.h"
+#include "kernel.h"
 #include "log.h"
+#include "pool.h"
 #include "req.h"
 #include "run.h"
 #include "server.h"
@@ -97,8 +98,8 @@ static void api_stream_closed(void *arg, bool completed)
 	bool big = e->total >= API_TRIM_AFTER;
 
 	exec_set_sink(e, NULL, NULL);
-	if (!completed && e->ctx)
-		run_cancel(e->ctx, e);
+	if (!completed)
+		run_cancel(e);
 	exec_unref(e);
 	free(st);
 	/* glibc keeps freed heap; after a big stream hand it back, so the
@@ -130,10 +131,29 @@ static void api_start_stream(struct http_req *r, struct ctx *c, struct exec *e)
 	st->r = r;
 	exec_set_sink(e, api_stream_wake, st);
 	http_req_stream(r, "application/x-ndjson", &src);
-	run_submit(c, e);
+	ctx_submit(c, e);
 }
 
 /* Deferred requests */
+
+/* The status of each reason ctx_ gives for a context it cannot make or
+ * make ready ("Status codes" of the HTTP contract). */
+static const unsigned api_ctx_status[] = {
+    [CTX_OK] = 200,
+    [CTX_ERR_LANGUAGE] = 400, /* Bad Request: no such kernel */
+    [CTX_ERR_LIMIT] = 429,    /* Too Many Requests: delete one first */
+    [CTX_ERR_STOPPING] = 503, /* Service Unavailable */
+    [CTX_ERR_START] = 500,    /* its kernel cannot start */
+    [CTX_ERR_DELETED] = 404,  /* the context is gone */
+    [CTX_ERR_NOMEM] = 500,
+};
+
+/* Answers r with the status why maps to and the reason ctx_ gave. */
+static void api_ctx_refused(struct http_req *r, enum ctx_err why,
+			    const char *reason)
+{
+	http_req_text(r, api_ctx_status[why], "%s", reason);
+}
 
 static void api_pending_free(struct api_pending *p)
 {
@@ -141,19 +161,19 @@ static void api_pending_free(struct api_pending *p)
 	free(p);
 }
 
-static void api_pending_ready(void *arg, struct ctx *c, int err,
+static void api_pending_ready(void *arg, struct ctx *c, enum ctx_err why,
 			      const char *reason)
 {
 	struct api_pending *p = arg;
 	json_t *j;
 
-	if (err) {
-		if (err == -ENOENT)
-			http_req_text(p->r, 404, "Context %s not found", c->id);
-		else if (err == -ESHUTDOWN)
-			http_req_text(p->r, 503, "%s", reason);
-		else
-			http_req_text(p->r, 500, "%s", reason);
+	if (why == CTX_ERR_DELETED) {
+		http_req_text(p->r, 404, "Context %s not found", c->id);
+		api_pending_free(p);
+		return;
+	}
+	if (why != CTX_OK) {
+		api_ctx_refused(p->r, why, reason);
 		api_pending_free(p);
 		return;
 	}
@@ -245,7 +265,7 @@ static struct ctx *api_exec_ctx(struct server *s, struct http_req *r,
 	const char *lang = q->language ? q->language : "python";
 	struct ctx *c;
 	char err[256];
-	int status = 500;
+	enum ctx_err why;
 
 	if (q->context_id) {
 		c = ctx_find(s, q->context_id);
@@ -257,9 +277,9 @@ static struct ctx *api_exec_ctx(struct server *s, struct http_req *r,
 	c = ctx_default(s, lang);
 	if (c)
 		return c;
-	c = ctx_new(s, lang, s->cfg.cwd, true, &status, err, sizeof(err));
+	c = ctx_new(s, lang, s->cfg.cwd, true, &why, err, sizeof(err));
 	if (!c)
-		http_req_text(r, (unsigned)status, "%s", err);
+		api_ctx_refused(r, why, err);
 	return c;
 }
 
@@ -333,6 +353,7 @@ static void api_contexts_create(struct server *s, struct http_req *r,
 	struct ctx *c;
 	char err[256];
 	size_t len;
+	enum ctx_err why;
 	int status;
 
 	(void)id;
@@ -348,9 +369,9 @@ static void api_contexts_create(struct server *s, struct http_req *r,
 			      "cwd '%.200s' is not an existing directory", cwd);
 		goto out;
 	}
-	c = ctx_new(s, q.language, cwd, false, &status, err, sizeof(err));
+	c = ctx_new(s, q.language, cwd, false, &why, err, sizeof(err));
 	if (!c)
-		http_req_text(r, (unsigned)status, "%s", err);
+		api_ctx_refused(r, why, err);
 	else
 		api_defer(s, r, c, PENDING_CREATE, NULL);
 out:
@@ -395,9 +416,28 @@ static void api_contexts_delete(struct server *s, struct http_req *r,
 	api_null(r);
 }
 
+/* The gauges of GET /metrics, read now: the contexts' kernels, the pool's
+ * spares, and the rest of kernel_live()'s count, which is in the
+ * graveyard. */
+static void api_gauges(const struct server *s, struct metrics_gauges *g)
+{
+	size_t warm, warming, held, live = kernel_live();
+
+	ctx_gauges(s, g);
+	pool_count(s, &warm, &warming);
+	g->warm = warm;
+	g->starting += warming;
+	held = g->busy + g->idle + g->starting + g->warm;
+	g->stopping = live > held ? live - held : 0;
+}
+
 static void api_metrics(struct server *s, struct http_req *r, const char *id)
 {
-	char *text = metrics_render(s);
+	struct metrics_gauges g = {0};
+	char *text;
+
+	api_gauges(s, &g);
+	text = metrics_render(&s->metrics, &g);
 
 	(void)id;
 	if (!text) {

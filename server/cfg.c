@@ -20,11 +20,11 @@
 #include "cfg.h"
 
 #include "envd.h"
+#include "errmsg.h"
 #include "log.h"
 
 #include <ctype.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -194,19 +194,6 @@ static long cfg_long_get(const struct cfg *c, const struct cfg_opt *o)
 	return *(const long *)(const void *)((const char *)c + o->off);
 }
 
-static void cfg_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void cfg_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err != NULL && errlen > 0)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-}
-
 /* Parses a decimal integer, with a k/M/G suffix for byte counts, within
  * the option's bounds. Signs, spaces, hex and overflow are all rejected. */
 static int cfg_parse_long(const struct cfg_opt *o, const char *s, long *out)
@@ -253,23 +240,21 @@ static int cfg_set(struct cfg *c, const struct cfg_opt *o, const char *v,
 			*cfg_long(c, o) = n;
 			return 0;
 		}
-		cfg_seterr(err, errlen,
-			   "%s: invalid value '%s' (expected an "
-			   "integer from %lld to %lld%s)",
-			   src, v, o->min, o->max,
-			   (o->flags & CFG_SIZE)
-			       ? ", optionally with a k, M or G suffix"
-			       : "");
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "%s: invalid value '%s' (expected an "
+				  "integer from %lld to %lld%s)",
+				  src, v, o->min, o->max,
+				  (o->flags & CFG_SIZE)
+				      ? ", optionally with a k, M or G suffix"
+				      : "");
 	}
 	if (o->check != NULL && o->check(v) != 0) {
-		cfg_seterr(err, errlen, "%s: invalid value '%s' (expected %s)",
-			   src, v, o->expect);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "%s: invalid value '%s' (expected %s)", src,
+				  v, o->expect);
 	}
 	if ((dup = strdup(v)) == NULL) {
-		cfg_seterr(err, errlen, "%s: out of memory", src);
-		return -1;
+		return errmsg_set(err, errlen, -1, "%s: out of memory", src);
 	}
 	sp = cfg_str(c, o);
 	free(*sp);
@@ -287,8 +272,7 @@ static int cfg_defaults(struct cfg *c, char *err, size_t errlen)
 		if (o->type == CFG_LONG) {
 			*cfg_long(c, o) = o->ldef;
 		} else if ((*cfg_str(c, o) = strdup(o->sdef)) == NULL) {
-			cfg_seterr(err, errlen, "out of memory");
-			return -1;
+			return errmsg_set(err, errlen, -1, "out of memory");
 		}
 	}
 	return 0;
@@ -358,13 +342,13 @@ static int cfg_flag(struct cfg *c, int argc, char **argv, int *i, char *err,
 	if (len == 5 && strncmp(a, "check", 5) == 0) {
 		if (eq == NULL)
 			return 2;
-		cfg_seterr(err, errlen, "option --check takes no value");
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "option --check takes no value");
 	}
 	if (o == NULL) {
-		cfg_seterr(err, errlen, "unknown option --%.*s (see --help)",
-			   (int)(len > 64 ? 64 : len), a);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "unknown option --%.*s (see --help)",
+				  (int)(len > 64 ? 64 : len), a);
 	}
 	snprintf(src, sizeof(src), "option --%s", o->name);
 	/* A following flag is never taken as a value: "--cwd --port 1" is a
@@ -374,8 +358,7 @@ static int cfg_flag(struct cfg *c, int argc, char **argv, int *i, char *err,
 	else if (*i + 1 < argc && strncmp(argv[*i + 1], "--", 2) != 0)
 		v = argv[++*i];
 	if (v == NULL) {
-		cfg_seterr(err, errlen, "%s: missing value", src);
-		return -1;
+		return errmsg_set(err, errlen, -1, "%s: missing value", src);
 	}
 	return cfg_set(c, o, v, src, err, errlen);
 }
@@ -399,14 +382,12 @@ static int cfg_args(struct cfg *c, int argc, char **argv, char *err,
 			check |= r == 2;
 			continue;
 		} else if (a[0] == '-' && a[1] != '\0') {
-			cfg_seterr(err, errlen,
-				   "unknown option %s (see --help)", a);
-			return -1;
+			return errmsg_set(err, errlen, -1,
+					  "unknown option %s (see --help)", a);
 		}
 		/* The daemon takes no operands. */
-		cfg_seterr(err, errlen, "unexpected argument '%s' (see --help)",
-			   a);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "unexpected argument '%s' (see --help)", a);
 	}
 	return check ? 2 : 0;
 }
@@ -417,7 +398,7 @@ int cfg_load(struct cfg *c, int argc, char **argv, FILE *out, char *err,
 	int r;
 
 	memset(c, 0, sizeof(*c));
-	cfg_seterr(err, errlen, "%s", "");
+	errmsg_set(err, errlen, 0, "%s", "");
 	if (cfg_early(argc, argv, out != NULL ? out : stdout))
 		return 1;
 	r = cfg_defaults(c, err, errlen);

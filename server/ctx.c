@@ -1,13 +1,10 @@
 /*
  * ctx: the context registry and each context's life (see ctx.h).
  *
- * Per context, executions run strictly one at a time: pop the queue head,
- * fetch global env vars from envd if due, send the env helper cell (silent),
- * send the execute_request, route every kernel message whose parent is that
- * request to the execution, and when both execute_reply and idle arrived,
- * end the stream, send the env restore cell if needed and wait for its
- * reply before the next one. Helper cells are silent, do not stop on error
- * and never reach a client.
+ * A context's executions are run.c's business (queue, helper cells, the
+ * request, restore, interrupts); this file gives run a kernel once one is
+ * ready, and takes it away when the kernel dies, restarts or the context
+ * goes.
  *
  * Kernel death: the running execution ends with ContextRestarting and a new
  * kernel starts with the same id and cwd; queued executions wait for it.
@@ -29,7 +26,7 @@
 #include <sys/wait.h>
 #include <uuid/uuid.h>
 
-#include "envd.h"
+#include "errmsg.h"
 #include "exec.h"
 #include "grave.h"
 #include "kernel.h"
@@ -37,10 +34,10 @@
 #include "kspec.h"
 #include "lang.h"
 #include "log.h"
+#include "metrics.h"
 #include "pool.h"
 #include "run.h"
 #include "server.h"
-#include "wire.h"
 
 #define CTX_MAX_QUICK_FAILURES 3
 /* The wait before a FAILED context tries again doubles up to this (or
@@ -56,6 +53,13 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status,
 static const struct kernel_ops ctx_kernel_ops = {ctx_on_ready, ctx_on_msg,
 						 ctx_on_exit};
 
+static void ctx_run_restart(void *arg, const char *why)
+{
+	ctx_restart(arg, why);
+}
+
+static const struct run_ops ctx_run_ops = {ctx_run_restart};
+
 /* Detaches c's kernel and lets it die in the graveyard. */
 static void ctx_bury_kernel(struct ctx *c)
 {
@@ -65,9 +69,16 @@ static void ctx_bury_kernel(struct ctx *c)
 	grave_bury(c->srv, k);
 }
 
+/* Tells the server's hook that c turned READY or FAILED. */
+static void ctx_settled(struct ctx *c)
+{
+	if (c->srv->ctx_settled)
+		c->srv->ctx_settled(c->srv);
+}
+
 /* Waiters */
 
-static void ctx_notify(struct ctx *c, int err, const char *reason)
+static void ctx_notify(struct ctx *c, enum ctx_err why, const char *reason)
 {
 	struct ctx_waiter *w = c->waiters, *next;
 
@@ -75,16 +86,16 @@ static void ctx_notify(struct ctx *c, int err, const char *reason)
 	for (; w; w = next) {
 		next = w->next;
 		w->next = NULL;
-		w->fn(w->arg, c, err, reason);
+		w->fn(w->arg, c, why, reason);
 	}
 }
 
 void ctx_wait(struct ctx *c, struct ctx_waiter *w)
 {
 	if (c->state == CTX_READY) {
-		w->fn(w->arg, c, 0, NULL);
+		w->fn(w->arg, c, CTX_OK, NULL);
 	} else if (c->state == CTX_FAILED) {
-		w->fn(w->arg, c, -EIO, c->fail_reason);
+		w->fn(w->arg, c, CTX_ERR_START, c->fail_reason);
 	} else {
 		w->next = c->waiters;
 		c->waiters = w;
@@ -119,6 +130,32 @@ struct ctx *ctx_default(struct server *s, const char *language)
 	return NULL;
 }
 
+static void ctx_count_language(struct metrics_gauges *g, const char *language)
+{
+	size_t i;
+
+	for (i = 0; i < g->nlanguages; i++)
+		if (strcmp(g->contexts[i].language, language) == 0)
+			break;
+	if (i == METRICS_MAX_LANGUAGES)
+		return;
+	if (i == g->nlanguages)
+		g->contexts[g->nlanguages++].language = language;
+	g->contexts[i].n++;
+}
+
+void ctx_gauges(const struct server *s, struct metrics_gauges *g)
+{
+	for (const struct ctx *c = s->contexts; c; c = c->next) {
+		ctx_count_language(g, c->language);
+		if (c->kernel && c->state == CTX_READY)
+			*(run_busy(&c->run) ? &g->busy : &g->idle) += 1;
+		else if (c->kernel)
+			g->starting++;
+		g->in_flight += run_busy(&c->run);
+	}
+}
+
 json_t *ctx_to_json(const struct ctx *c)
 {
 	return json_pack("{s:s,s:s,s:s}", "id", c->id, "language", c->language,
@@ -143,7 +180,6 @@ static int ctx_adopt(struct ctx *c, struct kernel *k)
 		free(code);
 	}
 	c->kernel = k;
-	c->need_global_env = true;
 	log_info("context %.8s: took warm kernel %.8s from the pool", c->id,
 		 kernel_id(k));
 	ctx_on_ready(c, k);
@@ -186,14 +222,13 @@ static int ctx_spawn(struct ctx *c)
 		return 0;
 	c->kernel = kernel_start(&c->srv->kenv, c->spec, c->cwd,
 				 &ctx_kernel_ops, c, err, sizeof(err));
-	c->srv->stats.kernel_starts++;
+	c->srv->metrics.kernel_starts++;
 	if (!c->kernel) {
 		snprintf(c->fail_reason, sizeof(c->fail_reason),
 			 "Kernel for %s: %s", c->language, err);
 		return -1;
 	}
 	c->state = CTX_STARTING;
-	c->need_global_env = true;
 	return 0;
 }
 
@@ -210,77 +245,76 @@ static void ctx_unlink(struct ctx *c)
 
 static void ctx_free(struct ctx *c)
 {
-	loop_timer_disarm(c->srv->loop, &c->interrupt_timer);
 	loop_timer_disarm(c->srv->loop, &c->retry_timer);
-	envd_cancel(c->envd);
-	free(c->helper_code);
-	json_decref(c->global_env);
+	run_cleanup(&c->run);
 	free(c->language);
 	free(c->cwd);
 	free(c);
 }
 
-struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
-		    bool is_default, int *status, char *err, size_t errlen)
+/* Whether s may make a context of language (spec: its kernelspec, NULL
+ * when none) now: CTX_OK, or why not with a reason in err. */
+static enum ctx_err ctx_refuse(struct server *s, const struct kspec *spec,
+			       const char *language, char *err, size_t errlen)
 {
-	const struct kspec *spec = server_spec(s, language);
-	struct ctx *c;
-	uuid_t u;
+	size_t warm, warming;
 
 	/* Requests still arrive while the shutdown drains the kernels; a
 	 * context made then would outlive ctx_shutdown_all() and its open
 	 * sockets would hang zmq_ctx_term(). */
-	if (s->stopping) {
-		*status = 503;
-		snprintf(err, errlen, "The server is shutting down");
-		return NULL;
-	}
-	if (!spec) {
-		*status = 400;
-		snprintf(err, errlen,
-			 "Unknown language '%.64s': no kernel is installed "
-			 "for it",
-			 language);
-		return NULL;
-	}
-	if ((long)s->ncontexts >= s->cfg.max_contexts) {
-		*status = 429;
-		snprintf(err, errlen,
-			 "Too many contexts (limit %ld): delete "
-			 "one first",
-			 s->cfg.max_contexts);
-		return NULL;
-	}
+	if (s->stopping)
+		return errmsg_set(err, errlen, CTX_ERR_STOPPING,
+				  "The server is shutting down");
+	if (!spec)
+		return errmsg_set(err, errlen, CTX_ERR_LANGUAGE,
+				  "Unknown language '%.64s': no kernel is "
+				  "installed for it",
+				  language);
+	if ((long)s->ncontexts >= s->cfg.max_contexts)
+		return errmsg_set(err, errlen, CTX_ERR_LIMIT,
+				  "Too many contexts (limit %ld): delete one "
+				  "first",
+				  s->cfg.max_contexts);
 	/* A warm spare becomes this context's kernel: no new process. */
-	size_t warm, warming;
 	pool_count(s, &warm, &warming);
-	if ((long)server_kernels(s) >= s->cfg.max_kernels && warm == 0) {
-		*status = 429;
-		snprintf(err, errlen,
-			 "Too many kernels (limit %ld): delete a "
-			 "context first",
-			 s->cfg.max_kernels);
+	if ((long)kernel_live() >= s->cfg.max_kernels && warm == 0)
+		return errmsg_set(err, errlen, CTX_ERR_LIMIT,
+				  "Too many kernels (limit %ld): delete a "
+				  "context first",
+				  s->cfg.max_kernels);
+	return CTX_OK;
+}
+
+struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
+		    bool is_default, enum ctx_err *why, char *err,
+		    size_t errlen)
+{
+	const struct kspec *spec = kspec_cache_get(&s->specs, language);
+	struct ctx *c;
+	uuid_t u;
+
+	*why = ctx_refuse(s, spec, language, err, errlen);
+	if (*why != CTX_OK)
 		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c || !(c->language = strdup(language)) ||
 	    !(c->cwd = strdup(cwd))) {
 		if (c)
 			free(c->language);
 		free(c);
-		*status = 500;
-		snprintf(err, errlen, "out of memory");
+		*why = errmsg_set(err, errlen, CTX_ERR_NOMEM, "out of memory");
 		return NULL;
 	}
 	uuid_generate_random(u);
 	uuid_unparse_lower(u, c->id);
+	run_init(&c->run, &s->run_env, c->id, c->language, &ctx_run_ops, c);
 	c->srv = s;
 	c->spec = spec;
 	c->is_default = is_default;
 	if (ctx_spawn(c) < 0) {
 		log_errx("context %.8s: %s", c->id, c->fail_reason);
-		*status = 500;
-		snprintf(err, errlen, "%s", c->fail_reason);
+		*why = errmsg_set(err, errlen, CTX_ERR_START, "%s",
+				  c->fail_reason);
 		ctx_free(c);
 		return NULL;
 	}
@@ -310,16 +344,27 @@ static void ctx_on_ready(void *arg, struct kernel *k)
 	c->quick_failures = 0;
 	c->retry_rounds = 0;
 	c->retry_at = 0;
-	ctx_notify(c, 0, NULL);
-	server_check_ready(c->srv);
-	run_pump(c);
+	ctx_notify(c, CTX_OK, NULL);
+	ctx_settled(c);
+	run_start(&c->run, c->kernel);
 }
 
 static void ctx_on_msg(void *arg, struct kernel *k, enum kernel_chan ch,
 		       struct wire_msg *m)
 {
+	struct ctx *c = arg;
+
 	(void)k;
-	run_on_msg(arg, ch, m);
+	run_on_msg(&c->run, ch, m);
+}
+
+void ctx_submit(struct ctx *c, struct exec *e)
+{
+	/* Nothing will run here until a restart succeeds. */
+	if (c->state == CTX_FAILED)
+		exec_fail(e, "ContextUnavailable", c->fail_reason);
+	else
+		run_submit(&c->run, e);
 }
 
 static void ctx_retry(void *arg, short revents);
@@ -350,8 +395,9 @@ static void ctx_fail(struct ctx *c)
 		loop_timer_arm(c->srv->loop, &c->retry_timer, wait, ctx_retry,
 			       c);
 	}
-	ctx_notify(c, -EIO, c->fail_reason);
-	run_fail_all(c, true, "ContextUnavailable", c->fail_reason);
+	ctx_notify(c, CTX_ERR_START, c->fail_reason);
+	run_fail_all(&c->run, true, "ContextUnavailable", c->fail_reason);
+	ctx_settled(c);
 }
 
 /* Starts the kernel again: after a quick back-off, or, for a FAILED
@@ -403,9 +449,8 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 		c->quick_failures++;
 		ctx_describe_exit(c, k, status);
 	}
-	kernel_free(k);
-	c->kernel = NULL;
-	c->srv->stats.kernel_deaths++;
+	c->srv->metrics.kernel_deaths++;
+	/* The run lets go of the kernel before it is freed. */
 	if (oom) {
 		char limit[64], value[160];
 		kres_describe_mem(&c->srv->kres, limit, sizeof(limit));
@@ -414,11 +459,13 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 			 "restarted",
 			 limit);
 		log_warnx("context %.8s: %s", c->id, value);
-		run_fail_all(c, false, "OutOfMemoryError", value);
+		run_fail_all(&c->run, false, "OutOfMemoryError", value);
 	} else {
-		run_fail_all(c, false, "ContextRestarting",
+		run_fail_all(&c->run, false, "ContextRestarting",
 			     "Context was restarted");
 	}
+	kernel_free(k);
+	c->kernel = NULL;
 	if (c->srv->stopping)
 		return;
 	if (!was_ready && c->quick_failures >= CTX_MAX_QUICK_FAILURES) {
@@ -435,9 +482,10 @@ static void ctx_on_exit(void *arg, struct kernel *k, int status, bool was_ready)
 void ctx_restart(struct ctx *c, const char *why)
 {
 	log_info("context %.8s: restarting (%s)", c->id, why);
-	c->srv->stats.restarts++;
+	c->srv->metrics.restarts++;
 	loop_timer_disarm(c->srv->loop, &c->retry_timer);
-	run_fail_all(c, false, "ContextRestarting", "Context was restarted");
+	run_fail_all(&c->run, false, "ContextRestarting",
+		     "Context was restarted");
 	ctx_bury_kernel(c);
 	c->quick_failures = 0;
 	c->retry_rounds = 0;
@@ -481,12 +529,12 @@ size_t ctx_failed_defaults(struct server *s, char *buf, size_t len)
 void ctx_delete(struct ctx *c)
 {
 	log_info("context %s (%s) deleted", c->id, c->language);
-	run_fail_all(c, true, "ContextDeleted", "Context was deleted");
+	run_fail_all(&c->run, true, "ContextDeleted", "Context was deleted");
 	ctx_bury_kernel(c);
 	ctx_unlink(c);
 	c->state = CTX_FAILED;
 	snprintf(c->fail_reason, sizeof(c->fail_reason), "Context was deleted");
-	ctx_notify(c, -ENOENT, c->fail_reason);
+	ctx_notify(c, CTX_ERR_DELETED, c->fail_reason);
 	ctx_free(c);
 }
 
@@ -500,9 +548,9 @@ void ctx_shutdown_all(struct server *s, long grace_ms)
 	// NOLINTBEGIN(clang-analyzer-unix.Malloc)
 	while (s->contexts) {
 		struct ctx *c = s->contexts;
-		run_fail_all(c, true, "ContextRestarting",
+		run_fail_all(&c->run, true, "ContextRestarting",
 			     "The server is shutting down");
-		ctx_notify(c, -ESHUTDOWN, "The server is shutting down");
+		ctx_notify(c, CTX_ERR_STOPPING, "The server is shutting down");
 		ctx_bury_kernel(c);
 		ctx_unlink(c);
 		ctx_free(c);

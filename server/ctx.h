@@ -10,7 +10,9 @@
  * last stderr lines), a later retry of a FAILED context (--kernel-retry-ms,
  * doubling), delete. Waiters (HTTP requests
  * that wait for a context to become ready: create, restart, a lazily created
- * default context) are told of success or failure. Loop thread only.
+ * default context) are told of success or failure, and the server hears of
+ * every context that turns READY or FAILED through its ctx_settled hook
+ * (main.c decides from that when start-up is over). Loop thread only.
  */
 #ifndef E2BCI_CTX_H
 #define E2BCI_CTX_H
@@ -19,13 +21,14 @@
 #include <stdbool.h>
 
 #include "loop.h"
+#include "run.h"
 
 struct server;
 struct kernel;
 struct kspec;
 struct exec;
-struct envd_req;
 struct ctx;
+struct metrics_gauges;
 
 enum ctx_state {
 	CTX_STARTING, /* kernel spawned, handshake running */
@@ -33,10 +36,23 @@ enum ctx_state {
 	CTX_FAILED, /* the kernel could not be started; see fail_reason */
 };
 
-/* Told once: err 0 and reason NULL when the context is ready, else a
- * negative errno and a plain-text reason. */
+/* Why a context could not be made, or made ready. No HTTP here: api_ maps
+ * each to a status. */
+enum ctx_err {
+	CTX_OK,
+	CTX_ERR_LANGUAGE, /* no kernel is installed for the language */
+	CTX_ERR_LIMIT,	  /* --max-contexts or --max-kernels reached */
+	CTX_ERR_STOPPING, /* the server is shutting down */
+	CTX_ERR_START,	  /* its kernel could not be started (FAILED) */
+	CTX_ERR_DELETED,  /* deleted while it was waited for */
+	CTX_ERR_NOMEM,
+};
+
+/* Told once: CTX_OK and reason NULL when the context is ready, else why
+ * not and a plain-text reason. */
 struct ctx_waiter {
-	void (*fn)(void *arg, struct ctx *c, int err, const char *reason);
+	void (*fn)(void *arg, struct ctx *c, enum ctx_err why,
+		   const char *reason);
 	void *arg;
 	struct ctx_waiter *next;
 };
@@ -56,31 +72,22 @@ struct ctx {
 	uint64_t retry_at;     /* when a FAILED context tries again; 0: never */
 	char fail_reason[1280]; /* why it is FAILED: one line */
 
-	json_t *global_env; /* from envd, owned; NULL until fetched */
-	bool need_global_env;
-	bool envd_warned; /* an envd failure was logged at warn level */
-	struct envd_req *envd;
-
-	/* The execution pipeline (run.c). */
-	struct exec *head, *tail; /* queued, in arrival order */
-	struct exec *running;
-	int phase;	   /* enum run_phase */
-	char *helper_code; /* the helper cell in flight, owned */
-	char helper_id[37];
-	int helper_tries;
+	struct run run; /* the executions (run.c): has the kernel when READY */
 	struct ctx_waiter *waiters;
-	struct loop_timer interrupt_timer;
-	uint64_t interrupt_deadline, interrupt_sent_ms;
-	struct loop_timer reply_timer; /* idle came, the reply has not */
 	struct loop_timer retry_timer; /* the next start: back-off or retry */
 	struct ctx *next;
 };
 
 /* Creates a context and starts its kernel. Returns it (registered with the
- * server, state STARTING) or NULL with a reason in err: unknown language
- * (*status 400), too many contexts (429), spawn failure (500). */
+ * server, state STARTING), or NULL with why (CTX_ERR_LANGUAGE, _LIMIT,
+ * _STOPPING, _START: the spawn failed, _NOMEM) and a reason in err. */
 struct ctx *ctx_new(struct server *s, const char *language, const char *cwd,
-		    bool is_default, int *status, char *err, size_t errlen);
+		    bool is_default, enum ctx_err *why, char *err,
+		    size_t errlen);
+/* Queues e (takes a reference) on c's run; on a FAILED context it ends at
+ * once with ContextUnavailable and the reason, and is not queued. */
+void ctx_submit(struct ctx *c, struct exec *e);
+
 /* Borrowed lookups; NULL when absent. */
 struct ctx *ctx_find(struct server *s, const char *id);
 struct ctx *ctx_default(struct server *s, const char *language);
@@ -101,6 +108,10 @@ void ctx_delete(struct ctx *c);
  * buf (len bytes, NUL-terminated): its reason and when it tries again.
  * Returns how many there are (0: buf is ""). */
 size_t ctx_failed_defaults(struct server *s, char *buf, size_t len);
+
+/* Fills in the contexts' part of g: contexts per language, their kernels
+ * by state (busy, idle, starting) and the executions in flight. */
+void ctx_gauges(const struct server *s, struct metrics_gauges *g);
 
 /* {"id","language","cwd"}: a new reference. */
 json_t *ctx_to_json(const struct ctx *c);

@@ -80,7 +80,6 @@ void exec_unref(struct exec *e)
 	if (!e || --e->refs > 0)
 		return;
 	loop_timer_disarm(e->loop, &e->keepalive);
-	loop_timer_disarm(e->loop, &e->deadline);
 	free(e->code);
 	json_decref(e->env_vars);
 	free(e->token);
@@ -417,7 +416,6 @@ void exec_finish(struct exec *e)
 	exec_append(e, enc_simple("end_of_execution"), false);
 	e->state = EXEC_DONE;
 	loop_timer_disarm(e->loop, &e->keepalive);
-	loop_timer_disarm(e->loop, &e->deadline);
 	if (e->wake)
 		e->wake(e->sink);
 }

@@ -1,8 +1,8 @@
 /*
  * exec: one execution, from its POST /execute to its end_of_execution line.
  *
- * Holds the request (code, env_vars, access token), the msg_id of its
- * execute_request, and the NDJSON bytes not yet read by the client. Turns the
+ * Holds the request (code, env_vars, access token, deadline) and the NDJSON
+ * bytes not yet read by the client. Turns the
  * kernel messages that belong to it (by parent msg_id) into lines through
  * enc_, and applies the stream rules: number_of_executions first, at most one
  * error line, a keepalive after every keepalive_ms of silence (also while
@@ -13,8 +13,9 @@
  * rules it out) and one truncation notice says so; error, notice and end
  * lines are always kept. A client that goes away frees its backlog at once.
  *
- * Two owners share it through a reference count: the context (while queued
- * or running) and the HTTP stream (while the client is connected). Loop
+ * Two owners share it through a reference count: the context's run (while
+ * queued or running: run.c keeps what it needs of it in its struct
+ * run_job) and the HTTP stream (while the client is connected). Loop
  * thread only.
  */
 #ifndef E2BCI_EXEC_H
@@ -27,7 +28,7 @@
 
 #include "loop.h"
 
-struct ctx;
+struct run_job;
 struct wire_msg;
 
 /* What unread output may hold: one per daemon, shared by every exec. */
@@ -53,16 +54,14 @@ enum exec_state {
 struct exec {
 	int refs;
 	enum exec_state state;
-	struct ctx *ctx; /* borrowed, NULL once the context let go */
+	struct run_job *job; /* run.c's, while a run holds it; else NULL */
 	char *code;
 	size_t code_len;
 	json_t *env_vars; /* owned object or NULL */
 	char *token;	  /* X-Access-Token of the request, or NULL */
-	char msg_id[37];  /* of the execute_request, "" before it is sent */
 	bool got_reply, got_idle, had_error, sent_count;
 	bool aborted_unrun; /* aborted reply before any execute_input */
 	int resends;
-	bool env_applied; /* its env_vars were set in the kernel */
 	bool ask_exit;	  /* the reply asked the frontend to end the kernel */
 	bool interrupted; /* we interrupted it (client gone, deadline) */
 	/* The error line an execute_reply implies, held until the cell ends:
@@ -88,13 +87,10 @@ struct exec {
 	struct loop *loop;
 	struct loop_timer keepalive;
 	long keepalive_ms;
-	uint64_t started_ms;
+	uint64_t started_ms;	 /* the request's arrival (exec_new) */
 	uint64_t last_msg_ms;	 /* when the kernel last sent anything for it */
 	uint64_t last_report_ms; /* ...an error or its execute_reply */
-	uint64_t run_ms;	 /* when its execute_request was sent */
 	long long deadline_ms; /* server-side deadline from arrival, 0: none */
-	struct loop_timer deadline; /* fires at deadline_ms */
-	struct exec *next;	    /* the context's queue */
 };
 
 /* A new execution with one reference (the caller's). Steals nothing: code is
@@ -122,7 +118,7 @@ enum exec_step {
 	EXEC_RESEND,   /* aborted before it ran: send the same code again */
 };
 
-/* Feeds a kernel message whose parent is e->msg_id (borrowed). */
+/* Feeds a kernel message whose parent is e's execute_request (borrowed). */
 enum exec_step exec_on_msg(struct exec *e, bool shell, struct wire_msg *m);
 
 /* Ends the stream early: an error line (name, value, empty traceback) unless

@@ -67,12 +67,3 @@ void grave_drain(struct server *s, uint64_t deadline)
 		free(g);
 	}
 }
-
-unsigned grave_count(const struct server *s)
-{
-	unsigned n = 0;
-
-	for (const struct grave *g = s->graves; g; g = g->next)
-		n++;
-	return n;
-}

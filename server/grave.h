@@ -19,7 +19,5 @@ void grave_bury(struct server *s, struct kernel *k);
 /* Runs the loop until every buried kernel is reaped or deadline (loop_now_ms
  * clock) passes, then kills and frees the rest. For shutdown. */
 void grave_drain(struct server *s, uint64_t deadline);
-/* How many kernels are still on their way out. */
-unsigned grave_count(const struct server *s);
 
 #endif

@@ -23,6 +23,7 @@
  */
 #include "kspec.h"
 
+#include "errmsg.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -31,7 +32,6 @@
 #include <fcntl.h>
 #include <jansson.h>
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,19 +90,6 @@ static char *kspec_buf_take(struct kspec_buf *b)
 		return NULL;
 	}
 	return b->p;
-}
-
-static void kspec_seterr(char *err, size_t errlen, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void kspec_seterr(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err != NULL && errlen > 0)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
 }
 
 void kspec_strv_free(char **v)
@@ -165,18 +152,18 @@ static char *kspec_read(const char *path, size_t *lenp, char *err,
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		kspec_seterr(err, errlen, "%s: %s", path, strerror(errno));
+		errmsg_set(err, errlen, -1, "%s: %s", path, strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-		kspec_seterr(err, errlen, "%s: not a regular file", path);
+		errmsg_set(err, errlen, -1, "%s: not a regular file", path);
 		goto out;
 	}
 	/* One byte more than the cap, so an oversized file is detected even
 	 * when st_size lied (a file growing while we read it). */
 	buf = malloc(KSPEC_FILE_MAX + 1);
 	if (buf == NULL) {
-		kspec_seterr(err, errlen, "%s: out of memory", path);
+		errmsg_set(err, errlen, -1, "%s: out of memory", path);
 		goto out;
 	}
 	while (len <= KSPEC_FILE_MAX) {
@@ -184,8 +171,8 @@ static char *kspec_read(const char *path, size_t *lenp, char *err,
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			kspec_seterr(err, errlen, "%s: %s", path,
-				     strerror(errno));
+			errmsg_set(err, errlen, -1, "%s: %s", path,
+				   strerror(errno));
 			goto out;
 		}
 		if (r == 0)
@@ -193,8 +180,8 @@ static char *kspec_read(const char *path, size_t *lenp, char *err,
 		len += (size_t)r;
 	}
 	if (len > KSPEC_FILE_MAX) {
-		kspec_seterr(err, errlen, "%s: larger than %d bytes", path,
-			     KSPEC_FILE_MAX);
+		errmsg_set(err, errlen, -1, "%s: larger than %d bytes", path,
+			   KSPEC_FILE_MAX);
 		goto out;
 	}
 	ok = 1;
@@ -246,13 +233,13 @@ static int kspec_opt_str(json_t *root, const char *key, char **out, char *err,
 	json_t *v = json_object_get(root, key);
 
 	if (v != NULL && !json_is_null(v) && !json_is_string(v)) {
-		kspec_seterr(err, errlen, "%s must be a string", key);
+		errmsg_set(err, errlen, -1, "%s must be a string", key);
 		return -EINVAL;
 	}
 	*out =
 	    strdup(v != NULL && json_is_string(v) ? json_string_value(v) : "");
 	if (*out == NULL) {
-		kspec_seterr(err, errlen, "out of memory");
+		errmsg_set(err, errlen, -1, "out of memory");
 		return -ENOMEM;
 	}
 	return 0;
@@ -266,10 +253,10 @@ static int kspec_parse_argv(struct kspec *k, json_t *root, char *err,
 
 	n = json_is_array(argv) ? json_array_size(argv) : 0;
 	if (n == 0 || n > KSPEC_VEC_MAX) {
-		kspec_seterr(err, errlen,
-			     "argv must be a non-empty array of "
-			     "at most %d strings",
-			     KSPEC_VEC_MAX);
+		errmsg_set(err, errlen, -1,
+			   "argv must be a non-empty array of "
+			   "at most %d strings",
+			   KSPEC_VEC_MAX);
 		return -EINVAL;
 	}
 	k->argv = calloc(n + 1, sizeof(char *));
@@ -279,8 +266,8 @@ static int kspec_parse_argv(struct kspec *k, json_t *root, char *err,
 	{
 		if (!json_is_string(v) ||
 		    (i == 0 && json_string_length(v) == 0)) {
-			kspec_seterr(err, errlen, "argv[%zu] must be a %s", i,
-				     i == 0 ? "non-empty string" : "string");
+			errmsg_set(err, errlen, -1, "argv[%zu] must be a %s", i,
+				   i == 0 ? "non-empty string" : "string");
 			return -EINVAL;
 		}
 		k->argv[i] = strdup(json_string_value(v));
@@ -290,7 +277,7 @@ static int kspec_parse_argv(struct kspec *k, json_t *root, char *err,
 	}
 	return 0;
 nomem:
-	kspec_seterr(err, errlen, "out of memory");
+	errmsg_set(err, errlen, -1, "out of memory");
 	return -ENOMEM;
 }
 
@@ -317,14 +304,14 @@ static int kspec_parse_env(struct kspec *k, json_t *root, char *err,
 	size_t n = 0;
 
 	if (env != NULL && !json_is_null(env) && !json_is_object(env)) {
-		kspec_seterr(err, errlen, "env must be an object");
+		errmsg_set(err, errlen, -1, "env must be an object");
 		return -EINVAL;
 	}
 	if (json_is_object(env))
 		n = json_object_size(env);
 	if (n > KSPEC_VEC_MAX) {
-		kspec_seterr(err, errlen, "env has more than %d entries",
-			     KSPEC_VEC_MAX);
+		errmsg_set(err, errlen, -1, "env has more than %d entries",
+			   KSPEC_VEC_MAX);
 		return -EINVAL;
 	}
 	k->env = calloc(n + 1, sizeof(char *));
@@ -336,10 +323,10 @@ static int kspec_parse_env(struct kspec *k, json_t *root, char *err,
 	{
 		if (key[0] == '\0' || strchr(key, '=') != NULL ||
 		    !json_is_string(v)) {
-			kspec_seterr(err, errlen,
-				     "env entry '%s' must be a "
-				     "string with a name without '='",
-				     key);
+			errmsg_set(err, errlen, -1,
+				   "env entry '%s' must be a "
+				   "string with a name without '='",
+				   key);
 			return -EINVAL;
 		}
 		k->env[k->nenv] = kspec_env_entry(key, v);
@@ -349,7 +336,7 @@ static int kspec_parse_env(struct kspec *k, json_t *root, char *err,
 	}
 	return 0;
 nomem:
-	kspec_seterr(err, errlen, "out of memory or value too long");
+	errmsg_set(err, errlen, -1, "out of memory or value too long");
 	return -ENOMEM;
 }
 
@@ -400,9 +387,9 @@ static int kspec_parse_check(struct kspec *k, json_t *root, char *err,
 	}
 	return 0;
 bad:
-	kspec_seterr(err, errlen,
-		     "metadata.e2b-ci.check must be a list of commands, each "
-		     "a non-empty list of strings");
+	errmsg_set(err, errlen, -1,
+		   "metadata.e2b-ci.check must be a list of commands, each "
+		   "a non-empty list of strings");
 	return -EINVAL;
 }
 
@@ -413,7 +400,7 @@ static int kspec_parse_root(struct kspec *k, json_t *root, char *err,
 	int r;
 
 	if (!json_is_object(root)) {
-		kspec_seterr(err, errlen, "not a JSON object");
+		errmsg_set(err, errlen, -1, "not a JSON object");
 		return -EINVAL;
 	}
 	if ((r = kspec_parse_argv(k, root, err, errlen)) != 0 ||
@@ -434,10 +421,9 @@ static int kspec_parse_root(struct kspec *k, json_t *root, char *err,
 		k->interrupt_message = true;
 	else if (!json_is_string(im) ||
 		 strcasecmp(json_string_value(im), "signal") != 0) {
-		kspec_seterr(
-		    err, errlen,
+		return errmsg_set(
+		    err, errlen, -EINVAL,
 		    "interrupt_mode must be \"signal\" or \"message\"");
-		return -EINVAL;
 	}
 	return 0;
 }
@@ -452,7 +438,7 @@ struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
 	char *path = NULL, why[200];
 	int ok = 0;
 
-	kspec_seterr(err, errlen, "out of memory");
+	errmsg_set(err, errlen, -1, "out of memory");
 	k = calloc(1, sizeof(*k));
 	if (k == NULL || (k->name = strdup(name)) == NULL ||
 	    (k->dir = kspec_abspath(dir)) == NULL)
@@ -464,12 +450,12 @@ struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
 		goto out;
 	root = json_loadb(json, len, 0, &jerr);
 	if (root == NULL) {
-		kspec_seterr(err, errlen, "%s: line %d: %s", path, jerr.line,
-			     jerr.text);
+		errmsg_set(err, errlen, -1, "%s: line %d: %s", path, jerr.line,
+			   jerr.text);
 		goto out;
 	}
 	if (kspec_parse_root(k, root, why, sizeof(why)) != 0) {
-		kspec_seterr(err, errlen, "%s: %s", path, why);
+		errmsg_set(err, errlen, -1, "%s: %s", path, why);
 		goto out;
 	}
 	ok = 1;
@@ -491,7 +477,7 @@ struct kspec *kspec_load(const char *dir, const char *name, char *err,
 	char *abs = NULL, *path = NULL, *text = NULL;
 	size_t len = 0;
 
-	kspec_seterr(err, errlen, "out of memory");
+	errmsg_set(err, errlen, -1, "out of memory");
 	if ((abs = kspec_abspath(dir)) == NULL)
 		goto out;
 	kspec_buf_add(&b, abs, strlen(abs));
@@ -860,4 +846,53 @@ struct kspec *kspec_resolve(char *const *path, const char *lang)
 	if (k == NULL && lang != NULL && strcmp(lang, "typescript") == 0)
 		k = kspec_find(path, "javascript");
 	return k;
+}
+
+/* The cache */
+
+struct kspec_cache_entry {
+	char *language;
+	struct kspec *spec; /* NULL: known to have none */
+	struct kspec_cache_entry *next;
+};
+
+int kspec_cache_init(struct kspec_cache *c, const char *extra)
+{
+	c->head = NULL;
+	c->path = kspec_search_path(extra);
+	return c->path ? 0 : -1;
+}
+
+const struct kspec *kspec_cache_get(struct kspec_cache *c, const char *lang)
+{
+	struct kspec_cache_entry *e;
+
+	for (e = c->head; e; e = e->next)
+		if (strcmp(e->language, lang) == 0)
+			return e->spec;
+	e = calloc(1, sizeof(*e));
+	if (!e || !(e->language = strdup(lang))) {
+		free(e);
+		return NULL;
+	}
+	e->spec = kspec_resolve(c->path, lang);
+	if (e->spec)
+		log_info("language %s -> kernelspec %s (%s)", lang,
+			 e->spec->name, e->spec->dir);
+	e->next = c->head;
+	c->head = e;
+	return e->spec;
+}
+
+void kspec_cache_cleanup(struct kspec_cache *c)
+{
+	while (c->head) {
+		struct kspec_cache_entry *e = c->head;
+		c->head = e->next;
+		kspec_free(e->spec);
+		free(e->language);
+		free(e);
+	}
+	kspec_strv_free(c->path);
+	c->path = NULL;
 }

@@ -9,7 +9,8 @@
  * /usr/share/jupyter/kernels. Lookup by language: a kernelspec whose name
  * equals the language (case-insensitive; "python" is an alias of "python3"),
  * else the first (in search order, then name order) whose "language" field
- * equals it case-insensitively. Pure file reading; any thread.
+ * equals it case-insensitively. Pure file reading; any thread, except the
+ * cache (struct kspec_cache), which the daemon's loop thread owns.
  */
 #ifndef E2BCI_KSPEC_H
 #define E2BCI_KSPEC_H
@@ -74,5 +75,23 @@ char **kspec_subst_argv(const struct kspec *k, char *const *v,
 /* kspec_find, and for "typescript" without a spec of its own the
  * JavaScript kernel's spec (our runner serves both). A new kspec or NULL. */
 struct kspec *kspec_resolve(char *const *path, const char *lang);
+
+/* The daemon's kernelspecs: each language resolved once (kspec_resolve on
+ * path), hit or miss, and kept until kspec_cache_cleanup. */
+struct kspec_cache_entry;
+struct kspec_cache {
+	char **path; /* the search path (kspec_search_path), owned */
+	struct kspec_cache_entry *head;
+};
+
+/* Builds the search path from extra (as kspec_search_path). Returns 0, or
+ * -1 on ENOMEM. */
+int kspec_cache_init(struct kspec_cache *c, const char *extra);
+/* The kernelspec for a normalized language, looked up on first use and
+ * logged when found. Borrowed (valid until the cleanup); NULL when none is
+ * installed (a miss is cached too) or on ENOMEM. */
+const struct kspec *kspec_cache_get(struct kspec_cache *c, const char *lang);
+/* Frees every kernelspec and the path; accepts a zeroed cache. */
+void kspec_cache_cleanup(struct kspec_cache *c);
 
 #endif

@@ -6,10 +6,11 @@
  * the HTTP listener, then the default contexts (their kernels start in
  * parallel). /health turns 200 and READY=1 is sent once every default
  * context answered. SIGTERM/SIGINT end the loop; then every execution
- * ends with an error line, every kernel is stopped and reaped, the loop
- * runs until every stream has reached its client (--stop-timeout-ms at
- * most), HTTP stops, the runtime files go, and the exit status is 0. Exits
- * with an error only before READY=1.
+ * ends with an error line, every kernel is stopped and reaped (killed if
+ * still running after 2 s), the loop runs until every stream has reached
+ * its client (--stop-timeout-ms at most), and only then HTTP stops; the
+ * runtime files go, and the exit status is 0. Exits with an error only
+ * before READY=1.
  */
 #include <errno.h>
 #include <signal.h>
@@ -24,7 +25,6 @@
 #include "api.h"
 #include "check.h"
 #include "ctx.h"
-#include "grave.h"
 #include "http.h"
 #include "kernel.h"
 #include "kspec.h"
@@ -34,45 +34,17 @@
 #include "sdn.h"
 #include "server.h"
 
-static volatile int main_stop;
+/* Set by main_on_signal, a loop callback (signals arrive on a signalfd;
+ * there is no signal handler), so a plain flag. */
+static bool main_stop;
 static uint64_t main_stop_ms; /* when the first stop signal was read */
-
-const struct kspec *server_spec(struct server *s, const char *language)
-{
-	struct spec_entry *e;
-
-	for (e = s->specs; e; e = e->next)
-		if (strcmp(e->language, language) == 0)
-			return e->spec;
-	e = calloc(1, sizeof(*e));
-	if (!e || !(e->language = strdup(language))) {
-		free(e);
-		return NULL;
-	}
-	e->spec = kspec_resolve(s->kspec_path, language);
-	if (e->spec)
-		log_info("language %s -> kernelspec %s (%s)", language,
-			 e->spec->name, e->spec->dir);
-	e->next = s->specs;
-	s->specs = e;
-	return e->spec;
-}
-
-size_t server_kernels(const struct server *s)
-{
-	size_t n = grave_count(s), warm, warming;
-
-	for (const struct ctx *c = s->contexts; c; c = c->next)
-		n += c->kernel != NULL;
-	pool_count(s, &warm, &warming);
-	return n + warm + warming;
-}
 
 /* Start-up is over once every default context answered or FAILED: then
  * READY=1 goes to systemd and the pool fills. A FAILED one does not hold
  * the daemon back (the others serve, and it retries by itself); /health
- * stays 503 and names it until it answers. */
-void server_check_ready(struct server *s)
+ * stays 503 and names it until it answers. The hook ctx_ calls whenever a
+ * context turns READY or FAILED. */
+static void main_check_ready(struct server *s)
 {
 	size_t n = 0, failed = 0;
 
@@ -165,7 +137,7 @@ static void main_on_signal(void *arg, short revents)
 	(void)revents;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
 		log_info("signal %u received; shutting down", si.ssi_signo);
-		main_stop = 1;
+		main_stop = true;
 		if (!main_stop_ms)
 			main_stop_ms = loop_now_ms();
 	}
@@ -186,10 +158,9 @@ static void main_status(struct server *s)
 	cut = strstr(why, " (context ");
 	if (cut)
 		*cut = '\0';
-	sdn_status("%s: %zu contexts, %zu kernels (%zu warm)%s%s",
-		   failed ? "degraded" : "ready", s->ncontexts,
-		   s->ncontexts + warm + warming, warm, failed ? "; " : "",
-		   failed ? why : "");
+	sdn_status("%s: %zu contexts, %u kernels (%zu warm)%s%s",
+		   failed ? "degraded" : "ready", s->ncontexts, kernel_live(),
+		   warm, failed ? "; " : "", failed ? why : "");
 }
 
 static struct loop_timer main_wd_timer;
@@ -217,13 +188,13 @@ static size_t strlen_v(char **v)
 static int main_start_defaults(struct server *s)
 {
 	char err[256];
-	int status;
+	enum ctx_err why;
 
 	char **v = s->default_languages;
 	size_t i = 0;
 
 	while (v[i]) {
-		if (!server_spec(s, v[i])) {
+		if (!kspec_cache_get(&s->specs, v[i])) {
 			log_warnx("no kernel installed for default language "
 				  "%s; skipping it",
 				  v[i]);
@@ -233,12 +204,14 @@ static int main_start_defaults(struct server *s)
 				sizeof(*v) * strlen_v(v + i + 1));
 			continue;
 		}
-		if (!ctx_new(s, v[i], s->cfg.cwd, true, &status, err,
-			     sizeof(err)))
+		if (!ctx_new(s, v[i], s->cfg.cwd, true, &why, err, sizeof(err)))
 			log_errx("default context %s: %s", v[i], err);
 		i++;
 	}
-	server_check_ready(s);
+	/* Every default context exists now: from here on each one that
+	 * settles may end start-up. */
+	s->ctx_settled = main_check_ready;
+	main_check_ready(s);
 	return 0;
 }
 
@@ -247,31 +220,10 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 	metrics_http(arg, tag, status);
 }
 
-static int main_setup(struct server *s, int *sigfd)
+/* The kernels' environment: limits (kres), what kernel_ and run_ share,
+ * the output budget; then what a daemon that died here left is swept. */
+static int main_kernels_env(struct server *s)
 {
-	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
-			       s->cfg.max_body,		s->cfg.max_connections,
-			       main_on_answer,		&s->metrics,
-			       s->cfg.header_timeout_ms};
-	char err[256];
-	sigset_t set;
-
-	if (mkdir(s->cfg.cwd, 0755) < 0 && errno != EEXIST)
-		log_warn("cannot create default cwd %s", s->cfg.cwd);
-	if (main_runtime_dir(s) < 0)
-		return -1;
-	if (pool_init(s, err, sizeof(err)) < 0) {
-		log_errx("%s", err);
-		return -1;
-	}
-	s->kspec_path = kspec_search_path(s->cfg.kernel_path);
-	s->default_languages = main_split_languages(s->cfg.default_languages);
-	s->zmq = zmq_ctx_new();
-	s->loop = loop_new();
-	if (!s->kspec_path || !s->default_languages || !s->zmq || !s->loop) {
-		log_errx("out of memory at startup");
-		return -1;
-	}
 	struct kres_opts ko = {s->cfg.kernel_memory_max,
 			       s->cfg.kernel_cpu_weight,
 			       s->cfg.kernel_tasks_max,
@@ -279,6 +231,8 @@ static int main_setup(struct server *s, int *sigfd)
 			       s->runtime_dir,
 			       NULL,
 			       NULL};
+	char err[256];
+
 	if (kres_init(&s->kres, &ko, err, sizeof(err)) < 0) {
 		log_errx("%s", err);
 		return -1;
@@ -290,10 +244,21 @@ static int main_setup(struct server *s, int *sigfd)
 	    s->runtime_dir, s->zmq,
 	    s->loop,	    s->cfg.kernel_start_timeout_ms,
 	    &s->kres,	    (size_t)s->cfg.max_kernel_message};
+	s->run_env = (struct run_env){s->loop, &s->metrics, s->cfg.envd_url,
+				      s->cfg.envd_timeout_ms,
+				      s->cfg.interrupt_timeout_ms};
 	s->backlog = (struct exec_budget){(size_t)s->cfg.max_backlog,
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
 	kernel_sweep(&s->kenv);
+	return 0;
+}
+
+/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd the loop watches. */
+static int main_signals(struct server *s, int *sigfd)
+{
+	sigset_t set;
+
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -306,6 +271,35 @@ static int main_setup(struct server *s, int *sigfd)
 		log_err("signalfd");
 		return -1;
 	}
+	return 0;
+}
+
+static int main_setup(struct server *s, int *sigfd)
+{
+	struct http_opts ho = {s->cfg.listen,		s->cfg.port,
+			       s->cfg.max_body,		s->cfg.max_connections,
+			       main_on_answer,		&s->metrics,
+			       s->cfg.header_timeout_ms};
+	char err[256];
+
+	if (mkdir(s->cfg.cwd, 0755) < 0 && errno != EEXIST)
+		log_warn("cannot create default cwd %s", s->cfg.cwd);
+	if (main_runtime_dir(s) < 0)
+		return -1;
+	if (pool_init(s, err, sizeof(err)) < 0) {
+		log_errx("%s", err);
+		return -1;
+	}
+	s->default_languages = main_split_languages(s->cfg.default_languages);
+	s->zmq = zmq_ctx_new();
+	s->loop = loop_new();
+	if (kspec_cache_init(&s->specs, s->cfg.kernel_path) < 0 ||
+	    !s->default_languages || !s->zmq || !s->loop) {
+		log_errx("out of memory at startup");
+		return -1;
+	}
+	if (main_kernels_env(s) < 0 || main_signals(s, sigfd) < 0)
+		return -1;
 	s->http = http_new(s->loop, &ho, api_handle, s, err, sizeof(err));
 	if (!s->http) {
 		log_errx("%s", err);
@@ -376,16 +370,9 @@ static int main_cleanup(struct server *s, int sigfd)
 		main_drain_http(s, deadline);
 	http_free(s->http);
 	s->http = NULL;
-	while (s->specs) {
-		struct spec_entry *e = s->specs;
-		s->specs = e->next;
-		kspec_free(e->spec);
-		free(e->language);
-		free(e);
-	}
+	kspec_cache_cleanup(&s->specs);
 	if (s->default_languages)
 		kspec_strv_free(s->default_languages);
-	kspec_strv_free(s->kspec_path);
 	loop_free(s->loop);
 	/* A kernel still alive here is a bug; its sockets would block
 	 * zmq_ctx_term() for good, so say so and exit without it. */

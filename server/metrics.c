@@ -1,10 +1,11 @@
 /*
  * metrics: counters and the Prometheus text exposition (see metrics.h).
  *
- * Gauges are computed at scrape time by walking the contexts, the pool and
- * the graveyard, so there is no second copy of state to keep in sync. The
- * text follows the Prometheus exposition format 0.0.4: HELP and TYPE lines,
- * one sample per line, labels quoted. Loop thread only.
+ * Gauges come from the caller, computed at scrape time from the contexts,
+ * the pool and the kernel count, so there is no second copy of state to
+ * keep in sync. The text follows the Prometheus exposition format 0.0.4:
+ * HELP and TYPE lines, one sample per line, labels quoted. Loop thread
+ * only.
  */
 #include "metrics.h"
 
@@ -12,12 +13,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include "ctx.h"
-#include "grave.h"
-#include "kernel.h"
-#include "pool.h"
-#include "server.h"
 
 static const double metrics_bounds_s[METRICS_NBUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
@@ -105,84 +100,62 @@ static void metrics_head(struct metrics_buf *b, const char *name,
 		       type);
 }
 
-static void metrics_contexts(struct metrics_buf *b, const struct server *s)
+static void metrics_contexts(struct metrics_buf *b,
+			     const struct metrics_gauges *g)
 {
-	const char *seen[64];
-	size_t nseen = 0;
-
 	metrics_head(b, "e2bci_contexts", "gauge", "Contexts by language.");
-	for (const struct ctx *c = s->contexts; c; c = c->next) {
-		bool dup = false;
-		for (size_t i = 0; i < nseen; i++)
-			dup |= strcmp(seen[i], c->language) == 0;
-		if (dup || nseen == 64)
-			continue;
-		seen[nseen++] = c->language;
-		size_t n = 0;
-		for (const struct ctx *d = s->contexts; d; d = d->next)
-			n += strcmp(d->language, c->language) == 0;
+	for (size_t i = 0; i < g->nlanguages; i++)
 		metrics_printf(b, "e2bci_contexts{language=\"%s\"} %zu\n",
-			       c->language, n);
-	}
+			       g->contexts[i].language, g->contexts[i].n);
 }
 
-static void metrics_kernels(struct metrics_buf *b, const struct server *s)
+static void metrics_kernels(struct metrics_buf *b,
+			    const struct metrics_gauges *g)
 {
-	size_t busy = 0, idle = 0, starting = 0, warm = 0, warming = 0,
-	       inflight = 0;
+	static const char *const states[] = {"busy", "idle", "starting", "warm",
+					     "stopping"};
+	const size_t n[] = {g->busy, g->idle, g->starting, g->warm,
+			    g->stopping};
 
-	for (const struct ctx *c = s->contexts; c; c = c->next) {
-		if (c->kernel && c->state == CTX_READY)
-			*(c->running ? &busy : &idle) += 1;
-		else if (c->kernel)
-			starting++;
-		inflight += c->running != NULL;
-	}
-	pool_count(s, &warm, &warming);
 	metrics_head(b, "e2bci_kernels", "gauge", "Kernel processes by state.");
-	metrics_printf(b, "e2bci_kernels{state=\"busy\"} %zu\n", busy);
-	metrics_printf(b, "e2bci_kernels{state=\"idle\"} %zu\n", idle);
-	metrics_printf(b, "e2bci_kernels{state=\"starting\"} %zu\n",
-		       starting + warming);
-	metrics_printf(b, "e2bci_kernels{state=\"warm\"} %zu\n", warm);
-	metrics_printf(b, "e2bci_kernels{state=\"stopping\"} %u\n",
-		       grave_count(s));
+	for (size_t i = 0; i < sizeof(n) / sizeof(*n); i++)
+		metrics_printf(b, "e2bci_kernels{state=\"%s\"} %zu\n",
+			       states[i], n[i]);
 	metrics_head(b, "e2bci_executions_in_flight", "gauge",
 		     "Executions running in a kernel now.");
-	metrics_printf(b, "e2bci_executions_in_flight %zu\n", inflight);
+	metrics_printf(b, "e2bci_executions_in_flight %zu\n", g->in_flight);
 }
 
-static void metrics_counters(struct metrics_buf *b, const struct server *s)
+static void metrics_counters(struct metrics_buf *b, const struct metrics *m)
 {
 	static const struct {
 		const char *name, *help;
 		size_t off;
 	} rows[] = {
 	    {"e2bci_executions_total", "Executions sent to kernels.",
-	     offsetof(struct server, stats.executions)},
+	     offsetof(struct metrics, executions)},
 	    {"e2bci_kernel_starts_total", "Kernel processes started.",
-	     offsetof(struct server, stats.kernel_starts)},
+	     offsetof(struct metrics, kernel_starts)},
 	    {"e2bci_kernel_crashes_total",
 	     "Kernels that died while serving a context.",
-	     offsetof(struct server, stats.kernel_deaths)},
+	     offsetof(struct metrics, kernel_deaths)},
 	    {"e2bci_kernel_restarts_total",
 	     "Context restarts (requested, or after a stuck interrupt).",
-	     offsetof(struct server, stats.restarts)},
+	     offsetof(struct metrics, restarts)},
 	    {"e2bci_interrupts_total",
 	     "Cells interrupted because their client went away.",
-	     offsetof(struct server, stats.interrupts)},
+	     offsetof(struct metrics, interrupts)},
 	};
 
 	for (size_t i = 0; i < sizeof(rows) / sizeof(*rows); i++) {
 		const unsigned long long *v =
-		    (const void *)((const char *)s + rows[i].off);
+		    (const void *)((const char *)m + rows[i].off);
 		metrics_head(b, rows[i].name, "counter", rows[i].help);
 		metrics_printf(b, "%s %llu\n", rows[i].name, *v);
 	}
 	metrics_head(b, "e2bci_stream_bytes_total", "counter",
 		     "NDJSON bytes handed to clients.");
-	metrics_printf(b, "e2bci_stream_bytes_total %llu\n",
-		       s->metrics.bytes_streamed);
+	metrics_printf(b, "e2bci_stream_bytes_total %llu\n", m->bytes_streamed);
 }
 
 static void metrics_histogram(struct metrics_buf *b, const struct metrics *m)
@@ -214,17 +187,17 @@ static void metrics_http_rows(struct metrics_buf *b, const struct metrics *m)
 			       m->http[i].n);
 }
 
-char *metrics_render(const struct server *s)
+char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 {
 	struct metrics_buf b = {malloc(4096), 0, 4096, 0};
 
 	if (!b.p)
 		return NULL;
-	metrics_contexts(&b, s);
-	metrics_kernels(&b, s);
-	metrics_counters(&b, s);
-	metrics_histogram(&b, &s->metrics);
-	metrics_http_rows(&b, &s->metrics);
+	metrics_contexts(&b, g);
+	metrics_kernels(&b, g);
+	metrics_counters(&b, m);
+	metrics_histogram(&b, m);
+	metrics_http_rows(&b, m);
 	if (b.failed) {
 		free(b.p);
 		return NULL;

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "errmsg.h"
 #include "grave.h"
 #include "kernel.h"
 #include "log.h"
@@ -100,21 +101,21 @@ static int pool_parse_one(struct pool_target *t, const char *item, char *err,
 	long n;
 
 	if (!eq || eq == item || (size_t)(eq - item) >= sizeof(name)) {
-		snprintf(err, errlen, "--pool: '%s' is not LANGUAGE=COUNT",
-			 item);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "--pool: '%s' is not LANGUAGE=COUNT", item);
 	}
 	memcpy(name, item, (size_t)(eq - item));
 	name[eq - item] = '\0';
 	n = strtol(eq + 1, &end, 10);
 	if (!*(eq + 1) || *end || n < 0 || n > 16) {
-		snprintf(err, errlen, "--pool: count in '%s' must be 0..16",
-			 item);
-		return -1;
+		return errmsg_set(err, errlen, -1,
+				  "--pool: count in '%s' must be 0..16", item);
 	}
 	t->language = req_normalize_language(name);
 	t->n = n;
-	return t->language ? 0 : -1;
+	if (!t->language)
+		return errmsg_set(err, errlen, -1, "out of memory");
+	return 0;
 }
 
 int pool_init(struct server *s, char *err, size_t errlen)
@@ -125,8 +126,7 @@ int pool_init(struct server *s, char *err, size_t errlen)
 
 	if (!p || !copy ||
 	    !(p->targets = calloc(strlen(copy) / 2 + 1, sizeof(*p->targets)))) {
-		snprintf(err, errlen, "out of memory");
-		rc = -1;
+		rc = errmsg_set(err, errlen, -1, "out of memory");
 		goto out;
 	}
 	p->s = s;
@@ -156,12 +156,12 @@ static size_t pool_have(const struct pool *p, const struct pool_target *t)
 
 static void pool_spawn(struct pool *p, const struct pool_target *t)
 {
-	const struct kspec *spec = server_spec(p->s, t->language);
+	const struct kspec *spec = kspec_cache_get(&p->s->specs, t->language);
 	struct pool_kernel *pk;
 	char err[256];
 
 	/* Spares never take the last kernel slots: contexts come first. */
-	if (!spec || (long)server_kernels(p->s) >= p->s->cfg.max_kernels)
+	if (!spec || (long)kernel_live() >= p->s->cfg.max_kernels)
 		return;
 	pk = calloc(1, sizeof(*pk));
 	if (!pk)
@@ -175,7 +175,7 @@ static void pool_spawn(struct pool *p, const struct pool_target *t)
 		free(pk);
 		return;
 	}
-	p->s->stats.kernel_starts++;
+	p->s->metrics.kernel_starts++;
 	pk->next = p->spares;
 	p->spares = pk;
 }

@@ -27,29 +27,16 @@
 #include "req.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "errmsg.h"
 
 #define REQ_ECHO_MAX 100
 /* The fixed part of a jansson error message is short; its text may quote a
  * token of the input, which the echo bound covers anyway. */
 #define REQ_JERR_MAX 160
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t errlen, int status, const char *fmt, ...)
-{
-	va_list ap;
-
-	va_start(ap, fmt);
-	if (err && errlen)
-		vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return status;
-}
 
 /* Copies at most max bytes of s (len bytes) into dst as printable ASCII:
  * anything else (controls, newlines, bytes of multi-byte characters) becomes
@@ -99,17 +86,17 @@ static int load_object(const char *body, size_t len, json_t **root, char *err,
 			   JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
 	if (!*root) {
 		if (json_error_code(&jerr) == json_error_out_of_memory)
-			return fail(err, errlen, 500, "Out of memory");
+			return errmsg_set(err, errlen, 500, "Out of memory");
 		echo(text, jerr.text, strlen(jerr.text), REQ_JERR_MAX);
-		return fail(err, errlen, 400,
-			    "Invalid JSON body: %s at line %d column %d", text,
-			    jerr.line, jerr.column);
+		return errmsg_set(err, errlen, 400,
+				  "Invalid JSON body: %s at line %d column %d",
+				  text, jerr.line, jerr.column);
 	}
 	if (!json_is_object(*root)) {
 		json_decref(*root);
 		*root = NULL;
-		return fail(err, errlen, 400,
-			    "Request body must be a JSON object");
+		return errmsg_set(err, errlen, 400,
+				  "Request body must be a JSON object");
 	}
 	return 0;
 }
@@ -125,11 +112,11 @@ static int opt_string(json_t *root, const char *key, json_t **out, char *err,
 	if (!v || json_is_null(v))
 		return 0;
 	if (!json_is_string(v))
-		return fail(err, errlen, 422,
-			    "Field '%s' must be a string or null", key);
+		return errmsg_set(err, errlen, 422,
+				  "Field '%s' must be a string or null", key);
 	if (memchr(json_string_value(v), '\0', json_string_length(v)))
-		return fail(err, errlen, 422,
-			    "Field '%s' must not contain NUL bytes", key);
+		return errmsg_set(err, errlen, 422,
+				  "Field '%s' must not contain NUL bytes", key);
 	*out = v;
 	return 0;
 }
@@ -142,19 +129,21 @@ static int check_env_entry(const char *key, json_t *v, char *err, size_t errlen)
 
 	echo(k, key, strlen(key), REQ_ECHO_MAX);
 	if (!*key)
-		return fail(err, errlen, 422,
-			    "env_vars keys must not be empty");
+		return errmsg_set(err, errlen, 422,
+				  "env_vars keys must not be empty");
 	if (strchr(key, '='))
-		return fail(err, errlen, 422,
-			    "env_vars key '%s' must not contain '='", k);
+		return errmsg_set(err, errlen, 422,
+				  "env_vars key '%s' must not contain '='", k);
 	if (!json_is_string(v))
-		return fail(err, errlen, 422,
-			    "env_vars value for key '%s' must be a string", k);
+		return errmsg_set(
+		    err, errlen, 422,
+		    "env_vars value for key '%s' must be a string", k);
 	if (memchr(json_string_value(v), '\0', json_string_length(v)))
-		return fail(err, errlen, 422,
-			    "env_vars value for key '%s' must not contain NUL "
-			    "bytes",
-			    k);
+		return errmsg_set(
+		    err, errlen, 422,
+		    "env_vars value for key '%s' must not contain NUL "
+		    "bytes",
+		    k);
 	return 0;
 }
 
@@ -170,8 +159,8 @@ static int opt_env(json_t *root, json_t **out, char *err, size_t errlen)
 	if (!env || json_is_null(env))
 		return 0;
 	if (!json_is_object(env))
-		return fail(err, errlen, 422,
-			    "Field 'env_vars' must be an object or null");
+		return errmsg_set(err, errlen, 422,
+				  "Field 'env_vars' must be an object or null");
 	for (it = json_object_iter(env); it;
 	     it = json_object_iter_next(env, it)) {
 		/* jansson refuses NUL in keys when parsing, so a key is whole
@@ -201,7 +190,7 @@ static int fill_execute(struct req_execute *out, json_t *code, json_t *ctx,
 	out->env_vars = json_incref(env);
 	return 0;
 oom:
-	return fail(err, errlen, 500, "Out of memory");
+	return errmsg_set(err, errlen, 500, "Out of memory");
 }
 
 int req_parse_execute(const char *body, size_t len, struct req_execute *out,
@@ -216,11 +205,12 @@ int req_parse_execute(const char *body, size_t len, struct req_execute *out,
 		goto out;
 	code = json_object_get(root, "code");
 	if (!code) {
-		rc = fail(err, errlen, 422, "Field 'code' is required");
+		rc = errmsg_set(err, errlen, 422, "Field 'code' is required");
 		goto out;
 	}
 	if (!json_is_string(code)) {
-		rc = fail(err, errlen, 422, "Field 'code' must be a string");
+		rc = errmsg_set(err, errlen, 422,
+				"Field 'code' must be a string");
 		goto out;
 	}
 	if ((rc = opt_string(root, "context_id", &ctx, err, errlen)) ||
@@ -231,8 +221,9 @@ int req_parse_execute(const char *body, size_t len, struct req_execute *out,
 	if (ctx && json_string_length(ctx) == 0)
 		ctx = NULL;
 	if (ctx && lang) {
-		rc = fail(err, errlen, 400,
-			  "Only one of context_id or language can be provided");
+		rc = errmsg_set(
+		    err, errlen, 400,
+		    "Only one of context_id or language can be provided");
 		goto out;
 	}
 	rc = fill_execute(out, code, ctx, lang, env, err, errlen);
@@ -286,7 +277,7 @@ int req_parse_context(const char *body, size_t len, struct req_context *out,
 	if (cwd)
 		out->cwd = strdup(json_string_value(cwd));
 	if (!out->language || (cwd && !out->cwd))
-		rc = fail(err, errlen, 500, "Out of memory");
+		rc = errmsg_set(err, errlen, 500, "Out of memory");
 out:
 	if (rc)
 		req_context_cleanup(out);

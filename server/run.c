@@ -1,11 +1,13 @@
 /*
  * run: one context's execution pipeline (see run.h).
  *
- * State lives in struct ctx (queue, running exec, phase, the one pending
- * helper cell); this file owns its transitions. Invariant: at most one
- * request of ours is in the kernel at any time (a helper cell or the
- * execution), so every reply can be matched and nothing of ours is ever
- * queued behind a failing cell. Loop thread only.
+ * All state is struct run's (queue, running execution, phase, the one
+ * pending helper cell, global env, timers) plus one small struct run_job
+ * per execution it holds (the queue link and the deadline timer); struct
+ * exec only points back at its job. Invariant: at most one request of ours
+ * is in the kernel at any time (a helper cell or the execution), so every
+ * reply can be matched and nothing of ours is ever queued behind a failing
+ * cell. Loop thread only.
  */
 #include "run.h"
 
@@ -13,12 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "ctx.h"
 #include "envd.h"
 #include "exec.h"
 #include "lang.h"
 #include "log.h"
-#include "server.h"
+#include "metrics.h"
 #include "wire.h"
 
 #define RUN_INTERRUPT_REPEAT_MS 500
@@ -29,156 +30,185 @@
  * not coming. */
 #define RUN_REPLY_GRACE_MS 1000
 
-static void run_advance(struct ctx *c);
+/* An execution while a run holds it (queued or running). */
+struct run_job {
+	struct run *run;
+	struct exec *e; /* a reference */
+	struct loop_timer deadline;
+	struct run_job *next; /* the queue */
+};
 
-static int run_send_helper_now(struct ctx *c)
+static void run_advance(struct run *r);
+
+void run_init(struct run *r, const struct run_env *env, const char *id,
+	      const char *language, const struct run_ops *ops, void *arg)
 {
-	if (!c->kernel)
+	memset(r, 0, sizeof(*r));
+	r->env = env;
+	r->id = id;
+	r->language = language;
+	r->ops = ops;
+	r->arg = arg;
+}
+
+/* Lets go of job j (off every list already): e forgets it, and the run's
+ * reference to e goes. */
+static void run_job_free(struct run_job *j)
+{
+	loop_timer_disarm(j->run->env->loop, &j->deadline);
+	j->e->job = NULL;
+	exec_unref(j->e);
+	free(j);
+}
+
+static int run_send_helper_now(struct run *r)
+{
+	if (!r->kernel)
 		return -1;
-	return kernel_execute(c->kernel, c->helper_code, strlen(c->helper_code),
-			      true, c->helper_id);
+	return kernel_execute(r->kernel, r->helper_code, strlen(r->helper_code),
+			      true, r->helper_id);
 }
 
 /* Sends a helper cell (code is stolen) and moves to phase; its reply moves
- * the pipeline on. Returns false when there is nothing to wait for (no
- * helper for this language, or the send failed). */
-static bool run_helper(struct ctx *c, char *code, enum run_phase phase)
+ * the pipeline on. Returns false, the phase unchanged, when there is
+ * nothing to wait for (no helper for this language, or the send failed). */
+static bool run_helper(struct run *r, char *code, enum run_phase phase)
 {
 	if (!code) {
 		log_warnx("context %.8s: no env helper for language %s; env "
 			  "vars not applied",
-			  c->id, c->language);
+			  r->id, r->language);
 		return false;
 	}
-	free(c->helper_code);
-	c->helper_code = code;
-	c->helper_tries = 1;
-	c->phase = phase;
-	if (run_send_helper_now(c) == 0)
+	free(r->helper_code);
+	r->helper_code = code;
+	r->helper_tries = 1;
+	if (run_send_helper_now(r) == 0) {
+		r->phase = phase;
 		return true;
-	free(c->helper_code);
-	c->helper_code = NULL;
+	}
+	free(r->helper_code);
+	r->helper_code = NULL;
 	return false;
 }
 
-static void run_release(struct ctx *c)
+static void run_release(struct run *r)
 {
-	struct exec *e = c->running;
+	struct run_job *j = r->running;
 
-	loop_timer_disarm(c->srv->loop, &c->interrupt_timer);
-	loop_timer_disarm(c->srv->loop, &c->reply_timer);
-	c->running = NULL;
-	if (e) {
-		e->ctx = NULL;
-		exec_unref(e);
-	}
+	loop_timer_disarm(r->env->loop, &r->interrupt_timer);
+	loop_timer_disarm(r->env->loop, &r->reply_timer);
+	r->running = NULL;
+	if (j)
+		run_job_free(j);
 }
 
-static void run_complete(struct ctx *c)
+static void run_pump(struct run *r);
+
+static void run_complete(struct run *r)
 {
-	struct exec *e = c->running;
+	struct exec *e = r->running->e;
 	char *restore = NULL;
 
 	if (e->state == EXEC_RUNNING)
-		metrics_exec(&c->srv->metrics, loop_now_ms() - e->run_ms);
+		metrics_exec(r->env->metrics, loop_now_ms() - r->run_ms);
 	exec_finish(e);
-	if (e->env_applied)
-		restore = lang_env_restore_code(c->language);
-	run_release(c);
-	c->phase = RUN_IDLE;
-	if (restore && run_helper(c, restore, RUN_RESTORE))
+	if (r->env_applied)
+		restore = lang_env_restore_code(r->language);
+	run_release(r);
+	r->phase = RUN_IDLE;
+	if (restore && run_helper(r, restore, RUN_RESTORE))
 		return;
-	c->phase = RUN_IDLE;
-	run_pump(c);
+	run_pump(r);
 }
 
-static void run_send_main(struct ctx *c)
+static void run_send_main(struct run *r)
 {
-	struct exec *e = c->running;
+	struct exec *e = r->running->e;
 
-	c->phase = RUN_MAIN;
+	r->phase = RUN_MAIN;
 	if (e->client_gone || e->state == EXEC_DONE) {
 		/* Nobody waits for it any more: do not run it at all. */
-		run_complete(c);
+		run_complete(r);
 		return;
 	}
-	if (!c->kernel || kernel_execute(c->kernel, e->code, e->code_len, false,
-					 e->msg_id) < 0) {
+	if (!r->kernel || kernel_execute(r->kernel, e->code, e->code_len, false,
+					 r->msg_id) < 0) {
 		exec_fail(e, "UnexpectedEndOfExecution",
 			  "Could not send the code to the kernel");
-		run_complete(c);
+		run_complete(r);
 		return;
 	}
 	if (e->state != EXEC_RUNNING) {
-		c->srv->stats.executions++;
-		e->run_ms = loop_now_ms();
+		r->env->metrics->executions++;
+		r->run_ms = loop_now_ms();
 	}
 	e->state = EXEC_RUNNING;
 }
 
 static void run_on_envd(void *arg, json_t *vars, const char *why)
 {
-	struct ctx *c = arg;
+	struct run *r = arg;
 
-	c->envd = NULL;
+	r->envd = NULL;
 	/* Sandbox-wide env vars that never arrive are a misconfiguration or a
 	 * broken envd: worth a warning, but once per context, not per cell. */
-	if (why && !c->envd_warned) {
-		c->envd_warned = true;
+	if (why && !r->envd_warned) {
+		r->envd_warned = true;
 		log_warnx("context %.8s: GET %.200s/envs failed (%s): its code "
 			  "runs without the sandbox-wide env vars (said once "
 			  "per context)",
-			  c->id, c->srv->cfg.envd_url, why);
+			  r->id, r->env->envd_url, why);
 	}
-	json_decref(c->global_env);
-	c->global_env = vars;
-	c->need_global_env = false;
-	if (c->phase != RUN_ENVD)
+	json_decref(r->global_env);
+	r->global_env = vars;
+	r->need_global_env = false;
+	if (r->phase != RUN_ENVD)
 		return;
 	if (json_object_size(vars) > 0) {
-		log_debug("context %.8s: %zu global env vars from envd", c->id,
+		log_debug("context %.8s: %zu global env vars from envd", r->id,
 			  json_object_size(vars));
-		if (run_helper(c, lang_env_code(c->language, vars, false),
+		if (run_helper(r, lang_env_code(r->language, vars, false),
 			       RUN_GLOBALS))
 			return;
 	}
-	c->phase = RUN_GLOBALS;
-	run_advance(c);
+	r->phase = RUN_GLOBALS;
+	run_advance(r);
 }
 
 /* Moves the running execution through the phases that need no answer. */
-static void run_advance(struct ctx *c)
+static void run_advance(struct run *r)
 {
-	struct exec *e = c->running;
+	struct exec *e = r->running ? r->running->e : NULL;
 
-	switch (c->phase) {
+	switch (r->phase) {
 	case RUN_ENVD:
-		if (c->need_global_env) {
-			c->envd = envd_fetch(
-			    c->srv->loop, c->srv->cfg.envd_url, e->token,
-			    c->srv->cfg.envd_timeout_ms, run_on_envd, c);
-			if (c->envd)
+		if (r->need_global_env) {
+			r->envd =
+			    envd_fetch(r->env->loop, r->env->envd_url, e->token,
+				       r->env->envd_timeout_ms, run_on_envd, r);
+			if (r->envd)
 				return;
-			c->need_global_env = false;
+			r->need_global_env = false;
 		}
 		/* fall through */
 	case RUN_GLOBALS:
-		c->phase = RUN_ENV;
+		r->phase = RUN_ENV;
 		if (e->env_vars && !e->client_gone) {
-			e->env_applied = true;
+			r->env_applied = true;
 			if (run_helper(
-				c,
-				lang_env_code(c->language, e->env_vars, true),
+				r,
+				lang_env_code(r->language, e->env_vars, true),
 				RUN_ENV))
 				return;
 		}
 		/* fall through */
 	case RUN_ENV:
-		run_send_main(c);
+		run_send_main(r);
 		return;
 	case RUN_RESTORE:
-		c->phase = RUN_IDLE;
-		run_pump(c);
+		r->phase = RUN_IDLE;
+		run_pump(r);
 		return;
 	case RUN_IDLE:
 	case RUN_MAIN:
@@ -186,111 +216,131 @@ static void run_advance(struct ctx *c)
 	}
 }
 
-void run_pump(struct ctx *c)
+/* Starts the next execution if there is a kernel and nothing runs. */
+static void run_pump(struct run *r)
 {
-	struct exec *e;
+	struct run_job *j;
 
-	if (c->phase != RUN_IDLE || c->state != CTX_READY || !c->head ||
-	    c->srv->stopping)
+	if (r->phase != RUN_IDLE || !r->kernel || !r->head)
 		return;
-	e = c->head;
-	c->head = e->next;
-	if (!c->head)
-		c->tail = NULL;
-	e->next = NULL;
-	c->running = e;
-	e->state = EXEC_PREPARE;
-	c->phase = RUN_ENVD;
-	run_advance(c);
+	j = r->head;
+	r->head = j->next;
+	if (!r->head)
+		r->tail = NULL;
+	j->next = NULL;
+	r->running = j;
+	r->msg_id[0] = '\0';
+	r->env_applied = false;
+	r->run_ms = 0;
+	/* One ended while queued keeps its state: run_send_main skips it. */
+	if (j->e->state != EXEC_DONE)
+		j->e->state = EXEC_PREPARE;
+	r->phase = RUN_ENVD;
+	run_advance(r);
+}
+
+void run_start(struct run *r, struct kernel *k)
+{
+	r->kernel = k;
+	r->need_global_env = true;
+	run_pump(r);
 }
 
 /* The request's own deadline passed: the stream ends with an error now and
- * the cell is interrupted (or dropped from the queue). */
+ * the cell is interrupted (or dropped from the queue). A stream that ended
+ * already (its context failed it) has no deadline left. */
 static void run_deadline(void *arg, short revents)
 {
-	struct exec *e = arg;
+	struct exec *e = ((struct run_job *)arg)->e;
 	char value[96];
 
 	(void)revents;
+	if (e->state == EXEC_DONE)
+		return;
 	snprintf(value, sizeof(value),
 		 "Execution exceeded its deadline of "
 		 "%lld ms",
 		 e->deadline_ms);
 	exec_ref(e);
-	if (e->ctx)
-		run_cancel(e->ctx, e);
+	run_cancel(e);
 	exec_fail(e, "TimeoutError", value);
 	exec_unref(e);
 }
 
-/* Arms e's deadline for what is left of it: it counts from the request's
+/* Arms j's deadline for what is left of it: it counts from the request's
  * arrival, which for a context still starting its first kernel was a while
  * ago. Returns false when nothing is left. */
-static bool run_arm_deadline(struct ctx *c, struct exec *e)
+static bool run_arm_deadline(struct run *r, struct run_job *j)
 {
+	const struct exec *e = j->e;
 	uint64_t spent = loop_now_ms() - e->started_ms;
 
 	if (e->deadline_ms <= 0)
 		return true;
 	if (spent >= (uint64_t)e->deadline_ms)
 		return false;
-	loop_timer_arm(c->srv->loop, &e->deadline,
-		       (uint64_t)e->deadline_ms - spent, run_deadline, e);
+	loop_timer_arm(r->env->loop, &j->deadline,
+		       (uint64_t)e->deadline_ms - spent, run_deadline, j);
 	return true;
 }
 
-void run_submit(struct ctx *c, struct exec *e)
+void run_submit(struct run *r, struct exec *e)
 {
-	if (!run_arm_deadline(c, e)) {
+	struct run_job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		exec_fail(e, "UnexpectedEndOfExecution", "Out of memory");
+		return;
+	}
+	j->run = r;
+	j->e = e;
+	if (!run_arm_deadline(r, j)) {
 		char value[96];
 		snprintf(value, sizeof(value),
 			 "Execution exceeded its deadline of %lld ms before "
 			 "its context was ready",
 			 e->deadline_ms);
+		free(j);
 		exec_fail(e, "TimeoutError", value);
 		return;
 	}
 	exec_ref(e);
-	e->ctx = c;
+	e->job = j;
 	e->state = EXEC_QUEUED;
-	if (c->tail)
-		c->tail->next = e;
+	if (r->tail)
+		r->tail->next = j;
 	else
-		c->head = e;
-	c->tail = e;
-	if (c->state == CTX_FAILED) {
-		/* Nothing will run here until a restart succeeds. */
-		exec_fail(e, "ContextUnavailable", c->fail_reason);
-	}
-	run_pump(c);
+		r->head = j;
+	r->tail = j;
+	run_pump(r);
 }
 
 /* Repeats the interrupt every RUN_INTERRUPT_REPEAT_MS until the kernel
  * reports it (an error, or the execute_reply): a SIGINT can land before the
  * cell runs, where ipykernel swallows it. Once reported it is never repeated:
  * a second KeyboardInterrupt inside ipykernel's own error handling does harm.
- * Restarts the kernel once interrupt_timeout_ms passed without the cell
+ * Asks for a new kernel once interrupt_timeout_ms passed without the cell
  * ending. */
 static void run_interrupt_tick(void *arg, short revents)
 {
-	struct ctx *c = arg;
+	struct run *r = arg;
 
 	(void)revents;
-	if (!c->running || !c->kernel)
+	if (!r->running || !r->kernel)
 		return;
-	if (loop_now_ms() < c->interrupt_deadline) {
-		if (c->running->last_report_ms < c->interrupt_sent_ms) {
-			kernel_interrupt(c->kernel);
-			c->interrupt_sent_ms = loop_now_ms();
+	if (loop_now_ms() < r->interrupt_deadline) {
+		if (r->running->e->last_report_ms < r->interrupt_sent_ms) {
+			kernel_interrupt(r->kernel);
+			r->interrupt_sent_ms = loop_now_ms();
 		}
-		loop_timer_arm(c->srv->loop, &c->interrupt_timer,
-			       RUN_INTERRUPT_REPEAT_MS, run_interrupt_tick, c);
+		loop_timer_arm(r->env->loop, &r->interrupt_timer,
+			       RUN_INTERRUPT_REPEAT_MS, run_interrupt_tick, r);
 		return;
 	}
 	log_warnx("context %.8s: cell did not stop within %ld ms of an "
 		  "interrupt; restarting the kernel",
-		  c->id, c->srv->cfg.interrupt_timeout_ms);
-	ctx_restart(c, "interrupt timed out");
+		  r->id, r->env->interrupt_timeout_ms);
+	r->ops->restart(r->arg, "interrupt timed out");
 }
 
 /* Idle came for the running execution and its reply did not follow: the
@@ -300,151 +350,181 @@ static void run_interrupt_tick(void *arg, short revents)
  * state; the stream ends with an error and the context moves on. */
 static void run_reply_missing(void *arg, short revents)
 {
-	struct ctx *c = arg;
-	struct exec *e = c->running;
+	struct run *r = arg;
 
 	(void)revents;
-	if (c->phase != RUN_MAIN || !e)
+	if (r->phase != RUN_MAIN || !r->running)
 		return;
 	log_warnx("context %.8s: the kernel went idle without replying to the "
 		  "execution; ending it (the kernel's log may say why)",
-		  c->id);
-	exec_fail(e, "UnexpectedEndOfExecution",
+		  r->id);
+	exec_fail(r->running->e, "UnexpectedEndOfExecution",
 		  "The kernel went idle without replying to the execution "
 		  "request: it failed while handling it");
-	run_complete(c);
+	run_complete(r);
 }
 
-static bool run_unqueue(struct ctx *c, struct exec *e)
+static bool run_unqueue(struct run *r, struct run_job *j)
 {
-	for (struct exec **pp = &c->head; *pp; pp = &(*pp)->next) {
-		if (*pp != e)
+	for (struct run_job **pp = &r->head; *pp; pp = &(*pp)->next) {
+		if (*pp != j)
 			continue;
-		*pp = e->next;
-		if (c->tail == e) {
-			c->tail = NULL;
-			for (struct exec *q = c->head; q; q = q->next)
-				c->tail = q;
+		*pp = j->next;
+		if (r->tail == j) {
+			r->tail = NULL;
+			for (struct run_job *q = r->head; q; q = q->next)
+				r->tail = q;
 		}
-		e->next = NULL;
-		e->ctx = NULL;
-		exec_unref(e);
+		j->next = NULL;
+		run_job_free(j);
 		return true;
 	}
 	return false;
 }
 
-void run_cancel(struct ctx *c, struct exec *e)
+void run_cancel(struct exec *e)
 {
-	if (run_unqueue(c, e))
+	struct run_job *j = e->job;
+	struct run *r;
+
+	if (!j)
 		return;
-	if (c->running != e || e->state != EXEC_RUNNING || !c->kernel)
+	r = j->run;
+	if (run_unqueue(r, j))
+		return;
+	if (r->running != j || e->state != EXEC_RUNNING || !r->kernel)
 		return;
 	if (e->got_idle) {
 		/* The kernel is done with it and only its reply is missing
 		 * (run_reply_missing would end it shortly): there is nothing
 		 * to interrupt. */
-		run_reply_missing(c, 0);
+		run_reply_missing(r, 0);
 		return;
 	}
-	log_info("context %.8s: %s; interrupting the cell", c->id,
+	log_info("context %.8s: %s; interrupting the cell", r->id,
 		 e->client_gone ? "client went away" : "deadline passed");
-	c->srv->stats.interrupts++;
+	r->env->metrics->interrupts++;
 	e->interrupted = true;
-	kernel_interrupt(c->kernel);
-	c->interrupt_sent_ms = loop_now_ms();
-	c->interrupt_deadline =
-	    loop_now_ms() + (uint64_t)c->srv->cfg.interrupt_timeout_ms;
-	loop_timer_arm(c->srv->loop, &c->interrupt_timer,
-		       RUN_INTERRUPT_REPEAT_MS, run_interrupt_tick, c);
+	kernel_interrupt(r->kernel);
+	r->interrupt_sent_ms = loop_now_ms();
+	r->interrupt_deadline =
+	    loop_now_ms() + (uint64_t)r->env->interrupt_timeout_ms;
+	loop_timer_arm(r->env->loop, &r->interrupt_timer,
+		       RUN_INTERRUPT_REPEAT_MS, run_interrupt_tick, r);
 }
 
-static void run_on_helper_reply(struct ctx *c, struct wire_msg *m)
+static void run_on_helper_reply(struct run *r, struct wire_msg *m)
 {
 	const char *st =
 	    json_string_value(json_object_get(m->content, "status"));
 
 	if (st && strcmp(st, "aborted") == 0 &&
-	    c->helper_tries < RUN_HELPER_TRIES) {
-		c->helper_tries++;
+	    r->helper_tries < RUN_HELPER_TRIES) {
+		r->helper_tries++;
 		log_debug("context %.8s: helper cell aborted; sending it again",
-			  c->id);
-		if (run_send_helper_now(c) == 0)
+			  r->id);
+		if (run_send_helper_now(r) == 0)
 			return;
 	}
 	if (st && strcmp(st, "ok") != 0)
 		log_warnx(
 		    "context %.8s: helper cell ended with status %s (%s)",
-		    c->id, st,
+		    r->id, st,
 		    json_string_value(json_object_get(m->content, "evalue"))
 			?: "");
-	free(c->helper_code);
-	c->helper_code = NULL;
-	c->helper_id[0] = '\0';
-	if (c->phase == RUN_RESTORE || c->running)
-		run_advance(c);
+	free(r->helper_code);
+	r->helper_code = NULL;
+	r->helper_id[0] = '\0';
+	if (r->phase == RUN_RESTORE || r->running)
+		run_advance(r);
 }
 
-void run_on_msg(struct ctx *c, enum kernel_chan ch, struct wire_msg *m)
+/* A message of the running execution: exec_ turns it into lines and says
+ * where the cell stands. */
+static void run_on_exec_msg(struct run *r, enum kernel_chan ch,
+			    struct wire_msg *m)
+{
+	struct exec *e = r->running->e;
+
+	switch (exec_on_msg(e, ch == KERNEL_SHELL, m)) {
+	case EXEC_COMPLETE:
+		if (e->ask_exit)
+			r->ops->restart(r->arg,
+					"the code asked the kernel to exit");
+		else
+			run_complete(r);
+		break;
+	case EXEC_NO_REPLY:
+		if (!r->reply_timer.armed)
+			loop_timer_arm(r->env->loop, &r->reply_timer,
+				       RUN_REPLY_GRACE_MS, run_reply_missing,
+				       r);
+		break;
+	case EXEC_RESEND:
+		log_debug("context %.8s: request aborted before it ran; "
+			  "sending it again",
+			  r->id);
+		run_send_main(r);
+		break;
+	case EXEC_GOING:
+		break;
+	}
+}
+
+void run_on_msg(struct run *r, enum kernel_chan ch, struct wire_msg *m)
 {
 	const char *parent = m->parent_msg_id;
-	struct exec *e = c->running;
 
 	if (!parent || ch == KERNEL_CONTROL)
 		return;
-	if (c->phase == RUN_MAIN && e && strcmp(parent, e->msg_id) == 0) {
-		switch (exec_on_msg(e, ch == KERNEL_SHELL, m)) {
-		case EXEC_COMPLETE:
-			if (e->ask_exit)
-				ctx_restart(
-				    c, "the code asked the kernel to exit");
-			else
-				run_complete(c);
-			break;
-		case EXEC_NO_REPLY:
-			if (!c->reply_timer.armed)
-				loop_timer_arm(c->srv->loop, &c->reply_timer,
-					       RUN_REPLY_GRACE_MS,
-					       run_reply_missing, c);
-			break;
-		case EXEC_RESEND:
-			log_debug(
-			    "context %.8s: request aborted before it ran; "
-			    "sending it again",
-			    c->id);
-			run_send_main(c);
-			break;
-		case EXEC_GOING:
-			break;
-		}
+	if (r->phase == RUN_MAIN && r->running &&
+	    strcmp(parent, r->msg_id) == 0) {
+		run_on_exec_msg(r, ch, m);
 		return;
 	}
-	if (ch == KERNEL_SHELL && c->helper_code &&
+	if (ch == KERNEL_SHELL && r->helper_code &&
 	    strcmp(m->msg_type, "execute_reply") == 0 &&
-	    strcmp(parent, c->helper_id) == 0)
-		run_on_helper_reply(c, m);
+	    strcmp(parent, r->helper_id) == 0)
+		run_on_helper_reply(r, m);
 }
 
-void run_fail_all(struct ctx *c, bool queued, const char *name,
+void run_fail_all(struct run *r, bool queued, const char *name,
 		  const char *value)
 {
-	if (c->running) {
-		exec_fail(c->running, name, value);
-		run_release(c);
+	r->kernel = NULL;
+	if (r->running) {
+		exec_fail(r->running->e, name, value);
+		run_release(r);
 	}
-	while (queued && c->head) {
-		struct exec *e = c->head;
-		c->head = e->next;
-		e->next = NULL;
-		e->ctx = NULL;
-		exec_fail(e, name, value);
-		exec_unref(e);
+	while (queued && r->head) {
+		struct run_job *j = r->head;
+		r->head = j->next;
+		j->next = NULL;
+		exec_fail(j->e, name, value);
+		run_job_free(j);
 	}
 	if (queued)
-		c->tail = NULL;
-	c->phase = RUN_IDLE;
-	free(c->helper_code);
-	c->helper_code = NULL;
-	envd_cancel(c->envd);
-	c->envd = NULL;
+		r->tail = NULL;
+	r->phase = RUN_IDLE;
+	free(r->helper_code);
+	r->helper_code = NULL;
+	envd_cancel(r->envd);
+	r->envd = NULL;
+}
+
+bool run_busy(const struct run *r)
+{
+	return r->running != NULL;
+}
+
+void run_cleanup(struct run *r)
+{
+	loop_timer_disarm(r->env->loop, &r->interrupt_timer);
+	loop_timer_disarm(r->env->loop, &r->reply_timer);
+	envd_cancel(r->envd);
+	r->envd = NULL;
+	free(r->helper_code);
+	r->helper_code = NULL;
+	json_decref(r->global_env);
+	r->global_env = NULL;
 }

@@ -6,9 +6,16 @@
  * envd sockets, a signalfd and timers. Nothing blocks in a handler; state has
  * one owner and no locks.
  *
- * Modules, in reading order (each a .c/.h pair, names prefixed by module):
+ * Modules, in reading order (each a .c/.h pair, names prefixed by module).
+ * Calls go one way, down the way the includes go: a module calls only what
+ * the headers it includes declare, each object exports only what its own
+ * header declares, and the includes form no loop (make check runs
+ * mk/include-graph.py; ARCHITECTURE.md shows the graph). A lower module
+ * that must tell a higher one something does it through a callback the
+ * higher one installed (kernel_ops, run_ops, ctx_settled below).
  *
- *   main.c    startup, option handling, signals, the loop, shutdown
+ *   main.c    startup, option handling, signals, the loop, shutdown; ends
+ *             start-up when the default contexts settled (ctx_settled)
  *   cfg_      the option table: flags, environment, defaults, --help
  *   check_    --check's kernel checks: each default language's kernelspec,
  *             launcher and the check commands its kernel.json lists
@@ -22,12 +29,16 @@
  *             accepting, the lobby (a first request head's framing checked
  *             before MHD sees it), header timeout, eviction at
  *             --max-connections
- *   api_      the route table and handlers of the HTTP contract
- *   metrics_  counters and the Prometheus text of GET /metrics
+ *   api_      the route table and handlers of the HTTP contract; maps
+ *             ctx_'s reasons to status codes; collects the gauges
+ *   metrics_  counters, and the Prometheus text of GET /metrics from them
+ *             and the gauges it is given
  *   req_      validation of request bodies, language names
- *   ctx_      contexts: registry, kernel life (pool, restart, death)
- *   run_      a context's execution pipeline: queue, env helper cells,
- *             the request, restore, interrupts
+ *   ctx_      contexts: registry, kernel life (pool, restart, death,
+ *             FAILED and retries); gives its run the kernel once ready
+ *   run_      a context's execution pipeline (struct run, embedded in the
+ *             context): queue, env helper cells, the request, restore,
+ *             interrupts, deadlines; asks for a new kernel via run_ops
  *   exec_     one execution: kernel messages -> NDJSON stream, keepalives,
  *             the output budget (per execution and over all of them)
  *   enc_      MIME bundles and events -> the NDJSON lines of the contract
@@ -47,7 +58,9 @@
  *             declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
- *   kspec_    kernelspec discovery and kernel.json parsing
+ *   kspec_    kernelspec discovery, kernel.json parsing, the daemon's cache
+ *             of kernelspecs by language
+ *   errmsg_   the reason a fallible function writes for its caller
  *   envd_     asynchronous GET <envd>/envs for sandbox-wide env vars
  *
  * Lifecycles and the threading model are in ARCHITECTURE.md.
@@ -62,35 +75,29 @@
 #include "exec.h"
 #include "kernel.h"
 #include "kres.h"
+#include "kspec.h"
 #include "loop.h"
 #include "metrics.h"
+#include "run.h"
 
 struct http;
 struct grave;
 struct pool;
 struct ctx;
-struct kspec;
-
-/* Kernelspecs resolved so far, by normalized language. */
-struct spec_entry {
-	char *language;
-	struct kspec *spec; /* NULL: known to have none */
-	struct spec_entry *next;
-};
 
 struct server {
 	struct cfg cfg;
 	struct loop *loop;
 	void *zmq;
 	struct http *http;
-	char **kspec_path;
+	struct kspec_cache specs; /* kernelspecs by language (kspec.c) */
 	char runtime_dir[200];
 	struct kernel_env kenv;
+	struct run_env run_env; /* what every context's run shares */
 	struct kres kres;
 
 	struct ctx *contexts; /* every context, in creation order */
 	size_t ncontexts;
-	struct spec_entry *specs;
 	struct grave *graves; /* kernels on their way out (grave.c) */
 	struct pool *pool;
 	struct exec_budget backlog; /* unread output of all executions */
@@ -98,27 +105,13 @@ struct server {
 	char **default_languages; /* NULL-terminated, normalized */
 	bool ready; /* start-up over: every default context answered or
 		       FAILED */
+	/* Told by ctx_ whenever a context turns READY or FAILED (NULL: nobody
+	 * listens). main.c's hook ends start-up once every default context
+	 * did. */
+	void (*ctx_settled)(struct server *s);
 	bool stopping;
 
-	struct metrics metrics;
-	struct {
-		unsigned long long executions, kernel_starts, kernel_deaths,
-		    interrupts, restarts;
-	} stats;
+	struct metrics metrics; /* counters; the gauges are read at scrape */
 };
-
-/* Looks up (and caches) the kernelspec for a normalized language, mapping
- * "typescript" to the JavaScript kernel when no typescript spec exists.
- * Borrowed; NULL when none is installed. Defined in main.c. */
-const struct kspec *server_spec(struct server *s, const char *language);
-
-/* Kernel processes alive now: contexts', warm spares and exiting ones.
- * Defined in main.c. */
-size_t server_kernels(const struct server *s);
-
-/* Called by ctx_ whenever a context becomes ready: ends start-up (READY=1,
- * the pool fills) once every default context answered or FAILED; /health is
- * 200 while none is FAILED. Defined in main.c. */
-void server_check_ready(struct server *s);
 
 #endif

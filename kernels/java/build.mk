@@ -1,11 +1,9 @@
 # kernels/java/build.mk: the Java runner (kernels/java/README.md) into
 # $(BUILD)/java: the classes of kernels/java/src/e2bci, the JNI header javac
 # writes for them, and libe2bjenv.so (setenv and SIGINT help for the runner).
-# Included by the top-level Makefile before its "all" rule, hence
-# .DEFAULT_GOAL. Without javac (kernels/java/install.sh installs the JDK)
-# the Java kernel is left out with a warning, and the daemon still builds.
-.DEFAULT_GOAL := all
-
+# Included by the top-level Makefile (which sets the default goal). Without
+# javac (kernels/java/install.sh installs the JDK) the Java kernel is left
+# out with a warning, and the daemon still builds.
 JAVAC      ?= javac
 JAVA_SRCS  := $(sort $(wildcard kernels/java/src/e2bci/*.java))
 JAVA_OUT   := $(BUILD)/java

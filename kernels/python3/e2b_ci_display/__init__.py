@@ -28,8 +28,8 @@ from traitlets import ObjectName, Unicode
 
 
 # application/json for list results too (a JSON array, as the reference
-# sends). Off until tests/e2e/harness.py accepts an array in a result's
-# `json` (its check_line requires an object); dicts always get it.
+# sends; tests/e2e/harness.py's check_line accepts an array in a result's
+# `json`); dicts always get it. False leaves lists with text/plain alone.
 JSON_FOR_LISTS = True
 
 
