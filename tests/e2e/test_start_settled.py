@@ -12,7 +12,6 @@ failed after Python answered never became ready: no READY=1, no spares).
 import re
 
 import harness
-from test_health import KERNELS, fake_spec
 
 # Fails (exit 3) only once the test has seen Python answer: so JavaScript
 # is the last default context to settle, whatever the machine's load.
@@ -32,9 +31,10 @@ def warm_spares(c):
 def test_start_up_ends_when_the_last_default_fails(make_daemon, tmp_path):
     go = tmp_path / "go"
     kdir = tmp_path / "kernels"
-    fake_spec(kdir, "javascript", LATE_BROKEN.format(go=go))
+    harness.write_kernelspec(kdir, "javascript",
+                             script=LATE_BROKEN.format(go=go))
     d = make_daemon(args=["--default-languages", "python,javascript",
-                          "--kernel-path", f"{kdir}:{KERNELS}",
+                          "--kernel-path", f"{kdir}:{harness.PROJECT_KERNELS}",
                           "--kernel-retry-ms", "0", "--pool", "python=1"])
     c = d.client()
     harness.wait_until(lambda: "listening on" in d.log_text(),
