@@ -4,7 +4,9 @@ and kernels running as an unprivileged user."""
 
 import os
 import pwd
-import stat
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -31,18 +33,18 @@ def test_memory_limit_stops_a_hog_and_the_daemon_goes_on(make_daemon):
 
 
 @pytest.fixture
-def open_dir(tmp_path_factory):
-    # A cwd the unprivileged kernel may enter (pytest's tmp dirs are 0700).
-    base = tmp_path_factory.mktemp("shared")
+def open_dir():
+    # A cwd the unprivileged kernel may enter, outside pytest's tmp root:
+    # that is 0700, and every pytest session that starts makes it 0700
+    # again, which another session running beside this one would do
+    # while the kernel starts.
+    base = Path(tempfile.mkdtemp(prefix="e2bci-open-"))
     path = base / "home"
     path.mkdir()
     for p in (base, path):
         os.chmod(p, 0o777)
-    p = base
-    while str(p) != "/":
-        os.chmod(p, os.stat(p).st_mode | stat.S_IXOTH)
-        p = p.parent
-    return path
+    yield path
+    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_kernels_run_as_the_kernel_user(make_daemon, open_dir):
