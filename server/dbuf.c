@@ -7,9 +7,9 @@
  * is only cleared by dbuf_reset, dbuf_take and dbuf_cleanup.
  *
  * Growth starts at DBUF_MIN bytes and doubles, but never allocates more
- * than the cap can use (max + 1). dbuf_take gives back a buffer trimmed to
- * its length when much of it is unused: a line reserved for the worst case
- * of its escaping should not keep that much while it waits to be sent.
+ * than the cap can use (max + 1). Nothing shrinks by itself: a buffer
+ * reused or freed at once should not pay a realloc (for a large one, glibc
+ * then maps and unmaps it on every use); dbuf_trim is for one that is kept.
  */
 #include "dbuf.h"
 
@@ -19,8 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define DBUF_MIN   64
-#define DBUF_SLACK 64 /* unused bytes dbuf_take leaves allocated */
+#define DBUF_MIN 64
 
 void dbuf_init(struct dbuf *b, size_t max)
 {
@@ -34,14 +33,6 @@ void dbuf_cleanup(struct dbuf *b)
 {
 	free(b->p);
 	dbuf_init(b, b->max);
-}
-
-void dbuf_reset(struct dbuf *b)
-{
-	b->len = 0;
-	b->err = 0;
-	if (b->p)
-		b->p[0] = '\0';
 }
 
 char *dbuf_grow(struct dbuf *b, size_t n)
@@ -139,9 +130,22 @@ void dbuf_shift(struct dbuf *b, size_t n)
 	b->p[b->len] = '\0';
 }
 
+void dbuf_trim(struct dbuf *b)
+{
+	char *p;
+
+	if (!b->p || b->cap == b->len + 1)
+		return;
+	p = realloc(b->p, b->len + 1);
+	if (!p)
+		return;
+	b->p = p;
+	b->cap = b->len + 1;
+}
+
 char *dbuf_take(struct dbuf *b, size_t *len)
 {
-	char *p = b->p, *shrunk;
+	char *p = b->p;
 
 	if (len)
 		*len = 0;
@@ -153,10 +157,6 @@ char *dbuf_take(struct dbuf *b, size_t *len)
 		p = malloc(1);
 		if (p)
 			p[0] = '\0';
-	} else if (b->cap - b->len - 1 > DBUF_SLACK) {
-		shrunk = realloc(p, b->len + 1);
-		if (shrunk)
-			p = shrunk;
 	}
 	if (p && len)
 		*len = b->len;

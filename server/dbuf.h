@@ -42,8 +42,15 @@ void dbuf_init(struct dbuf *b, size_t max);
 /* Frees the bytes; the buffer is empty again, with the same cap. */
 void dbuf_cleanup(struct dbuf *b);
 
-/* Length 0 and the failure cleared; the memory is kept for reuse. */
-void dbuf_reset(struct dbuf *b);
+/* Length 0 and the failure cleared; the memory is kept for reuse. Inline:
+ * flatj resets its scratch once per string. */
+static inline void dbuf_reset(struct dbuf *b)
+{
+	b->len = 0;
+	b->err = 0;
+	if (b->p)
+		b->p[0] = '\0';
+}
 
 /* Appends n bytes. Returns 0, or the (sticky) error: -E2BIG when the
  * length would pass the cap, -ENOMEM. */
@@ -64,7 +71,8 @@ char *dbuf_grow(struct dbuf *b, size_t n);
  * (the failure sticks). Nothing is counted until dbuf_commit. */
 static inline char *dbuf_room(struct dbuf *b, size_t n)
 {
-	if (!b->err && n < b->cap - b->len && n <= b->max - b->len)
+	/* cap never passes max + 1, so what fits is under the cap too. */
+	if (!b->err && n < b->cap - b->len)
 		return b->p + b->len;
 	return dbuf_grow(b, n);
 }
@@ -80,10 +88,15 @@ static inline void dbuf_commit(struct dbuf *b, size_t n)
 /* Drops the first n bytes (at most len), moving the rest to the front. */
 void dbuf_shift(struct dbuf *b, size_t n);
 
-/* Hands the bytes over: a NUL-terminated string ("" when nothing was
- * added) owned by the caller, its length in *len when len is not NULL; or
- * NULL after a failure. Either way the buffer is empty afterwards, the
- * failure cleared. */
+/* Gives back what is allocated beyond the bytes and their NUL (for a
+ * buffer that is kept, e.g. a line reserved for its worst case that waits
+ * in a queue). */
+void dbuf_trim(struct dbuf *b);
+
+/* Hands the bytes over (as they are allocated: see dbuf_trim): a NUL-terminated
+ * string ("" when nothing was added) owned by the caller, its length in *len
+ * when len is not NULL; or NULL after a failure. Either way the buffer is empty
+ * afterwards, the failure cleared. */
 char *dbuf_take(struct dbuf *b, size_t *len);
 
 /* The bytes (borrowed, NUL-terminated; "" when empty), valid until the

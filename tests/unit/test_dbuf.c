@@ -121,6 +121,29 @@ static void test_take(void)
 	free(s);
 }
 
+static void test_trim(void)
+{
+	struct dbuf b;
+	char *w, *s;
+
+	dbuf_init(&b, DBUF_NOMAX);
+	w = dbuf_room(&b, 6000);
+	REQUIRE(w);
+	memcpy(w, "short", 5);
+	dbuf_commit(&b, 5);
+	CHECK(b.cap > 6000);
+	/* A buffer that is kept gives back what it reserved. */
+	dbuf_trim(&b);
+	CHECK(b.cap == 6);
+	CHECK_STR(dbuf_ptr(&b), "short");
+	CHECK(dbuf_add(&b, "er", 2) == 0);
+	s = dbuf_take(&b, NULL);
+	CHECK_STR(s, "shorter");
+	free(s);
+	dbuf_trim(&b);
+	CHECK(b.p == NULL);
+}
+
 static void test_addf(void)
 {
 	struct dbuf b;
@@ -196,6 +219,7 @@ int main(void)
 	TEST(test_cap_is_exact);
 	TEST(test_failure_sticks);
 	TEST(test_take);
+	TEST(test_trim);
 	TEST(test_addf);
 	TEST(test_room_and_commit);
 	TEST(test_shift);
