@@ -39,6 +39,13 @@ struct dbuf {
  * Allocates nothing. */
 void dbuf_init(struct dbuf *b, size_t max);
 
+/* The same as an initializer: struct dbuf b = DBUF_INIT(4096); max must
+ * not pass DBUF_NOMAX. */
+#define DBUF_INIT(cap_max)                                                     \
+	{                                                                      \
+		.max = (cap_max)                                               \
+	}
+
 /* Frees the bytes; the buffer is empty again, with the same cap. */
 void dbuf_cleanup(struct dbuf *b);
 
