@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbuf.h"
 #include "kh.h"
 #include "kh_exec.h"
 #include "log.h"
@@ -40,21 +41,23 @@
 #define KH_JSON_HOLD_MS	 500	      /* longest wait for "started" */
 
 struct kh_json {
-	char *line; /* event bytes received without their newline yet */
-	size_t len, cap;
-	bool skipping;	 /* dropping an over-long line up to its newline */
-	json_int_t id;	 /* the running request's id; 0: none */
-	json_int_t next; /* last id handed out */
-	bool announces;	 /* the runner sends "started" for each request */
-	bool started;	 /* it did for the running one */
-	bool held;	 /* an interrupt waits for that */
+	struct dbuf line; /* event bytes received without their newline yet */
+	bool skipping;	  /* dropping an over-long line up to its newline */
+	json_int_t id;	  /* the running request's id; 0: none */
+	json_int_t next;  /* last id handed out */
+	bool announces;	  /* the runner sends "started" for each request */
+	bool started;	  /* it did for the running one */
+	bool held;	  /* an interrupt waits for that */
 	struct loop_timer hold; /* ... at most this long */
 };
 
 static int kh_json_init(struct kh *kh)
 {
 	kh->json = calloc(1, sizeof(*kh->json));
-	return kh->json ? 0 : -ENOMEM;
+	if (!kh->json)
+		return -ENOMEM;
+	dbuf_init(&kh->json->line, KH_JSON_LINE_MAX);
+	return 0;
 }
 
 /* The runner announces itself with a ready event; nothing to send. */
@@ -225,26 +228,6 @@ out:
 	json_decref(ev);
 }
 
-static int kh_json_append(struct kh_json *j, const char *buf, size_t n)
-{
-	size_t cap;
-	char *nb;
-
-	if (n > KH_JSON_LINE_MAX - j->len)
-		return -E2BIG;
-	if (n > j->cap - j->len) {
-		cap = (j->len + n) * 2;
-		nb = realloc(j->line, cap);
-		if (!nb)
-			return -ENOMEM;
-		j->line = nb;
-		j->cap = cap;
-	}
-	memcpy(j->line + j->len, buf, n);
-	j->len += n;
-	return 0;
-}
-
 /* Splits fd 3 bytes into lines and handles each complete one. */
 static void kh_json_events(struct kh *kh, const char *buf, size_t len)
 {
@@ -255,18 +238,19 @@ static void kh_json_events(struct kh *kh, const char *buf, size_t len)
 	while (len > 0) {
 		nl = memchr(buf, '\n', len);
 		n = nl ? (size_t)(nl - buf) : len;
-		if (!j->skipping && kh_json_append(j, buf, n) < 0) {
+		if (!j->skipping && dbuf_add(&j->line, buf, n) < 0) {
 			log_warnx("runner event longer than %u bytes dropped",
 				  KH_JSON_LINE_MAX);
 			j->skipping = true;
-			j->len = 0;
+			dbuf_reset(&j->line);
 		}
 		if (!nl)
 			return;
-		if (!j->skipping && j->len > 0)
-			kh_json_event(kh, j->line, j->len);
+		if (!j->skipping && dbuf_len(&j->line) > 0)
+			kh_json_event(kh, dbuf_ptr(&j->line),
+				      dbuf_len(&j->line));
 		j->skipping = false;
-		j->len = 0;
+		dbuf_reset(&j->line);
 		buf = nl + 1;
 		len -= n + 1;
 	}
@@ -293,7 +277,7 @@ static void kh_json_cleanup(struct kh *kh)
 	if (!kh->json)
 		return;
 	kh_json_unhold(kh);
-	free(kh->json->line);
+	dbuf_cleanup(&kh->json->line);
 	free(kh->json);
 	kh->json = NULL;
 }
