@@ -67,20 +67,25 @@ static int kh_json_start(struct kh *kh)
 	return 0;
 }
 
+static int kh_json_dump_add(const char *data, size_t size, void *arg)
+{
+	return dbuf_add(arg, data, size);
+}
+
+/* Sends req as one line, in one write: a request is queued whole or not
+ * at all (kh_proc_write). */
 static int kh_json_send(struct kh *kh, json_t *req)
 {
-	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	size_t n;
-	int rc;
+	struct dbuf line = DBUF_INIT(DBUF_NOMAX);
+	int rc = -ENOMEM;
 
-	if (!text)
-		return -ENOMEM;
 	/* Compact JSON escapes newlines in strings: one request, one line. */
-	n = strlen(text);
-	rc = kh_proc_write(&kh->proc, text, n);
-	if (rc == 0)
-		rc = kh_proc_write(&kh->proc, "\n", 1);
-	free(text);
+	if (req &&
+	    json_dump_callback(req, kh_json_dump_add, &line, JSON_COMPACT) ==
+		0 &&
+	    dbuf_add(&line, "\n", 1) == 0)
+		rc = kh_proc_write(&kh->proc, dbuf_ptr(&line), dbuf_len(&line));
+	dbuf_cleanup(&line);
 	return rc;
 }
 

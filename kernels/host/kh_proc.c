@@ -20,7 +20,11 @@
  *
  * Invariants: every host end is non-blocking and close-on-exec; reads are
  * bounded per turn (64 KiB per pipe) so one chatty pipe cannot starve the
- * loop; stdin writes are queued and flushed on POLLOUT, never blocking.
+ * loop; stdin writes are queued and flushed on POLLOUT, never blocking,
+ * and the queue is bounded (KH_PROC_STDIN_MAX): a runner that stops
+ * reading, while something ends its requests for it (fake "done" events,
+ * fake end markers), makes the next requests fail instead of the host's
+ * memory grow.
  *
  * Order across pipes: a cell that writes stderr, then stdout, must not be
  * reported the other way round just because both pipes were readable when
@@ -197,7 +201,8 @@ static void kh_proc_close_in(struct kh_proc *p)
 	if (p->in >= 0)
 		close(p->in);
 	p->in = -1;
-	p->olen = p->ooff = 0;
+	dbuf_reset(&p->obuf);
+	p->ooff = 0;
 }
 
 /* Writes what is queued; waits for POLLOUT when the pipe is full. A write
@@ -206,8 +211,9 @@ static void kh_proc_flush(struct kh_proc *p)
 {
 	ssize_t n;
 
-	while (p->in >= 0 && p->ooff < p->olen) {
-		n = write(p->in, p->obuf + p->ooff, p->olen - p->ooff);
+	while (p->in >= 0 && p->ooff < dbuf_len(&p->obuf)) {
+		n = write(p->in, dbuf_ptr(&p->obuf) + p->ooff,
+			  dbuf_len(&p->obuf) - p->ooff);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -221,8 +227,9 @@ static void kh_proc_flush(struct kh_proc *p)
 	}
 	if (p->in < 0)
 		return;
-	if (p->ooff == p->olen) {
-		p->ooff = p->olen = 0;
+	if (p->ooff == dbuf_len(&p->obuf)) {
+		dbuf_reset(&p->obuf);
+		p->ooff = 0;
 		if (p->close_in)
 			kh_proc_close_in(p);
 		else
@@ -240,23 +247,21 @@ static void kh_proc_on_in(void *arg, short revents)
 
 int kh_proc_write(struct kh_proc *p, const char *buf, size_t len)
 {
-	size_t cap;
-	char *nb;
+	size_t unread = dbuf_len(&p->obuf) - p->ooff;
 
 	if (p->in < 0 || p->close_in)
 		return -EPIPE;
-	if (len > p->ocap - p->olen) {
-		if (len > SIZE_MAX / 2 - p->olen)
-			return -ENOMEM;
-		cap = (p->olen + len) * 2;
-		nb = realloc(p->obuf, cap);
-		if (!nb)
-			return -ENOMEM;
-		p->obuf = nb;
-		p->ocap = cap;
-	}
-	memcpy(p->obuf + p->olen, buf, len);
-	p->olen += len;
+	if (unread > 0 &&
+	    (unread >= KH_PROC_STDIN_MAX || len > KH_PROC_STDIN_MAX - unread))
+		return -ENOBUFS;
+	/* What was written goes before more is queued behind it, so the
+	 * buffer holds unread bytes only (moved once per request at most). */
+	dbuf_shift(&p->obuf, p->ooff);
+	p->ooff = 0;
+	/* Out of memory, the bytes queued before stay, and the failure until
+	 * they are written (kh_proc_flush resets the buffer). */
+	if (dbuf_add(&p->obuf, buf, len) < 0)
+		return -ENOMEM;
 	kh_proc_flush(p);
 	return 0;
 }
@@ -399,6 +404,7 @@ int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
 
 	memset(p, 0, sizeof(*p));
 	memset(pipes, -1, sizeof(pipes));
+	dbuf_init(&p->obuf, DBUF_NOMAX);
 	p->loop = loop;
 	p->ops = ops;
 	p->arg = arg;
@@ -558,6 +564,5 @@ void kh_proc_cleanup(struct kh_proc *p)
 	p->epfd = -1;
 	loop_timer_disarm(p->loop, &p->kill_timer);
 	loop_timer_disarm(p->loop, &p->more_timer);
-	free(p->obuf);
-	p->obuf = NULL;
+	dbuf_cleanup(&p->obuf);
 }
