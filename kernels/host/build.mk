@@ -8,11 +8,12 @@ KH_SRCS := $(wildcard kernels/host/*.c)
 KH_OBJS := $(KH_SRCS:kernels/host/%.c=$(BUILD)/obj-kh/%.o)
 # The daemon modules the host reuses, built by the top-level rules.
 KH_REUSED := $(BUILD)/obj/wire.o $(BUILD)/obj/flatj.o $(BUILD)/obj/sha256.o \
-	$(BUILD)/obj/loop.o $(BUILD)/obj/log.o $(BUILD)/obj/dbuf.o
+	$(BUILD)/obj/loop.o $(BUILD)/obj/log.o $(BUILD)/obj/dbuf.o \
+	$(BUILD)/obj/child.o
 
 $(BUILD)/obj-kh/%.o: kernels/host/%.c $(wildcard kernels/host/*.h) \
 		server/wire.h server/loop.h server/log.h server/jtext.h \
-		server/dbuf.h
+		server/dbuf.h server/child.h
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -Ikernels/host -c -o $@ $<
 
