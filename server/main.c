@@ -27,6 +27,7 @@
 #include "grave.h"
 #include "http.h"
 #include "kernel.h"
+#include "kproc.h"
 #include "kspec.h"
 #include "log.h"
 #include "pool.h"
@@ -293,7 +294,7 @@ static int main_setup(struct server *s, int *sigfd)
 	s->backlog = (struct exec_budget){(size_t)s->cfg.max_backlog,
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
-	kernel_sweep(&s->kenv);
+	kproc_sweep(s->runtime_dir, &s->kres);
 	signal(SIGPIPE, SIG_IGN);
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
