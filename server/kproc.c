@@ -61,7 +61,9 @@ void kproc_init(struct kproc *p, const struct kspec *spec, struct loop *loop,
 	p->runtime_dir = runtime_dir;
 	p->kres = kres;
 	p->pidfd = p->out.fd = p->err.fd = -1;
-	p->kk.procs_fd = -1;
+	/* Not prepared yet: nothing for kres_release to close (0 would be
+	 * fd 0, whatever the daemon has there). */
+	p->kk.procs_fd = p->kk.pprocs_fd = -1;
 	p->out.p = p->err.p = p;
 	p->out.name = "stdout";
 	p->err.name = "stderr";
