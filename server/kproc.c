@@ -3,11 +3,12 @@
  *
  * Lifecycle: kproc_prepare makes the id, the key and the files (the
  * connection file, in a per-kernel dir for --kernel-user) and the cgroup;
- * kproc_spawn forks and execs the kernelspec argv (new session, cwd, stdin
- * from /dev/null, stdout/stderr to pipes, signals reset, fds closed,
- * PR_SET_PDEATHSIG so no kernel outlives a crashed daemon, oom_score_adj
- * 800 so kernels go before the daemon), writes a pid file and opens a
- * pidfd. The pidfd turning readable is the one authoritative "kernel died"
+ * kproc_spawn starts the kernelspec argv through the first start method
+ * that takes it ("Start methods" below; today fork and exec with child.c's
+ * reset: new session, cwd, stdin from /dev/null, stdout/stderr to pipes,
+ * signals reset, fds closed, PR_SET_PDEATHSIG so no kernel outlives a
+ * crashed daemon, oom_score_adj 800 so kernels go before the daemon),
+ * writes a pid file and opens a pidfd. The pidfd turning readable is the one authoritative "kernel died"
  * event: everything the kernel started is killed (its cgroup, or its
  * session: kres_kill) while the zombie still holds its pid, the process is
  * reaped, and on_exit runs exactly once.
@@ -33,10 +34,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
 #include <sys/file.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -46,6 +47,7 @@
 #include <uuid/uuid.h>
 #include <zmq.h>
 
+#include "child.h"
 #include "jtext.h"
 #include "kspec.h"
 #include "log.h"
@@ -236,57 +238,6 @@ static char **kproc_build_env(const struct kspec *spec, const struct kres *kres)
 	}
 	envp[j] = NULL;
 	return envp;
-}
-
-/* The child between fork and exec: only async-signal-safe calls. Any
- * failure is reported as an errno through errfd. */
-static void kproc_child(const struct kproc *p, const char *cwd, char **argv,
-			char **envp, int outfd, int errfd_pipe, int errfd)
-{
-	sigset_t all;
-	int e, devnull;
-
-	sigemptyset(&all);
-	sigprocmask(SIG_SETMASK, &all, NULL);
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	setsid();
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* Under memory pressure the kernels go first, never the daemon (whose
-	 * unit sets OOMScoreAdjust=-1000; children inherit it otherwise). */
-	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
-	if (oom >= 0) {
-		if (write(oom, "800", 3) < 0)
-			(void)0;
-		close(oom);
-	}
-	devnull = open("/dev/null", O_RDONLY);
-	if (devnull < 0 || dup2(devnull, 0) < 0 || dup2(outfd, 1) < 0 ||
-	    dup2(errfd_pipe, 2) < 0)
-		goto fail;
-	/* Own cgroup (or rlimits), then the kernel user; a uid change clears
-	 * the parent-death signal, so it is set again. */
-	if (p->kres) {
-		int rc = kres_child(p->kres, &p->kk);
-		if (rc < 0) {
-			errno = -rc;
-			goto fail;
-		}
-		prctl(PR_SET_PDEATHSIG, SIGKILL);
-	}
-	if (chdir(cwd) < 0)
-		goto fail;
-	/* errfd is O_CLOEXEC: a successful exec closes it, telling the parent
-	 * all went well. Everything else above stderr is closed here. */
-	if (errfd > 3)
-		close_range(3, errfd - 1, 0);
-	close_range(errfd + 1, ~0U, 0);
-	execvpe(argv[0], argv, envp);
-fail:
-	e = errno;
-	if (write(errfd, &e, sizeof(e)) < 0)
-		_exit(126);
-	_exit(127);
 }
 
 /* Keeps line in dst, cut to fit at a UTF-8 boundary, control characters
@@ -517,41 +468,140 @@ static void kproc_write_pid_file(struct kproc *p)
 		close(fd);
 }
 
+/* ------------------------------------------------- start methods */
+
+/*
+ * kproc_spawn is the one way a kernel process starts. It prepares what any
+ * start needs (the kernelspec argv with the connection file, the kernels'
+ * environment, the stdout and stderr pipes), then asks each method of
+ * kproc_methods in turn. A method returns the pid of a process that
+ *   - is the daemon's child: the pidfd, waitpid, killpg and the OOM
+ *     verdict rely on it;
+ *   - leads a session of its own, whose id is its pid (interrupts and
+ *     kills go to the group, kres_kill to the session);
+ *   - has /dev/null, out and err as fds 0, 1, 2 and nothing else open but
+ *     what its own start-up opens, runs in cwd with envp, in its cgroup
+ *     (kk) and as the kernel user, with PR_SET_PDEATHSIG(SIGKILL) tied to
+ *     the daemon and oom_score_adj 800;
+ *   - has got as far as the exec (or an equivalent point): a failure
+ *     before is the method's to report, with a reason in err.
+ * Or -EAGAIN: the method declines, the next one is asked; any other
+ * -errno fails the start. Whatever succeeds, kproc_spawn goes on the same
+ * way: pid file, pidfd, the pipes' read ends.
+ *
+ * Today the table holds exec alone. The Python fork server (issue 13,
+ * kernels/ZYGOTE-PROTOCOL.md) slots in before it: its start sends "spawn"
+ * with l's argv, envp, cwd, the write ends and kk's cgroup.procs fd to the
+ * zygote of (spec, user) and returns the pid of "spawned"; it returns
+ * -EAGAIN when the kernelspec is not one it serves, the zygote is not
+ * READY, or on any "error" answer (after reaping the pid it names), so
+ * exec, always last, starts the kernel as before.
+ */
+struct kproc_launch {
+	const struct kproc *p; /* spec, kres and kk, id, runtime dir */
+	char **argv;	       /* kspec_argv for the connection file */
+	char **envp;	       /* kproc_build_env */
+	const char *cwd;
+	int out, err; /* the pipes' write ends: fds 1 and 2 */
+};
+
+struct kproc_method {
+	const char *name;
+	/* The kernel's pid, -EAGAIN (declined), or -errno with err set. */
+	pid_t (*start)(const struct kproc_launch *l, char *err, size_t errlen);
+};
+
+/* The exec'd kernel between fork and exec: async-signal-safe calls only.
+ * Any failure goes back through the error pipe. */
+static noreturn void kproc_child(struct child *c, const struct kproc_launch *l)
+{
+	int src[3], rc;
+
+	if (child_reset(c, CHILD_SESSION) < 0)
+		child_fail(c);
+	/* Under memory pressure the kernels go first, never the daemon (whose
+	 * unit sets OOMScoreAdjust=-1000; children inherit it otherwise). */
+	int oom = open("/proc/self/oom_score_adj", O_WRONLY | O_CLOEXEC);
+	if (oom >= 0) {
+		if (write(oom, "800", 3) < 0)
+			(void)0;
+		close(oom);
+	}
+	/* Own cgroup (or rlimits), then the kernel user; a uid change clears
+	 * the parent-death signal, so it is set (and checked) again. */
+	if (l->p->kres) {
+		rc = kres_child(l->p->kres, &l->p->kk);
+		if (rc < 0) {
+			errno = -rc;
+			child_fail(c);
+		}
+		if (child_die_with_parent(c) < 0)
+			child_fail(c);
+	}
+	if (chdir(l->cwd) < 0)
+		child_fail(c);
+	/* Last: kres_child needed the cgroup fds, which this closes. */
+	src[0] = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	src[1] = l->out;
+	src[2] = l->err;
+	if (src[0] < 0 || child_fds(c, src, 3) < 0)
+		child_fail(c);
+	execvpe(l->argv[0], l->argv, l->envp);
+	child_fail(c);
+}
+
+static pid_t kproc_start_exec(const struct kproc_launch *l, char *err,
+			      size_t errlen)
+{
+	struct child c;
+	int rc = child_fork(&c);
+
+	if (rc < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(-rc));
+		return rc;
+	}
+	if (c.pid == 0)
+		kproc_child(&c, l);
+	rc = child_wait(&c);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot start kernel '%s' (%s in %s): %s",
+			 l->p->spec->name, l->argv[0], l->cwd, strerror(-rc));
+		return rc;
+	}
+	return c.pid;
+}
+
+static const struct kproc_method kproc_methods[] = {
+    {"exec", kproc_start_exec},
+};
+
 int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 {
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, ep[2] = {-1, -1};
-	char **argv = NULL, **envp = NULL;
-	int rc = -1, child_errno = 0;
+	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rc = -1;
+	struct kproc_launch l = {p, NULL, NULL, cwd, -1, -1};
+	pid_t pid = -EAGAIN;
 
-	argv = kspec_argv(p->spec, p->conn_file);
-	envp = kproc_build_env(p->spec, p->kres);
-	if (!argv || !envp) {
+	l.argv = kspec_argv(p->spec, p->conn_file);
+	l.envp = kproc_build_env(p->spec, p->kres);
+	if (!l.argv || !l.envp) {
 		snprintf(err, errlen, "out of memory");
 		goto out;
 	}
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0 ||
-	    pipe2(ep, O_CLOEXEC) < 0) {
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(errno));
 		goto out;
 	}
-	p->pid = fork();
-	if (p->pid < 0) {
-		snprintf(err, errlen, "fork: %s", strerror(errno));
-		goto out;
-	}
-	if (p->pid == 0)
-		kproc_child(p, cwd, argv, envp, outp[1], errp[1], ep[1]);
+	l.out = outp[1];
+	l.err = errp[1];
+	for (size_t i = 0; pid == -EAGAIN &&
+			   i < sizeof(kproc_methods) / sizeof(*kproc_methods);
+	     i++)
+		pid = kproc_methods[i].start(&l, err, errlen);
+	/* The child has its cgroup fds (or never will): ours go. */
 	kres_after_fork(&p->kk);
-	close(ep[1]);
-	ep[1] = -1;
-	if (read(ep[0], &child_errno, sizeof(child_errno)) ==
-	    (ssize_t)sizeof(child_errno)) {
-		waitpid(p->pid, NULL, 0);
-		p->pid = 0;
-		snprintf(err, errlen, "cannot start kernel '%s' (%s in %s): %s",
-			 p->spec->name, argv[0], cwd, strerror(child_errno));
+	if (pid < 0)
 		goto out;
-	}
+	p->pid = pid;
 	kproc_write_pid_file(p);
 	p->out.fd = outp[0];
 	p->err.fd = errp[0];
@@ -570,11 +620,9 @@ out:
 			close(outp[i]);
 		if (errp[i] >= 0)
 			close(errp[i]);
-		if (ep[i] >= 0)
-			close(ep[i]);
 	}
-	kspec_strv_free(argv);
-	free(envp);
+	kspec_strv_free(l.argv);
+	free(l.envp);
 	return rc;
 }
 
