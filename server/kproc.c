@@ -8,10 +8,10 @@
  * reset: new session, cwd, stdin from /dev/null, stdout/stderr to pipes,
  * signals reset, fds closed, PR_SET_PDEATHSIG so no kernel outlives a
  * crashed daemon, oom_score_adj 800 so kernels go before the daemon),
- * writes a pid file and opens a pidfd. The pidfd turning readable is the one authoritative "kernel died"
- * event: everything the kernel started is killed (its cgroup, or its
- * session: kres_kill) while the zombie still holds its pid, the process is
- * reaped, and on_exit runs exactly once.
+ * writes a pid file and opens a pidfd. The pidfd turning readable is the one
+ * authoritative "kernel died" event: everything the kernel started is killed
+ * (its cgroup, or its session: kres_kill) while the zombie still holds its pid,
+ * the process is reaped, and on_exit runs exactly once.
  *
  * Startup (kproc_sweep): the runtime dir is locked for the daemon's life,
  * and what a daemon that died without cleaning up left there is removed:
@@ -575,6 +575,28 @@ static const struct kproc_method kproc_methods[] = {
     {"exec", kproc_start_exec},
 };
 
+/* The started process becomes p's: its pid, a pid file, a pidfd and the
+ * read ends of its pipes (taken from outr and errr). An asynchronous start
+ * method would call this when its answer arrives. Returns 0 or -1 with a
+ * reason in err. */
+static int kproc_adopt(struct kproc *p, pid_t pid, int *outr, int *errr,
+		       char *err, size_t errlen)
+{
+	p->pid = pid;
+	kproc_write_pid_file(p);
+	p->out.fd = *outr;
+	p->err.fd = *errr;
+	*outr = *errr = -1;
+	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
+	p->pidfd = pidfd_open(p->pid, 0);
+	if (p->pidfd < 0) {
+		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 {
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rc = -1;
@@ -599,21 +621,8 @@ int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 		pid = kproc_methods[i].start(&l, err, errlen);
 	/* The child has its cgroup fds (or never will): ours go. */
 	kres_after_fork(&p->kk);
-	if (pid < 0)
-		goto out;
-	p->pid = pid;
-	kproc_write_pid_file(p);
-	p->out.fd = outp[0];
-	p->err.fd = errp[0];
-	outp[0] = errp[0] = -1;
-	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
-	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
-	p->pidfd = pidfd_open(p->pid, 0);
-	if (p->pidfd < 0) {
-		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
-		goto out;
-	}
-	rc = 0;
+	if (pid >= 0)
+		rc = kproc_adopt(p, pid, &outp[0], &errp[0], err, errlen);
 out:
 	for (int i = 0; i < 2; i++) {
 		if (outp[i] >= 0)
