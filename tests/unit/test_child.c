@@ -21,7 +21,9 @@
 
 static char self[4096];
 
-/* The child's side: one line of facts on fd 1, "err" on fd 2. */
+/* The child's side: one line of facts on fd 1, "err" on fd 2. Of the
+ * dispositions only SIG_IGN crosses an exec (a caught signal is reset to
+ * the default; and this binary's own runtime, e.g. ASan, catches some). */
 static int report(void)
 {
 	struct sigaction sa;
@@ -30,7 +32,7 @@ static int report(void)
 	char fds[256] = "";
 
 	for (int s = 1; s < NSIG; s++) {
-		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL)
+		if (sigaction(s, NULL, &sa) == 0 && sa.sa_handler == SIG_IGN)
 			ign++;
 	}
 	sigprocmask(SIG_SETMASK, NULL, &blocked);
@@ -42,7 +44,7 @@ static int report(void)
 			snprintf(fds + strlen(fds), sizeof(fds) - strlen(fds),
 				 "%d,", fd);
 	}
-	printf("nondefault=%d blocked=%d leader=%d group=%d pdeath=%d fds=%s\n",
+	printf("ignored=%d blocked=%d leader=%d group=%d pdeath=%d fds=%s\n",
 	       ign, nblocked, getsid(0) == getpid(), getpgid(0) == getpid(),
 	       pdeath, fds);
 	fflush(stdout);
@@ -134,7 +136,7 @@ static void test_reset_and_fds(void)
 	sigprocmask(SIG_BLOCK, &block, NULL);
 	REQUIRE(stray > 2);
 	run(CHILD_SESSION, false, out, sizeof(out), err, sizeof(err));
-	CHECK_STR(out, "nondefault=0 blocked=0 leader=1 group=1 pdeath=9 "
+	CHECK_STR(out, "ignored=0 blocked=0 leader=1 group=1 pdeath=9 "
 		       "fds=0,1,2,\n");
 	CHECK_STR(err, "err");
 	signal(SIGUSR1, SIG_DFL);
@@ -147,7 +149,7 @@ static void test_group_in_the_parents_session(void)
 	char out[512], err[64];
 
 	run(CHILD_PGROUP, false, out, sizeof(out), err, sizeof(err));
-	CHECK_STR(out, "nondefault=0 blocked=0 leader=0 group=1 pdeath=9 "
+	CHECK_STR(out, "ignored=0 blocked=0 leader=0 group=1 pdeath=9 "
 		       "fds=0,1,2,\n");
 }
 
@@ -158,7 +160,7 @@ static void test_fds_are_parked_before_they_move(void)
 	/* stdout's end is given as fd 2 and stderr's as fd 1: each must
 	 * still land where it belongs. */
 	run(CHILD_SESSION, true, out, sizeof(out), err, sizeof(err));
-	CHECK(strncmp(out, "nondefault=0", 12) == 0);
+	CHECK(strncmp(out, "ignored=0", 9) == 0);
 	CHECK_STR(err, "err");
 }
 
