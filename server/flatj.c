@@ -194,14 +194,12 @@ static int read_string(const char *p, size_t len, size_t *i, struct dbuf *b)
 
 int flatj_parse(const char *p, size_t len, json_t **out)
 {
-	struct dbuf key, val;
+	struct dbuf key = DBUF_INIT(DBUF_NOMAX), val = DBUF_INIT(DBUF_NOMAX);
 	json_t *obj = NULL, *s;
 	size_t i;
 	int rc = 0;
 
 	*out = NULL;
-	dbuf_init(&key, DBUF_NOMAX);
-	dbuf_init(&val, DBUF_NOMAX);
 	i = skip_ws(p, len, 0);
 	if (i >= len || p[i] != '{')
 		return 0;
