@@ -28,11 +28,11 @@ FUZZ_TARGETS := req wire enc kspec flatj stream
 
 # The server modules each target links.
 FUZZ_MODS_req   := req errmsg
-FUZZ_MODS_wire  := wire flatj sha256
-FUZZ_MODS_enc   := enc flatj
-FUZZ_MODS_kspec := kspec log errmsg
-FUZZ_MODS_flatj := flatj wire sha256
-FUZZ_MODS_stream := enc flatj wire sha256
+FUZZ_MODS_wire  := wire flatj sha256 dbuf
+FUZZ_MODS_enc   := enc flatj dbuf
+FUZZ_MODS_kspec := kspec log errmsg dbuf
+FUZZ_MODS_flatj := flatj wire sha256 dbuf
+FUZZ_MODS_stream := enc flatj wire sha256 dbuf
 
 FUZZ_DIR  := $(BUILD)/fuzz
 FUZZ_BINS := $(FUZZ_TARGETS:%=$(FUZZ_DIR)/fuzz_%)

@@ -13,7 +13,7 @@ $(BUILD)/tests/test_kernel_recv: LIBS += \
 # loop_timer_arm, loop_timer_disarm, loop_now_ms): it links run.c and what
 # run truly uses, not libe2bci.a, so a call run.c makes into any other
 # module fails the link. This explicit rule wins over the generic one.
-TEST_RUN_MODS := run exec enc flatj wire sha256 lang log metrics
+TEST_RUN_MODS := run exec enc flatj wire sha256 lang log metrics dbuf
 TEST_RUN_OBJS := $(TEST_RUN_MODS:%=$(BUILD)/obj/%.o)
 
 $(BUILD)/tests/test_run: tests/unit/test_run.c $(TEST_RUN_OBJS)

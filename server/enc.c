@@ -28,6 +28,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "dbuf.h"
 #include "flatj.h"
 #include "jtext.h"
 
@@ -37,54 +38,30 @@
  * module gives up near its recursion limit of 1000, jansson at 2048). */
 #define ENC_MAX_DEPTH 256
 
-/* A growing output buffer for json_dump_callback. */
-struct enc_buf {
-	char *p;
-	size_t len;
-	size_t cap;
-};
-
-static int enc_buf_add(const char *data, size_t size, void *arg)
+/* json_dump_callback's writer: every piece goes into the line's dbuf. */
+static int enc_dump_add(const char *data, size_t size, void *arg)
 {
-	struct enc_buf *b = arg;
-	size_t cap = b->cap ? b->cap : 256;
-	char *p;
-
-	/* Two spare bytes are kept for the final "\n" and NUL. */
-	if (size > SIZE_MAX / 2 - b->len - 2)
-		return -1;
-	while (b->len + size + 2 > cap)
-		cap *= 2;
-	if (cap != b->cap) {
-		p = realloc(b->p, cap);
-		if (!p)
-			return -1;
-		b->p = p;
-		b->cap = cap;
-	}
-	memcpy(b->p + b->len, data, size);
-	b->len += size;
-	return 0;
+	return dbuf_add(arg, data, size);
 }
 
 /* Serializes obj as one line and drops the reference (steals obj; NULL is
  * accepted and yields NULL so callers can chain allocations). */
 static char *enc_line(json_t *obj)
 {
-	struct enc_buf b = {NULL, 0, 0};
+	struct dbuf b;
+	int rc;
 
 	if (!obj)
 		return NULL;
-	if (json_dump_callback(obj, enc_buf_add, &b, ENC_DUMP_FLAGS) != 0) {
-		free(b.p);
-		b.p = NULL;
-		goto out;
-	}
-	b.p[b.len++] = '\n';
-	b.p[b.len] = '\0';
-out:
+	dbuf_init(&b, DBUF_NOMAX);
+	rc = json_dump_callback(obj, enc_dump_add, &b, ENC_DUMP_FLAGS);
 	json_decref(obj);
-	return b.p;
+	if (rc != 0) {
+		dbuf_cleanup(&b);
+		return NULL;
+	}
+	dbuf_add(&b, "\n", 1);
+	return dbuf_take(&b, NULL);
 }
 
 /* Length of the well-formed UTF-8 sequence at s (n bytes left), or 0 when
@@ -657,8 +634,9 @@ static size_t esc_json_body(char *out, const char *s, size_t n)
 static char *stream_line(const char *stream, const char *text, size_t len,
 			 bool raw, const char *timestamp)
 {
-	char now[64], *line, *w, *shrunk;
-	size_t total;
+	char now[64], *line, *w;
+	struct dbuf b;
+	size_t slen, tlen;
 
 	if (!timestamp) {
 		now_iso(now, sizeof(now));
@@ -666,30 +644,35 @@ static char *stream_line(const char *stream, const char *text, size_t len,
 	}
 	if (!stream)
 		stream = "stdout";
+	slen = strlen(stream);
+	tlen = strlen(timestamp);
 	/* Stream text is the bulk of most executions: escape it straight into
 	 * the line in one pass instead of building and dumping a JSON object.
-	 * The worst case is reserved; pages never written are never touched. */
-	total = sizeof("{\"type\":\"\",\"text\":\"\",\"timestamp\":\"\"}\n") +
-		6 * (strlen(stream) + len + strlen(timestamp));
-	line = malloc(total);
+	 * The worst case is reserved (6 bytes per input byte; pages never
+	 * written are never touched) and the rest given back. */
+	if (len > (DBUF_NOMAX - 64) / 6 - slen - tlen)
+		return NULL;
+	dbuf_init(&b, DBUF_NOMAX);
+	line = w = dbuf_room(&b, sizeof("{\"type\":\"\",\"text\":\"\","
+					"\"timestamp\":\"\"}\n") +
+				     6 * (slen + len + tlen));
 	if (!line)
 		return NULL;
-	w = line;
 	memcpy(w, "{\"type\":\"", 9);
 	w += 9;
-	w += esc_fast(w, stream, strlen(stream));
+	w += esc_fast(w, stream, slen);
 	memcpy(w, "\",\"text\":\"", 10);
 	w += 10;
 	w += raw ? esc_json_body(w, text, len) : esc_fast(w, text, len);
 	memcpy(w, "\",\"timestamp\":\"", 15);
 	w += 15;
-	w += esc_fast(w, timestamp, strlen(timestamp));
-	memcpy(w, "\"}\n", 4);
+	w += esc_fast(w, timestamp, tlen);
+	memcpy(w, "\"}\n", 3);
 	w += 3;
-	shrunk = realloc(line, (size_t)(w - line) + 1);
-	if (shrunk)
-		line = shrunk;
-	return line;
+	dbuf_commit(&b, (size_t)(w - line));
+	/* The line waits in the execution's queue: not at 6 times its size. */
+	dbuf_trim(&b);
+	return dbuf_take(&b, NULL);
 }
 
 char *enc_stream_n(const char *stream, const char *text, size_t len,

@@ -25,6 +25,7 @@
  */
 #include "envd.h"
 
+#include "dbuf.h"
 #include "log.h"
 #include "loop.h"
 
@@ -62,8 +63,9 @@ struct envd_req {
 	enum envd_state state;
 	char *out; /* The request bytes. */
 	size_t out_len, out_off;
-	char *in; /* The response so far, NUL-terminated. */
-	size_t in_len, in_cap;
+	/* The response so far: one byte past ENVD_MAX_RESPONSE tells it is
+	 * too long. */
+	struct dbuf in;
 };
 
 /* What the response head says. */
@@ -214,7 +216,7 @@ static void req_free(struct envd_req *r)
 	json_decref(r->empty);
 	free(r->url);
 	free(r->out);
-	free(r->in);
+	dbuf_cleanup(&r->in);
 	free(r);
 }
 
@@ -323,23 +325,16 @@ static int do_read(struct envd_req *r)
 {
 	size_t want;
 	ssize_t n;
-	char *p;
+	char *w;
 
 	for (;;) {
-		if (r->in_cap - r->in_len < ENVD_READ_CHUNK + 1 &&
-		    r->in_cap < ENVD_MAX_RESPONSE + 2) {
-			want = r->in_cap ? r->in_cap * 2 : 2 * ENVD_READ_CHUNK;
-			if (want > ENVD_MAX_RESPONSE + 2)
-				want = ENVD_MAX_RESPONSE + 2;
-			p = realloc(r->in, want);
-			if (!p)
-				return -ENOMEM;
-			r->in = p;
-			r->in_cap = want;
-		}
-		/* One byte stays free for the NUL terminator. */
-		n = recv(r->fd, r->in + r->in_len, r->in_cap - r->in_len - 1,
-			 0);
+		want = ENVD_MAX_RESPONSE + 1 - dbuf_len(&r->in);
+		if (want > ENVD_READ_CHUNK)
+			want = ENVD_READ_CHUNK;
+		w = dbuf_room(&r->in, want);
+		if (!w)
+			return dbuf_err(&r->in);
+		n = recv(r->fd, w, want, 0);
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				return 0;
@@ -347,9 +342,8 @@ static int do_read(struct envd_req *r)
 				continue;
 			return -errno;
 		}
-		r->in_len += (size_t)n;
-		r->in[r->in_len] = '\0';
-		if (r->in_len > ENVD_MAX_RESPONSE)
+		dbuf_commit(&r->in, (size_t)n);
+		if (dbuf_len(&r->in) > ENVD_MAX_RESPONSE)
 			return -EMSGSIZE;
 		if (n == 0)
 			return 1;
@@ -528,7 +522,7 @@ static json_t *check_response(struct envd_req *r, bool eof, const char **why)
 	int rc;
 
 	*why = NULL;
-	rc = parse_head(r->in, r->in_len, &h);
+	rc = parse_head(dbuf_ptr(&r->in), dbuf_len(&r->in), &h);
 	if (rc <= 0) {
 		*why = rc < 0 ? "malformed response head"
 		       : eof  ? "connection closed before the response head"
@@ -539,8 +533,8 @@ static json_t *check_response(struct envd_req *r, bool eof, const char **why)
 		*why = "status is not 200";
 		return NULL;
 	}
-	body = r->in + h.body_off;
-	body_len = r->in_len - h.body_off;
+	body = dbuf_ptr(&r->in) + h.body_off;
+	body_len = dbuf_len(&r->in) - h.body_off;
 	if (h.chunked) {
 		dec = malloc(body_len + 1);
 		if (!dec) {
@@ -663,6 +657,7 @@ struct envd_req *envd_fetch(struct loop *l, const char *url, const char *token,
 	r->done = done;
 	r->arg = arg;
 	r->fd = -1;
+	dbuf_init(&r->in, ENVD_MAX_RESPONSE + 1);
 	r->state = ENVD_CONNECTING;
 	r->empty = json_object();
 	r->url = strdup(url);

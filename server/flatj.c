@@ -3,7 +3,7 @@
  *
  * Grammar accepted (RFC 8259 restricted): ws "{" ws [ member *( ws "," ws
  * member ) ] ws "}" ws, member = string ws ":" ws string. Strings are copied
- * into one scratch buffer in runs (jtext_plain_run), escapes decoded, UTF-8
+ * into a scratch dbuf in runs (jtext_plain_run), escapes decoded, UTF-8
  * checked and repaired the way wire_utf8_sanitize repairs it, and handed to
  * jansson with json_stringn_nocheck (valid by construction). Members are set
  * in order with json_object_setn_new_nocheck, so a repeated key keeps its
@@ -22,30 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbuf.h"
 #include "jtext.h"
-
-struct scratch {
-	char *p;
-	size_t len, cap;
-};
-
-static bool sc_reserve(struct scratch *b, size_t more)
-{
-	size_t cap;
-	char *p;
-
-	if (b->len + more <= b->cap)
-		return true;
-	cap = b->cap ? b->cap : 256;
-	while (cap < b->len + more)
-		cap *= 2;
-	p = realloc(b->p, cap);
-	if (!p)
-		return false;
-	b->p = p;
-	b->cap = cap;
-	return true;
-}
 
 static bool is_ws(char c)
 {
@@ -114,24 +92,28 @@ static size_t put_utf8(char *o, unsigned long cp)
  * The string whose opening quote is at p[*i], decoded into b (b->len reset).
  * Advances *i past the closing quote. Returns 1, 0 to decline, -ENOMEM.
  */
-static int read_string(const char *p, size_t len, size_t *i, struct scratch *b)
+static int read_string(const char *p, size_t len, size_t *i, struct dbuf *b)
 {
 	size_t at = *i + 1;
 
-	b->len = 0;
+	dbuf_reset(b);
 	for (;;) {
 		size_t run = jtext_plain_run(p + at, len - at);
+		/* The run and what one step below writes at most: a UTF-8
+		 * sequence, U+FFFD or a decoded escape, 4 bytes. */
+		char *w = dbuf_room(b, run + 4), *w0 = w;
 		unsigned char c;
 
-		if (!sc_reserve(b, run + 4) || !b->p)
+		if (!w)
 			return -ENOMEM;
-		memcpy(b->p + b->len, p + at, run);
-		b->len += run;
+		memcpy(w, p + at, run);
+		w += run;
 		at += run;
 		if (at >= len)
 			return 0; /* unterminated */
 		c = (unsigned char)p[at];
 		if (c == '"') {
+			dbuf_commit(b, (size_t)(w - w0));
 			*i = at + 1;
 			return 1;
 		}
@@ -141,14 +123,15 @@ static int read_string(const char *p, size_t len, size_t *i, struct scratch *b)
 			int step = jtext_utf8_step(
 			    (const unsigned char *)p + at, len - at);
 			if (step > 0) {
-				memcpy(b->p + b->len, p + at, (size_t)step);
-				b->len += (size_t)step;
+				memcpy(w, p + at, (size_t)step);
+				w += step;
 				at += (size_t)step;
 			} else {
-				memcpy(b->p + b->len, "\xef\xbf\xbd", 3);
-				b->len += 3;
+				memcpy(w, "\xef\xbf\xbd", 3);
+				w += 3;
 				at += (size_t)-step;
 			}
+			dbuf_commit(b, (size_t)(w - w0));
 			continue;
 		}
 		/* A backslash. */
@@ -160,54 +143,58 @@ static int read_string(const char *p, size_t len, size_t *i, struct scratch *b)
 		case '"':
 		case '\\':
 		case '/':
-			b->p[b->len++] = (char)c;
-			continue;
+			*w++ = (char)c;
+			break;
 		case 'b':
-			b->p[b->len++] = '\b';
-			continue;
+			*w++ = '\b';
+			break;
 		case 'f':
-			b->p[b->len++] = '\f';
-			continue;
+			*w++ = '\f';
+			break;
 		case 'n':
-			b->p[b->len++] = '\n';
-			continue;
+			*w++ = '\n';
+			break;
 		case 'r':
-			b->p[b->len++] = '\r';
-			continue;
+			*w++ = '\r';
+			break;
 		case 't':
-			b->p[b->len++] = '\t';
-			continue;
+			*w++ = '\t';
+			break;
 		case 'u':
 			break;
 		default:
 			return 0;
 		}
-		long u = hex4(p + at, len - at);
-		unsigned long cp;
-		if (u < 0)
-			return 0;
-		at += 4;
-		cp = (unsigned long)u;
-		if (cp >= 0xdc00 && cp <= 0xdfff)
-			return 0; /* lone low surrogate */
-		if (cp >= 0xd800 && cp <= 0xdbff) {
-			long lo;
-			if (at + 6 > len || p[at] != '\\' || p[at + 1] != 'u')
+		if (c == 'u') {
+			long u = hex4(p + at, len - at);
+			unsigned long cp;
+			if (u < 0)
 				return 0;
-			lo = hex4(p + at + 2, len - at - 2);
-			if (lo < 0xdc00 || lo > 0xdfff)
-				return 0;
-			at += 6;
-			cp = 0x10000 + ((cp - 0xd800) << 10) +
-			     ((unsigned long)lo - 0xdc00);
+			at += 4;
+			cp = (unsigned long)u;
+			if (cp >= 0xdc00 && cp <= 0xdfff)
+				return 0; /* lone low surrogate */
+			if (cp >= 0xd800 && cp <= 0xdbff) {
+				long lo;
+				if (at + 6 > len || p[at] != '\\' ||
+				    p[at + 1] != 'u')
+					return 0;
+				lo = hex4(p + at + 2, len - at - 2);
+				if (lo < 0xdc00 || lo > 0xdfff)
+					return 0;
+				at += 6;
+				cp = 0x10000 + ((cp - 0xd800) << 10) +
+				     ((unsigned long)lo - 0xdc00);
+			}
+			w += put_utf8(w, cp);
 		}
-		b->len += put_utf8(b->p + b->len, cp);
+		dbuf_commit(b, (size_t)(w - w0));
 	}
 }
 
 int flatj_parse(const char *p, size_t len, json_t **out)
 {
-	struct scratch key = {0}, val = {0};
+	struct dbuf key = DBUF_INIT(DBUF_NOMAX), val = DBUF_INIT(DBUF_NOMAX);
 	json_t *obj = NULL, *s;
 	size_t i;
 	int rc = 0;
@@ -231,7 +218,7 @@ int flatj_parse(const char *p, size_t len, json_t **out)
 		if (rc <= 0)
 			goto done;
 		rc = 0;
-		if (memchr(key.p, '\0', key.len))
+		if (memchr(dbuf_ptr(&key), '\0', dbuf_len(&key)))
 			goto done; /* jansson: NUL byte in object key */
 		i = skip_ws(p, len, i);
 		if (i >= len || p[i] != ':')
@@ -243,9 +230,9 @@ int flatj_parse(const char *p, size_t len, json_t **out)
 		if (rc <= 0)
 			goto done;
 		rc = -ENOMEM;
-		s = json_stringn_nocheck(val.len ? val.p : "", val.len);
-		if (!s || json_object_setn_new_nocheck(obj, key.p ? key.p : "",
-						       key.len, s) < 0)
+		s = json_stringn_nocheck(dbuf_ptr(&val), dbuf_len(&val));
+		if (!s || json_object_setn_new_nocheck(obj, dbuf_ptr(&key),
+						       dbuf_len(&key), s) < 0)
 			goto done;
 		rc = 0;
 		i = skip_ws(p, len, i);
@@ -267,8 +254,8 @@ end:
 	}
 done:
 	json_decref(obj);
-	free(key.p);
-	free(val.p);
+	dbuf_cleanup(&key);
+	dbuf_cleanup(&val);
 	return rc;
 }
 
@@ -406,8 +393,9 @@ int flatj_dump(const json_t *obj, char **out, size_t *len)
 {
 	const char *key;
 	json_t *v;
-	size_t klen, room = 3, w = 0;
-	char *buf;
+	size_t klen, room = 3;
+	struct dbuf b;
+	char *buf, *w;
 
 	*out = NULL;
 	*len = 0;
@@ -415,34 +403,34 @@ int flatj_dump(const json_t *obj, char **out, size_t *len)
 		return 0;
 	json_object_keylen_foreach((json_t *)obj, key, klen, v)
 	{
-		size_t a, b;
+		size_t a, c;
 		/* A key holding NUL (json_object_setn) is jansson's to write.
 		 */
 		if (!json_is_string(v) || klen != strlen(key))
 			return 0;
 		a = dump_room(klen);
-		b = dump_room(json_string_length(v));
-		if (a == SIZE_MAX || b == SIZE_MAX ||
-		    room > SIZE_MAX - a - b - 2)
+		c = dump_room(json_string_length(v));
+		if (a == SIZE_MAX || c == SIZE_MAX ||
+		    room > SIZE_MAX - a - c - 2)
 			return -ENOMEM;
-		room += a + b + 2;
+		room += a + c + 2;
 	}
-	buf = malloc(room);
+	/* The worst case in one piece, written in place. */
+	dbuf_init(&b, DBUF_NOMAX);
+	buf = w = dbuf_room(&b, room);
 	if (!buf)
 		return -ENOMEM;
-	buf[w++] = '{';
+	*w++ = '{';
 	json_object_keylen_foreach((json_t *)obj, key, klen, v)
 	{
-		if (w > 1)
-			buf[w++] = ',';
-		w += dump_str(buf + w, key, klen);
-		buf[w++] = ':';
-		w += dump_str(buf + w, json_string_value(v),
-			      json_string_length(v));
+		if (w > buf + 1)
+			*w++ = ',';
+		w += dump_str(w, key, klen);
+		*w++ = ':';
+		w += dump_str(w, json_string_value(v), json_string_length(v));
 	}
-	buf[w++] = '}';
-	buf[w] = '\0';
-	*out = buf;
-	*len = w;
-	return 1;
+	*w++ = '}';
+	dbuf_commit(&b, (size_t)(w - buf));
+	*out = dbuf_take(&b, len);
+	return *out ? 1 : -ENOMEM;
 }

@@ -1,15 +1,15 @@
 /*
- * kernel: one Jupyter kernel process and the client end of its channels.
+ * kernel: one Jupyter kernel, the client end of its channels.
  *
- * Spawns the kernelspec's argv in its own session (so the process group can
- * be interrupted or killed as a whole), in a given cwd, with a connection file
- * it writes (0600, private runtime dir, ipc transport where the kernel is
- * known to support it, else tcp on loopback). Owns the DEALER (shell,
- * control) and SUB (iopub) sockets, the stdout/stderr pipes (drained into the
- * log) and a pidfd that reports the process exit. Runs the readiness
- * handshake (kernel_info_request every 500 ms until a reply and some iopub
- * traffic) and then hands every verified message to its owner. Loop thread
- * only. It knows nothing of contexts or executions.
+ * Has kproc_ start the process (the kernelspec's argv in its own session,
+ * so the process group can be interrupted or killed as a whole, in a given
+ * cwd, with the connection file and the pipes drained into the log; its
+ * exit comes through a pidfd). Owns the DEALER (shell, control) and SUB
+ * (iopub) sockets. Runs the readiness handshake (kernel_info_request every
+ * 500 ms until a reply and some iopub traffic) and then hands every
+ * verified message to its owner; interrupts and stops by the Jupyter
+ * protocol or signals. Loop thread only. It knows nothing of contexts or
+ * executions.
  */
 #ifndef E2BCI_KERNEL_H
 #define E2BCI_KERNEL_H
@@ -101,14 +101,6 @@ void kernel_stop(struct kernel *k, long grace_ms);
  * the connection file and ipc sockets. Blocking for at most a few ms; used on
  * shutdown and by free. Accepts NULL. */
 void kernel_free(struct kernel *k);
-
-/* At startup, before any kernel: locks the runtime dir for the daemon's
- * life and removes what a daemon that died there without cleaning up left:
- * stale connection files (HMAC keys), pid files, ipc sockets, kernel user
- * dirs, and the processes its kernels left (their cgroups, else what their
- * pid files name). Returns 0, or -1 when the dir is locked by another live
- * daemon (nothing is touched then) or cannot be opened. */
-int kernel_sweep(const struct kernel_env *env);
 
 /* The most frames of one message kept by kernel_recv_frames (identities,
  * delimiter, signature, four parts, buffers). */

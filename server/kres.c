@@ -39,9 +39,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "dbuf.h"
 #include "log.h"
 
 #define KRES_KILL_ROUNDS 64
+/* Of a process's start-up environment, this much is read for the sweep. */
+#define KRES_ENVIRON_MAX (4u << 20)
 /* How long kres_release waits for a killed group to empty (the processes
  * must only be scheduled to exit), and kres_sweep at startup. */
 #define KRES_RELEASE_WAIT_MS 50
@@ -267,9 +270,11 @@ struct kres_stale {
  * the environment a process was started with). */
 static bool kres_environ_has(pid_t pid, const char *needle)
 {
-	char path[64], *buf = NULL, *nb;
-	size_t len = 0, cap = 0;
+	struct dbuf b = DBUF_INIT(KRES_ENVIRON_MAX);
+	const char *env;
+	char path[64], *w;
 	bool found = false;
+	size_t want;
 	ssize_t n = 1;
 	int fd;
 
@@ -277,26 +282,24 @@ static bool kres_environ_has(pid_t pid, const char *needle)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return false;
-	while (n > 0 && cap < (4u << 20)) {
-		if (cap - len < 4096) {
-			nb = realloc(buf, cap * 2 + 8192);
-			if (!nb)
-				break;
-			buf = nb;
-			cap = cap * 2 + 8192;
-		}
-		n = read(fd, buf + len, cap - len - 1);
+	while (n > 0 && dbuf_len(&b) < KRES_ENVIRON_MAX) {
+		want = KRES_ENVIRON_MAX - dbuf_len(&b);
+		if (want > 65536)
+			want = 65536;
+		w = dbuf_room(&b, want);
+		if (!w)
+			break;
+		n = read(fd, w, want);
 		if (n > 0)
-			len += (size_t)n;
+			dbuf_commit(&b, (size_t)n);
 	}
 	close(fd);
-	if (buf) {
-		buf[len] = '\0';
-		/* Entries are NUL-terminated: compare each with needle. */
-		for (size_t i = 0; i < len && !found; i += strlen(buf + i) + 1)
-			found = strcmp(buf + i, needle) == 0;
-	}
-	free(buf);
+	/* Entries are NUL-terminated (and so is the dbuf, should the cap cut
+	 * one): compare each with needle. */
+	env = dbuf_ptr(&b);
+	for (size_t i = 0; i < dbuf_len(&b) && !found; i += strlen(env + i) + 1)
+		found = strcmp(env + i, needle) == 0;
+	dbuf_cleanup(&b);
 	return found;
 }
 

@@ -23,6 +23,7 @@
  */
 #include "kspec.h"
 
+#include "dbuf.h"
 #include "errmsg.h"
 #include "log.h"
 
@@ -45,52 +46,6 @@
 #define KSPEC_VEC_MAX  1024	     /* argv elements, env entries */
 #define KSPEC_STR_MAX  (1024 * 1024) /* one expanded or substituted string */
 #define KSPEC_PREFIX   "/usr"	     /* {prefix}: where Debian's Jupyter is */
-
-/* A growable string, capped at KSPEC_STR_MAX; failed sticks on ENOMEM or
- * when the cap is hit, so callers check once at the end. */
-struct kspec_buf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
-
-static void kspec_buf_add(struct kspec_buf *b, const char *s, size_t n)
-{
-	size_t want;
-	char *p;
-
-	if (b->failed)
-		return;
-	if (n > KSPEC_STR_MAX - b->len) {
-		b->failed = 1;
-		return;
-	}
-	want = b->len + n + 1;
-	if (want > b->cap) {
-		want = want < 64 ? 64 : want * 2;
-		p = realloc(b->p, want);
-		if (p == NULL) {
-			b->failed = 1;
-			return;
-		}
-		b->p = p;
-		b->cap = want;
-	}
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-	b->p[b->len] = '\0';
-}
-
-/* Returns the finished string (new, owned by the caller) or NULL. */
-static char *kspec_buf_take(struct kspec_buf *b)
-{
-	kspec_buf_add(b, "", 0);
-	if (b->failed) {
-		free(b->p);
-		return NULL;
-	}
-	return b->p;
-}
 
 void kspec_strv_free(char **v)
 {
@@ -122,21 +77,21 @@ void kspec_free(struct kspec *k)
 /* Returns dir as a new absolute path without trailing slashes, or NULL. */
 static char *kspec_abspath(const char *dir)
 {
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	char cwd[PATH_MAX];
 	size_t n = strlen(dir);
 
 	if (dir[0] != '/') {
 		if (getcwd(cwd, sizeof(cwd)) == NULL)
 			return NULL;
-		kspec_buf_add(&b, cwd, strlen(cwd));
+		dbuf_add(&b, cwd, strlen(cwd));
 		if (strcmp(cwd, "/") != 0)
-			kspec_buf_add(&b, "/", 1);
+			dbuf_add(&b, "/", 1);
 	}
 	while (n > 1 && dir[n - 1] == '/')
 		n--;
-	kspec_buf_add(&b, dir, n);
-	return kspec_buf_take(&b);
+	dbuf_add(&b, dir, n);
+	return dbuf_take(&b, NULL);
 }
 
 /* Reads a whole regular file of at most KSPEC_FILE_MAX bytes. Returns a new
@@ -199,7 +154,7 @@ out:
  * the empty string, a malformed reference stays as written. */
 static char *kspec_expand(const char *s)
 {
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	const char *p = s, *end, *val;
 	char name[256];
 	size_t n, i;
@@ -212,7 +167,7 @@ static char *kspec_expand(const char *s)
 		     i++)
 			;
 		if (end == NULL || n == 0 || i != n || n >= sizeof(name)) {
-			kspec_buf_add(&b, p, 1);
+			dbuf_add(&b, p, 1);
 			p++;
 			continue;
 		}
@@ -220,10 +175,10 @@ static char *kspec_expand(const char *s)
 		name[n] = '\0';
 		val = getenv(name);
 		if (val != NULL)
-			kspec_buf_add(&b, val, strlen(val));
+			dbuf_add(&b, val, strlen(val));
 		p = end + 1;
 	}
-	return kspec_buf_take(&b);
+	return dbuf_take(&b, NULL);
 }
 
 /* Copies an optional string field; absent or null gives "". */
@@ -284,16 +239,16 @@ nomem:
 /* Builds "KEY=VALUE" for one env entry, value ${VAR}-expanded. */
 static char *kspec_env_entry(const char *key, json_t *v)
 {
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	char *val = kspec_expand(json_string_value(v));
 
 	if (val == NULL)
 		return NULL;
-	kspec_buf_add(&b, key, strlen(key));
-	kspec_buf_add(&b, "=", 1);
-	kspec_buf_add(&b, val, strlen(val));
+	dbuf_add(&b, key, strlen(key));
+	dbuf_add(&b, "=", 1);
+	dbuf_add(&b, val, strlen(val));
 	free(val);
-	return kspec_buf_take(&b);
+	return dbuf_take(&b, NULL);
 }
 
 static int kspec_parse_env(struct kspec *k, json_t *root, char *err,
@@ -432,7 +387,7 @@ struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
 			  const char *name, char *err, size_t errlen)
 {
 	struct kspec *k = NULL;
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	json_error_t jerr;
 	json_t *root = NULL;
 	char *path = NULL, why[200];
@@ -444,9 +399,9 @@ struct kspec *kspec_parse(const char *json, size_t len, const char *dir,
 	    (k->dir = kspec_abspath(dir)) == NULL)
 		goto out;
 	/* The path only names the file in reasons. */
-	kspec_buf_add(&b, k->dir, strlen(k->dir));
-	kspec_buf_add(&b, "/kernel.json", strlen("/kernel.json"));
-	if ((path = kspec_buf_take(&b)) == NULL)
+	dbuf_add(&b, k->dir, strlen(k->dir));
+	dbuf_add(&b, "/kernel.json", strlen("/kernel.json"));
+	if ((path = dbuf_take(&b, NULL)) == NULL)
 		goto out;
 	root = json_loadb(json, len, 0, &jerr);
 	if (root == NULL) {
@@ -473,16 +428,16 @@ struct kspec *kspec_load(const char *dir, const char *name, char *err,
 			 size_t errlen)
 {
 	struct kspec *k = NULL;
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	char *abs = NULL, *path = NULL, *text = NULL;
 	size_t len = 0;
 
 	errmsg_set(err, errlen, -1, "out of memory");
 	if ((abs = kspec_abspath(dir)) == NULL)
 		goto out;
-	kspec_buf_add(&b, abs, strlen(abs));
-	kspec_buf_add(&b, "/kernel.json", strlen("/kernel.json"));
-	if ((path = kspec_buf_take(&b)) == NULL)
+	dbuf_add(&b, abs, strlen(abs));
+	dbuf_add(&b, "/kernel.json", strlen("/kernel.json"));
+	if ((path = dbuf_take(&b, NULL)) == NULL)
 		goto out;
 	if ((text = kspec_read(path, &len, err, errlen)) == NULL)
 		goto out;
@@ -517,14 +472,14 @@ static int kspec_vec_has(const struct kspec_vec *v, const char *s)
 static void kspec_vec_add(struct kspec_vec *v, const char *a, size_t alen,
 			  const char *b)
 {
-	struct kspec_buf s = {0};
+	struct dbuf s = DBUF_INIT(KSPEC_STR_MAX);
 	char **nv, *str;
 
 	if (v->failed || alen == 0)
 		return;
-	kspec_buf_add(&s, a, alen);
-	kspec_buf_add(&s, b, strlen(b));
-	if ((str = kspec_buf_take(&s)) == NULL) {
+	dbuf_add(&s, a, alen);
+	dbuf_add(&s, b, strlen(b));
+	if ((str = dbuf_take(&s, NULL)) == NULL) {
 		v->failed = 1;
 		return;
 	}
@@ -644,14 +599,14 @@ static char **kspec_scan(const char *dir)
 /* Loads dir/name, logging why when it is malformed. */
 static struct kspec *kspec_try(const char *dir, const char *name)
 {
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	struct kspec *k;
 	char err[512], *sub;
 
-	kspec_buf_add(&b, dir, strlen(dir));
-	kspec_buf_add(&b, "/", 1);
-	kspec_buf_add(&b, name, strlen(name));
-	if ((sub = kspec_buf_take(&b)) == NULL)
+	dbuf_add(&b, dir, strlen(dir));
+	dbuf_add(&b, "/", 1);
+	dbuf_add(&b, name, strlen(name));
+	if ((sub = dbuf_take(&b, NULL)) == NULL)
 		return NULL;
 	k = kspec_load(sub, name, err, sizeof(err));
 	if (k == NULL)
@@ -786,7 +741,7 @@ struct kspec *kspec_find(char *const *path, const char *lang)
 static char *kspec_subst(const char *s, const char *const *keys,
 			 const char *const *vals, size_t n)
 {
-	struct kspec_buf b = {0};
+	struct dbuf b = DBUF_INIT(KSPEC_STR_MAX);
 	size_t i;
 
 	while (*s != '\0') {
@@ -795,14 +750,14 @@ static char *kspec_subst(const char *s, const char *const *keys,
 				break;
 		}
 		if (i < n) {
-			kspec_buf_add(&b, vals[i], strlen(vals[i]));
+			dbuf_add(&b, vals[i], strlen(vals[i]));
 			s += strlen(keys[i]);
 		} else {
-			kspec_buf_add(&b, s, 1);
+			dbuf_add(&b, s, 1);
 			s++;
 		}
 	}
-	return kspec_buf_take(&b);
+	return dbuf_take(&b, NULL);
 }
 
 char **kspec_subst_argv(const struct kspec *k, char *const *argv,

@@ -27,6 +27,7 @@
 #include "ctx.h"
 #include "http.h"
 #include "kernel.h"
+#include "kproc.h"
 #include "kspec.h"
 #include "log.h"
 #include "pool.h"
@@ -250,7 +251,7 @@ static int main_kernels_env(struct server *s)
 	s->backlog = (struct exec_budget){(size_t)s->cfg.max_backlog,
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
-	kernel_sweep(&s->kenv);
+	kproc_sweep(s->runtime_dir, &s->kres);
 	return 0;
 }
 

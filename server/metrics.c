@@ -9,10 +9,9 @@
  */
 #include "metrics.h"
 
-#include <stdarg.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
+
+#include "dbuf.h"
 
 static const double metrics_bounds_s[METRICS_NBUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60};
@@ -55,62 +54,26 @@ void metrics_bytes(struct metrics *m, size_t n)
 	m->bytes_streamed += n;
 }
 
-/* A growing string buffer; on ENOMEM it keeps failing quietly. */
-struct metrics_buf {
-	char *p;
-	size_t len, cap;
-	int failed;
-};
+/* The exposition's size: a few KiB, as every table it renders is bounded
+ * (routes x statuses, languages, buckets); a text past this is a bug,
+ * answered 500 instead of growing. */
+#define METRICS_TEXT_MAX (1024 * 1024)
 
-__attribute__((format(printf, 2, 3))) static void
-metrics_printf(struct metrics_buf *b, const char *fmt, ...)
+static void metrics_head(struct dbuf *b, const char *name, const char *type,
+			 const char *help)
 {
-	va_list ap;
-	int n;
-
-	if (b->failed)
-		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			b->failed = 1;
-			return;
-		}
-		if ((size_t)n < b->cap - b->len) {
-			b->len += (size_t)n;
-			return;
-		}
-		size_t cap = b->cap * 2 + (size_t)n;
-		char *np = realloc(b->p, cap);
-		if (!np) {
-			b->failed = 1;
-			return;
-		}
-		b->p = np;
-		b->cap = cap;
-	}
+	dbuf_addf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-static void metrics_head(struct metrics_buf *b, const char *name,
-			 const char *type, const char *help)
-{
-	metrics_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name,
-		       type);
-}
-
-static void metrics_contexts(struct metrics_buf *b,
-			     const struct metrics_gauges *g)
+static void metrics_contexts(struct dbuf *b, const struct metrics_gauges *g)
 {
 	metrics_head(b, "e2bci_contexts", "gauge", "Contexts by language.");
 	for (size_t i = 0; i < g->nlanguages; i++)
-		metrics_printf(b, "e2bci_contexts{language=\"%s\"} %zu\n",
-			       g->contexts[i].language, g->contexts[i].n);
+		dbuf_addf(b, "e2bci_contexts{language=\"%s\"} %zu\n",
+			  g->contexts[i].language, g->contexts[i].n);
 }
 
-static void metrics_kernels(struct metrics_buf *b,
-			    const struct metrics_gauges *g)
+static void metrics_kernels(struct dbuf *b, const struct metrics_gauges *g)
 {
 	static const char *const states[] = {"busy", "idle", "starting", "warm",
 					     "stopping"};
@@ -119,14 +82,14 @@ static void metrics_kernels(struct metrics_buf *b,
 
 	metrics_head(b, "e2bci_kernels", "gauge", "Kernel processes by state.");
 	for (size_t i = 0; i < sizeof(n) / sizeof(*n); i++)
-		metrics_printf(b, "e2bci_kernels{state=\"%s\"} %zu\n",
-			       states[i], n[i]);
+		dbuf_addf(b, "e2bci_kernels{state=\"%s\"} %zu\n", states[i],
+			  n[i]);
 	metrics_head(b, "e2bci_executions_in_flight", "gauge",
 		     "Executions running in a kernel now.");
-	metrics_printf(b, "e2bci_executions_in_flight %zu\n", g->in_flight);
+	dbuf_addf(b, "e2bci_executions_in_flight %zu\n", g->in_flight);
 }
 
-static void metrics_counters(struct metrics_buf *b, const struct metrics *m)
+static void metrics_counters(struct dbuf *b, const struct metrics *m)
 {
 	static const struct {
 		const char *name, *help;
@@ -151,14 +114,14 @@ static void metrics_counters(struct metrics_buf *b, const struct metrics *m)
 		const unsigned long long *v =
 		    (const void *)((const char *)m + rows[i].off);
 		metrics_head(b, rows[i].name, "counter", rows[i].help);
-		metrics_printf(b, "%s %llu\n", rows[i].name, *v);
+		dbuf_addf(b, "%s %llu\n", rows[i].name, *v);
 	}
 	metrics_head(b, "e2bci_stream_bytes_total", "counter",
 		     "NDJSON bytes handed to clients.");
-	metrics_printf(b, "e2bci_stream_bytes_total %llu\n", m->bytes_streamed);
+	dbuf_addf(b, "e2bci_stream_bytes_total %llu\n", m->bytes_streamed);
 }
 
-static void metrics_histogram(struct metrics_buf *b, const struct metrics *m)
+static void metrics_histogram(struct dbuf *b, const struct metrics *m)
 {
 	unsigned long long cum = 0;
 	const char *n = "e2bci_execution_duration_seconds";
@@ -167,40 +130,33 @@ static void metrics_histogram(struct metrics_buf *b, const struct metrics *m)
 		     "Time from sending the code to the end of its stream.");
 	for (size_t i = 0; i < METRICS_NBUCKETS; i++) {
 		cum += m->exec_buckets[i];
-		metrics_printf(b, "%s_bucket{le=\"%g\"} %llu\n", n,
-			       metrics_bounds_s[i], cum);
+		dbuf_addf(b, "%s_bucket{le=\"%g\"} %llu\n", n,
+			  metrics_bounds_s[i], cum);
 	}
-	metrics_printf(b, "%s_bucket{le=\"+Inf\"} %llu\n", n, m->exec_count);
-	metrics_printf(b, "%s_sum %.6f\n%s_count %llu\n", n, m->exec_sum_s, n,
-		       m->exec_count);
+	dbuf_addf(b, "%s_bucket{le=\"+Inf\"} %llu\n", n, m->exec_count);
+	dbuf_addf(b, "%s_sum %.6f\n%s_count %llu\n", n, m->exec_sum_s, n,
+		  m->exec_count);
 }
 
-static void metrics_http_rows(struct metrics_buf *b, const struct metrics *m)
+static void metrics_http_rows(struct dbuf *b, const struct metrics *m)
 {
 	metrics_head(b, "e2bci_http_requests_total", "counter",
 		     "HTTP requests answered, by route and status.");
 	for (size_t i = 0; i < m->nhttp; i++)
-		metrics_printf(b,
-			       "e2bci_http_requests_total{route=\"%s\","
-			       "status=\"%u\"} %llu\n",
-			       m->http[i].route, m->http[i].status,
-			       m->http[i].n);
+		dbuf_addf(b,
+			  "e2bci_http_requests_total{route=\"%s\","
+			  "status=\"%u\"} %llu\n",
+			  m->http[i].route, m->http[i].status, m->http[i].n);
 }
 
 char *metrics_render(const struct metrics *m, const struct metrics_gauges *g)
 {
-	struct metrics_buf b = {malloc(4096), 0, 4096, 0};
+	struct dbuf b = DBUF_INIT(METRICS_TEXT_MAX);
 
-	if (!b.p)
-		return NULL;
 	metrics_contexts(&b, g);
 	metrics_kernels(&b, g);
 	metrics_counters(&b, m);
 	metrics_histogram(&b, m);
 	metrics_http_rows(&b, m);
-	if (b.failed) {
-		free(b.p);
-		return NULL;
-	}
-	return b.p;
+	return dbuf_take(&b, NULL);
 }

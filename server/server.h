@@ -48,16 +48,23 @@
  *   kres_     kernel limits and ends: cgroup v2 (or v1 pids) groups or
  *             rlimits, kernel user, OOM verdict, killing all a kernel
  *             started, the sweep after a crashed daemon
- *   kernel_   one kernel process: spawn, connection and pid files,
- *             sockets, handshake, interrupt, stop; the runtime dir sweep;
- *             what it may make the daemon receive (message size, iopub
- *             queue and pace, cuts)
+ *   kernel_   one kernel's channels: sockets, handshake, receive and
+ *             send, interrupt and stop protocol; what it may make the
+ *             daemon receive (message size, iopub queue and pace, cuts)
+ *   kproc_    one kernel process: connection file, ports, environment,
+ *             the one start entry point (start methods: exec today),
+ *             pipes into the log, pid file, reaping; the runtime dir sweep
+ *   child_    fork with an error pipe and the child-side reset (signals,
+ *             session or group, parent-death signal, fds), shared with
+ *             the kernel host
  *   wire_     Jupyter messages as bytes: framing, HMAC sign/verify
  *   flatj_    fast parse and dump of flat string-valued JSON objects
  *             (stream content, headers), their members found in place;
  *             declines the rest to jansson
  *   sha256_   SHA-256 and HMAC (SHA-NI or portable): no libcrypto
  *   jtext.h   inline UTF-8 and JSON-string byte helpers (wire, flatj, enc)
+ *   dbuf_     the growable byte buffer (a cap, a sticky failure), for the
+ *             daemon and the kernel host
  *   kspec_    kernelspec discovery, kernel.json parsing, the daemon's cache
  *             of kernelspecs by language
  *   errmsg_   the reason a fallible function writes for its caller

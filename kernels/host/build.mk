@@ -5,7 +5,9 @@
 KH_SRCS := $(wildcard kernels/host/*.c)
 KH_OBJS := $(KH_SRCS:kernels/host/%.c=$(BUILD)/obj-kh/%.o)
 # The daemon modules the host reuses, built by the top-level rules.
-KH_REUSED := $(BUILD)/obj/wire.o $(BUILD)/obj/flatj.o $(BUILD)/obj/sha256.o $(BUILD)/obj/loop.o $(BUILD)/obj/log.o
+KH_REUSED := $(BUILD)/obj/wire.o $(BUILD)/obj/flatj.o $(BUILD)/obj/sha256.o \
+	$(BUILD)/obj/loop.o $(BUILD)/obj/log.o $(BUILD)/obj/dbuf.o \
+	$(BUILD)/obj/child.o
 
 $(BUILD)/obj-kh/%.o: kernels/host/%.c
 	@mkdir -p $(dir $@)

@@ -1,8 +1,9 @@
 /*
  * e2b-kernel: one Jupyter kernel in C for the languages we run ourselves.
  *
- * The host speaks the Jupyter protocol (reusing the daemon's wire, loop and
- * log modules) and drives one runner child process per kernel: a long-lived
+ * The host speaks the Jupyter protocol (reusing the daemon's wire, flatj,
+ * sha256, loop, log, dbuf and child modules) and drives one runner child
+ * process per kernel: a long-lived
  * interactive bash ("bash" mode) or a language runner that speaks NDJSON on
  * its stdin and fd 3 ("json" mode), as kernels/RUNNER-PROTOCOL.md describes.
  * kernels/host/README.md has the command line, the signal design and the
@@ -14,7 +15,8 @@
  *   kh_chan  the five ZeroMQ sockets: bind, verify, reply, publish, heartbeat
  *   kh_exec  requests: the handler table, the execute queue, stop_on_error,
  *            busy/idle, streams, results, errors, replies
- *   kh_proc  the runner child: spawn, stdin queue, output pipes, signals, exit
+ *   kh_proc  the runner child: spawn (child.c), the bounded stdin queue,
+ *            output pipes, signals, exit
  *   kh_out   UTF-8 boundaries of streamed bytes
  *   kh_bash  bash mode: the init line, cell wrapping, markers, interrupts
  *   kh_scan  the marker scanner bash mode runs over stdout and stderr

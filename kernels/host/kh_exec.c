@@ -270,7 +270,12 @@ static void kh_exec_start(struct kh *kh, struct kh_req *r)
 	}
 	rc = kh->mode->execute(kh, code, r->silent);
 	if (rc < 0) {
-		kh_exec_error(kh, "RunnerError", strerror(-rc), NULL);
+		kh_exec_error(kh, "RunnerError",
+			      rc == -ENOBUFS
+				  ? "the runner is not reading its input: "
+				    "earlier requests are still queued for it"
+				  : strerror(-rc),
+			      NULL);
 		kh_exec_finish(kh);
 	}
 }

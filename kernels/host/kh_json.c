@@ -30,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dbuf.h"
 #include "kh.h"
 #include "kh_exec.h"
 #include "log.h"
@@ -40,21 +41,23 @@
 #define KH_JSON_HOLD_MS	 500	      /* longest wait for "started" */
 
 struct kh_json {
-	char *line; /* event bytes received without their newline yet */
-	size_t len, cap;
-	bool skipping;	 /* dropping an over-long line up to its newline */
-	json_int_t id;	 /* the running request's id; 0: none */
-	json_int_t next; /* last id handed out */
-	bool announces;	 /* the runner sends "started" for each request */
-	bool started;	 /* it did for the running one */
-	bool held;	 /* an interrupt waits for that */
+	struct dbuf line; /* event bytes received without their newline yet */
+	bool skipping;	  /* dropping an over-long line up to its newline */
+	json_int_t id;	  /* the running request's id; 0: none */
+	json_int_t next;  /* last id handed out */
+	bool announces;	  /* the runner sends "started" for each request */
+	bool started;	  /* it did for the running one */
+	bool held;	  /* an interrupt waits for that */
 	struct loop_timer hold; /* ... at most this long */
 };
 
 static int kh_json_init(struct kh *kh)
 {
 	kh->json = calloc(1, sizeof(*kh->json));
-	return kh->json ? 0 : -ENOMEM;
+	if (!kh->json)
+		return -ENOMEM;
+	dbuf_init(&kh->json->line, KH_JSON_LINE_MAX);
+	return 0;
 }
 
 /* The runner announces itself with a ready event; nothing to send. */
@@ -64,20 +67,25 @@ static int kh_json_start(struct kh *kh)
 	return 0;
 }
 
+static int kh_json_dump_add(const char *data, size_t size, void *arg)
+{
+	return dbuf_add(arg, data, size);
+}
+
+/* Sends req as one line, in one write: a request is queued whole or not
+ * at all (kh_proc_write). */
 static int kh_json_send(struct kh *kh, json_t *req)
 {
-	char *text = req ? json_dumps(req, JSON_COMPACT) : NULL;
-	size_t n;
-	int rc;
+	struct dbuf line = DBUF_INIT(DBUF_NOMAX);
+	int rc = -ENOMEM;
 
-	if (!text)
-		return -ENOMEM;
 	/* Compact JSON escapes newlines in strings: one request, one line. */
-	n = strlen(text);
-	rc = kh_proc_write(&kh->proc, text, n);
-	if (rc == 0)
-		rc = kh_proc_write(&kh->proc, "\n", 1);
-	free(text);
+	if (req &&
+	    json_dump_callback(req, kh_json_dump_add, &line, JSON_COMPACT) ==
+		0 &&
+	    dbuf_add(&line, "\n", 1) == 0)
+		rc = kh_proc_write(&kh->proc, dbuf_ptr(&line), dbuf_len(&line));
+	dbuf_cleanup(&line);
 	return rc;
 }
 
@@ -225,26 +233,6 @@ out:
 	json_decref(ev);
 }
 
-static int kh_json_append(struct kh_json *j, const char *buf, size_t n)
-{
-	size_t cap;
-	char *nb;
-
-	if (n > KH_JSON_LINE_MAX - j->len)
-		return -E2BIG;
-	if (n > j->cap - j->len) {
-		cap = (j->len + n) * 2;
-		nb = realloc(j->line, cap);
-		if (!nb)
-			return -ENOMEM;
-		j->line = nb;
-		j->cap = cap;
-	}
-	memcpy(j->line + j->len, buf, n);
-	j->len += n;
-	return 0;
-}
-
 /* Splits fd 3 bytes into lines and handles each complete one. */
 static void kh_json_events(struct kh *kh, const char *buf, size_t len)
 {
@@ -255,18 +243,19 @@ static void kh_json_events(struct kh *kh, const char *buf, size_t len)
 	while (len > 0) {
 		nl = memchr(buf, '\n', len);
 		n = nl ? (size_t)(nl - buf) : len;
-		if (!j->skipping && kh_json_append(j, buf, n) < 0) {
+		if (!j->skipping && dbuf_add(&j->line, buf, n) < 0) {
 			log_warnx("runner event longer than %u bytes dropped",
 				  KH_JSON_LINE_MAX);
 			j->skipping = true;
-			j->len = 0;
+			dbuf_reset(&j->line);
 		}
 		if (!nl)
 			return;
-		if (!j->skipping && j->len > 0)
-			kh_json_event(kh, j->line, j->len);
+		if (!j->skipping && dbuf_len(&j->line) > 0)
+			kh_json_event(kh, dbuf_ptr(&j->line),
+				      dbuf_len(&j->line));
 		j->skipping = false;
-		j->len = 0;
+		dbuf_reset(&j->line);
 		buf = nl + 1;
 		len -= n + 1;
 	}
@@ -293,7 +282,7 @@ static void kh_json_cleanup(struct kh *kh)
 	if (!kh->json)
 		return;
 	kh_json_unhold(kh);
-	free(kh->json->line);
+	dbuf_cleanup(&kh->json->line);
 	free(kh->json);
 	kh->json = NULL;
 }

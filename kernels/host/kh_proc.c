@@ -2,16 +2,17 @@
  * kh_proc.c: the runner child process.
  *
  * Owns the runner's pid, pidfd, process group and the host's ends of its
- * pipes. The child is made between fork and exec with async-signal-safe
- * calls only: default signal dispositions and an empty mask (the host
- * blocks and ignores signals the runner must see), a process group of its
- * own (so that an interrupt reaches the runner and what user code starts,
- * and the host alone gets the daemon's signals) but the host's session (so
- * the daemon, which kills a dead kernel's session, also finds the runner's
- * processes after a SIGKILL of the host), PR_SET_PDEATHSIG so it does not
- * outlive a SIGKILLed host, its pipes moved onto fds 0..3, every other fd
- * closed. A failed exec is reported through a close-on-exec pipe, so a bad
- * argv fails the spawn instead of looking like a runner death later.
+ * pipes. The child is made between fork and exec by the daemon's child.c,
+ * as the daemon makes its kernels: default signal dispositions and an
+ * empty mask (the host blocks and ignores signals the runner must see), a
+ * process group of its own (so that an interrupt reaches the runner and
+ * what user code starts, and the host alone gets the daemon's signals) but
+ * the host's session (so the daemon, which kills a dead kernel's session,
+ * also finds the runner's processes after a SIGKILL of the host),
+ * PR_SET_PDEATHSIG so it does not outlive a SIGKILLed host, its pipes moved
+ * onto fds 0..3, every other fd closed. A failed exec is reported through a
+ * close-on-exec pipe, so a bad argv fails the spawn instead of looking like
+ * a runner death later.
  *
  * The host is a child subreaper (kh_main.c): processes user code started
  * that lose their parent, setsid ones included, become the host's children.
@@ -20,7 +21,11 @@
  *
  * Invariants: every host end is non-blocking and close-on-exec; reads are
  * bounded per turn (64 KiB per pipe) so one chatty pipe cannot starve the
- * loop; stdin writes are queued and flushed on POLLOUT, never blocking.
+ * loop; stdin writes are queued and flushed on POLLOUT, never blocking,
+ * and the queue is bounded (KH_PROC_STDIN_MAX): a runner that stops
+ * reading, while something ends its requests for it (fake "done" events,
+ * fake end markers), makes the next requests fail instead of the host's
+ * memory grow.
  *
  * Order across pipes: a cell that writes stderr, then stdout, must not be
  * reported the other way round just because both pipes were readable when
@@ -47,64 +52,30 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdnoreturn.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/pidfd.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
+#include "child.h"
 #include "log.h"
 
 #define KH_PROC_READ	   65536
-#define KH_PROC_HIGH_FD	   10 /* child: pipes parked above 0..3 before dup2 */
 #define KH_PROC_EXIT_DRAIN (4u << 20) /* bytes read per pipe at exit */
 #define KH_PROC_END_MS	   500	      /* at most, to end all descendants */
 
-/*
- * The child between fork and exec. src[i] is the pipe end that becomes fd i
- * (-1: none). Every end is parked on a high fd first, so a pipe that happens
- * to sit on 0..3 cannot be overwritten by an earlier dup2.
- */
-static void kh_proc_child(char *const argv[], const int src[KH_NFD], int errfd,
-			  pid_t parent)
+/* The child between fork and exec (child.c's reset and fd moves). src[i]
+ * is the pipe end that becomes fd i (-1: none). */
+static noreturn void kh_proc_child(struct child *c, char *const argv[],
+				   const int src[KH_NFD])
 {
-	int hi[KH_NFD], e, first;
-	sigset_t none;
-
-	for (int s = 1; s < NSIG; s++)
-		signal(s, SIG_DFL);
-	sigemptyset(&none);
-	sigprocmask(SIG_SETMASK, &none, NULL);
-	setpgid(0, 0);
-	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	/* The host may have died before prctl took effect. */
-	if (getppid() != parent)
-		_exit(127);
-	errfd = fcntl(errfd, F_DUPFD_CLOEXEC, KH_PROC_HIGH_FD);
-	for (int i = 0; i < KH_NFD; i++) {
-		hi[i] = src[i] < 0
-			    ? -1
-			    : fcntl(src[i], F_DUPFD_CLOEXEC, KH_PROC_HIGH_FD);
-		if (src[i] >= 0 && hi[i] < 0)
-			goto fail;
-	}
-	for (int i = 0; i < KH_NFD; i++) {
-		if (hi[i] >= 0 && dup2(hi[i], i) < 0)
-			goto fail;
-	}
-	first = src[KH_FD_EVENTS] >= 0 ? 4 : 3;
-	if (errfd > first)
-		close_range((unsigned)first, (unsigned)errfd - 1, 0);
-	close_range((unsigned)errfd + 1, ~0U, 0);
-	execvp(argv[0], argv);
-fail:
-	e = errno;
-	if (write(errfd, &e, sizeof(e)) < 0)
-		_exit(126);
-	_exit(127);
+	if (child_reset(c, CHILD_PGROUP) == 0 && child_fds(c, src, KH_NFD) == 0)
+		execvp(argv[0], argv);
+	child_fail(c);
 }
 
 /* Closing the read end also takes it out of the epoll set. */
@@ -197,7 +168,8 @@ static void kh_proc_close_in(struct kh_proc *p)
 	if (p->in >= 0)
 		close(p->in);
 	p->in = -1;
-	p->olen = p->ooff = 0;
+	dbuf_reset(&p->obuf);
+	p->ooff = 0;
 }
 
 /* Writes what is queued; waits for POLLOUT when the pipe is full. A write
@@ -206,8 +178,9 @@ static void kh_proc_flush(struct kh_proc *p)
 {
 	ssize_t n;
 
-	while (p->in >= 0 && p->ooff < p->olen) {
-		n = write(p->in, p->obuf + p->ooff, p->olen - p->ooff);
+	while (p->in >= 0 && p->ooff < dbuf_len(&p->obuf)) {
+		n = write(p->in, dbuf_ptr(&p->obuf) + p->ooff,
+			  dbuf_len(&p->obuf) - p->ooff);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -221,8 +194,9 @@ static void kh_proc_flush(struct kh_proc *p)
 	}
 	if (p->in < 0)
 		return;
-	if (p->ooff == p->olen) {
-		p->ooff = p->olen = 0;
+	if (p->ooff == dbuf_len(&p->obuf)) {
+		dbuf_reset(&p->obuf);
+		p->ooff = 0;
 		if (p->close_in)
 			kh_proc_close_in(p);
 		else
@@ -240,23 +214,21 @@ static void kh_proc_on_in(void *arg, short revents)
 
 int kh_proc_write(struct kh_proc *p, const char *buf, size_t len)
 {
-	size_t cap;
-	char *nb;
+	size_t unread = dbuf_len(&p->obuf) - p->ooff;
 
 	if (p->in < 0 || p->close_in)
 		return -EPIPE;
-	if (len > p->ocap - p->olen) {
-		if (len > SIZE_MAX / 2 - p->olen)
-			return -ENOMEM;
-		cap = (p->olen + len) * 2;
-		nb = realloc(p->obuf, cap);
-		if (!nb)
-			return -ENOMEM;
-		p->obuf = nb;
-		p->ocap = cap;
-	}
-	memcpy(p->obuf + p->olen, buf, len);
-	p->olen += len;
+	if (unread > 0 &&
+	    (unread >= KH_PROC_STDIN_MAX || len > KH_PROC_STDIN_MAX - unread))
+		return -ENOBUFS;
+	/* What was written goes before more is queued behind it, so the
+	 * buffer holds unread bytes only (moved once per request at most). */
+	dbuf_shift(&p->obuf, p->ooff);
+	p->ooff = 0;
+	/* Out of memory, the bytes queued before stay, and the failure until
+	 * they are written (kh_proc_flush resets the buffer). */
+	if (dbuf_add(&p->obuf, buf, len) < 0)
+		return -ENOMEM;
 	kh_proc_flush(p);
 	return 0;
 }
@@ -326,7 +298,7 @@ static void kh_proc_on_pidfd(void *arg, short revents)
 }
 
 /* Makes the pipes: pipes[i] for fd i of the runner (0 = stdin). */
-static int kh_proc_pipes(int pipes[KH_NFD][2], bool events, int ep[2])
+static int kh_proc_pipes(int pipes[KH_NFD][2], bool events)
 {
 	for (int i = 0; i < KH_NFD; i++) {
 		if (i == KH_FD_EVENTS && !events)
@@ -334,7 +306,7 @@ static int kh_proc_pipes(int pipes[KH_NFD][2], bool events, int ep[2])
 		if (pipe2(pipes[i], O_CLOEXEC) < 0)
 			return -errno;
 	}
-	return pipe2(ep, O_CLOEXEC) < 0 ? -errno : 0;
+	return 0;
 }
 
 /* Takes over the host ends after a successful exec. */
@@ -375,7 +347,7 @@ static int kh_proc_adopt(struct kh_proc *p, int pipes[KH_NFD][2])
 	return p->pidw ? 0 : -ENOMEM;
 }
 
-static void kh_proc_close_pipes(int pipes[KH_NFD][2], int ep[2])
+static void kh_proc_close_pipes(int pipes[KH_NFD][2])
 {
 	for (int i = 0; i < KH_NFD; i++) {
 		for (int j = 0; j < 2; j++) {
@@ -383,29 +355,26 @@ static void kh_proc_close_pipes(int pipes[KH_NFD][2], int ep[2])
 				close(pipes[i][j]);
 		}
 	}
-	for (int j = 0; j < 2; j++) {
-		if (ep[j] >= 0)
-			close(ep[j]);
-	}
 }
 
 int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
 		  bool events, const struct kh_proc_ops *ops, void *arg,
 		  char *err, size_t errlen)
 {
-	int pipes[KH_NFD][2], ep[2] = {-1, -1}, src[KH_NFD], child_errno;
-	pid_t parent = getpid();
+	int pipes[KH_NFD][2], src[KH_NFD];
+	struct child c;
 	int rc;
 
 	memset(p, 0, sizeof(*p));
 	memset(pipes, -1, sizeof(pipes));
+	dbuf_init(&p->obuf, DBUF_NOMAX);
 	p->loop = loop;
 	p->ops = ops;
 	p->arg = arg;
 	p->in = p->pidfd = p->epfd = -1;
 	for (int i = 0; i < KH_NFD; i++)
 		p->fd[i] = p->cfd[i] = -1;
-	rc = kh_proc_pipes(pipes, events, ep);
+	rc = kh_proc_pipes(pipes, events);
 	if (rc < 0) {
 		snprintf(err, errlen, "pipe: %s", strerror(-rc));
 		goto out;
@@ -413,30 +382,26 @@ int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
 	src[0] = pipes[0][0];
 	for (int i = KH_FD_STDOUT; i < KH_NFD; i++)
 		src[i] = pipes[i][1];
-	p->pid = fork();
-	if (p->pid < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "fork: %s", strerror(errno));
+	rc = child_fork(&c);
+	if (rc < 0) {
+		snprintf(err, errlen, "fork: %s", strerror(-rc));
 		goto out;
 	}
-	if (p->pid == 0)
-		kh_proc_child(argv, src, ep[1], parent);
-	close(ep[1]);
-	ep[1] = -1;
-	if (read(ep[0], &child_errno, sizeof(child_errno)) ==
-	    (ssize_t)sizeof(child_errno)) {
-		waitpid(p->pid, NULL, 0);
+	if (c.pid == 0)
+		kh_proc_child(&c, argv, src);
+	p->pid = c.pid;
+	rc = child_wait(&c);
+	if (rc < 0) {
 		p->pid = 0;
-		rc = -child_errno;
 		snprintf(err, errlen, "cannot start %s: %s", argv[0],
-			 strerror(child_errno));
+			 strerror(-rc));
 		goto out;
 	}
 	rc = kh_proc_adopt(p, pipes);
 	if (rc < 0)
 		snprintf(err, errlen, "runner setup: %s", strerror(-rc));
 out:
-	kh_proc_close_pipes(pipes, ep);
+	kh_proc_close_pipes(pipes);
 	return rc;
 }
 
@@ -558,6 +523,5 @@ void kh_proc_cleanup(struct kh_proc *p)
 	p->epfd = -1;
 	loop_timer_disarm(p->loop, &p->kill_timer);
 	loop_timer_disarm(p->loop, &p->more_timer);
-	free(p->obuf);
-	p->obuf = NULL;
+	dbuf_cleanup(&p->obuf);
 }

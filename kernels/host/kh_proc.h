@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "dbuf.h"
 #include "loop.h"
 
 /* The pipes the runner writes, by their fd number in the runner. */
@@ -43,8 +44,8 @@ struct kh_proc {
 
 	int in; /* our end of the runner's stdin, -1 once closed */
 	struct loop_watch *inw;
-	char *obuf; /* bytes not yet written to in */
-	size_t olen, ooff, ocap;
+	struct dbuf obuf; /* bytes for in; the first ooff already written */
+	size_t ooff;
 	bool close_in; /* close in once obuf is empty */
 
 	int fd[KH_NFD]; /* our ends of fd 1..3, -1 when absent/closed */
@@ -73,8 +74,17 @@ int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
 		  bool events, const struct kh_proc_ops *ops, void *arg,
 		  char *err, size_t errlen);
 
-/* Queues len bytes for the runner's stdin; never blocks. Returns 0, or
- * -EPIPE once stdin is closed, or -ENOMEM. */
+/* What kh_proc_write queues for a runner that does not read its stdin:
+ * one request of any size (its size is bounded where it came from), and
+ * behind unread bytes only up to this many in all. A runner reads a
+ * request whole before it answers it, and the host sends one at a time,
+ * so a runner that keeps up always finds the queue empty. */
+#define KH_PROC_STDIN_MAX (1024 * 1024)
+
+/* Queues len bytes (one request: all or nothing) for the runner's stdin;
+ * never blocks. Returns 0, -EPIPE once stdin is closed, -ENOBUFS when
+ * unread bytes are queued and these would pass KH_PROC_STDIN_MAX (the
+ * runner is not reading), or -ENOMEM. */
 int kh_proc_write(struct kh_proc *p, const char *buf, size_t len);
 
 /* Reads fd until it has nothing more right now (or max bytes passed),

@@ -17,7 +17,6 @@
 #include "kh_scan.h"
 
 #include <errno.h>
-#include <stdlib.h>
 #include <string.h>
 
 void kh_scan_init(struct kh_scan *s, const char *token, const char *kinds)
@@ -26,36 +25,14 @@ void kh_scan_init(struct kh_scan *s, const char *token, const char *kinds)
 	s->token = token;
 	s->toklen = strlen(token);
 	s->kinds = kinds;
+	/* What is held back stays under a marker's length (see above); the
+	 * chunk appended to it is the caller's read, bounded there. */
+	dbuf_init(&s->held, DBUF_NOMAX);
 }
 
 void kh_scan_cleanup(struct kh_scan *s)
 {
-	free(s->buf);
-	s->buf = NULL;
-	s->len = s->cap = 0;
-}
-
-static int kh_scan_append(struct kh_scan *s, const char *in, size_t n)
-{
-	size_t cap;
-	char *nb;
-
-	if (n == 0)
-		return 0;
-	if (n <= s->cap - s->len)
-		goto copy;
-	cap = (s->len + n) * 2;
-	if (cap < s->len + n)
-		return -ENOMEM;
-	nb = realloc(s->buf, cap);
-	if (!nb)
-		return -ENOMEM;
-	s->buf = nb;
-	s->cap = cap;
-copy:
-	memcpy(s->buf + s->len, in, n);
-	s->len += n;
-	return 0;
+	dbuf_cleanup(&s->held);
 }
 
 /* Length of the longest proper prefix of the token that ends buf. */
@@ -79,68 +56,70 @@ static void kh_scan_text(const struct kh_scan_ops *ops, void *arg,
 }
 
 /*
- * Classifies the token found at buf[at]. Returns the offset where scanning
- * resumes, or (size_t)-1 when the marker is not complete yet.
+ * Classifies the token found at buf[at] (len bytes held). Returns the
+ * offset where scanning resumes, or (size_t)-1 when the marker is not
+ * complete yet.
  */
-static size_t kh_scan_at(struct kh_scan *s, size_t at,
-			 const struct kh_scan_ops *ops, void *arg)
+static size_t kh_scan_at(const struct kh_scan *s, const char *buf, size_t len,
+			 size_t at, const struct kh_scan_ops *ops, void *arg)
 {
 	size_t kind = at + s->toklen, body = kind + 1;
 	const char *nl;
 
-	if (kind >= s->len)
+	if (kind >= len)
 		return (size_t)-1;
-	if (s->buf[kind] == '\0' || !strchr(s->kinds, s->buf[kind]))
+	if (buf[kind] == '\0' || !strchr(s->kinds, buf[kind]))
 		goto text;
-	nl = memchr(s->buf + body, '\n', s->len - body);
-	if (nl && (size_t)(nl - (s->buf + body)) <= KH_SCAN_BODY_MAX) {
-		ops->mark(arg, s->buf[kind], s->buf + body,
-			  (size_t)(nl - (s->buf + body)));
-		return (size_t)(nl - s->buf) + 1;
+	nl = memchr(buf + body, '\n', len - body);
+	if (nl && (size_t)(nl - (buf + body)) <= KH_SCAN_BODY_MAX) {
+		ops->mark(arg, buf[kind], buf + body,
+			  (size_t)(nl - (buf + body)));
+		return (size_t)(nl - buf) + 1;
 	}
-	if (!nl && s->len - body <= KH_SCAN_BODY_MAX)
+	if (!nl && len - body <= KH_SCAN_BODY_MAX)
 		return (size_t)-1;
 text:
 	/* Not a marker: the token itself is text; scan on after it. */
-	kh_scan_text(ops, arg, s->buf + at, s->toklen);
+	kh_scan_text(ops, arg, buf + at, s->toklen);
 	return kind;
 }
 
 int kh_scan_feed(struct kh_scan *s, const char *in, size_t n,
 		 const struct kh_scan_ops *ops, void *arg)
 {
-	size_t pos = 0, at, next, keep;
-	const char *hit;
+	size_t pos = 0, at, next, keep, len;
+	const char *hit, *buf;
 
-	if (kh_scan_append(s, in, n) < 0)
+	if (dbuf_add(&s->held, in, n) < 0) {
+		dbuf_reset(&s->held);
 		return -ENOMEM;
-	while (pos < s->len) {
-		hit = memmem(s->buf + pos, s->len - pos, s->token, s->toklen);
+	}
+	/* The callbacks do not feed this scanner: buf stays where it is. */
+	buf = dbuf_ptr(&s->held);
+	len = dbuf_len(&s->held);
+	while (pos < len) {
+		hit = memmem(buf + pos, len - pos, s->token, s->toklen);
 		if (!hit) {
-			keep = kh_scan_partial(s, s->buf + pos, s->len - pos);
-			kh_scan_text(ops, arg, s->buf + pos,
-				     s->len - pos - keep);
-			pos = s->len - keep;
+			keep = kh_scan_partial(s, buf + pos, len - pos);
+			kh_scan_text(ops, arg, buf + pos, len - pos - keep);
+			pos = len - keep;
 			break;
 		}
-		at = (size_t)(hit - s->buf);
-		kh_scan_text(ops, arg, s->buf + pos, at - pos);
-		next = kh_scan_at(s, at, ops, arg);
+		at = (size_t)(hit - buf);
+		kh_scan_text(ops, arg, buf + pos, at - pos);
+		next = kh_scan_at(s, buf, len, at, ops, arg);
 		if (next == (size_t)-1) {
 			pos = at;
 			break;
 		}
 		pos = next;
 	}
-	if (pos > 0 && pos < s->len)
-		memmove(s->buf, s->buf + pos, s->len - pos);
-	s->len -= pos;
+	dbuf_shift(&s->held, pos);
 	return 0;
 }
 
 void kh_scan_flush(struct kh_scan *s, const struct kh_scan_ops *ops, void *arg)
 {
-	if (s->len > 0)
-		kh_scan_text(ops, arg, s->buf, s->len);
-	s->len = 0;
+	kh_scan_text(ops, arg, dbuf_ptr(&s->held), dbuf_len(&s->held));
+	dbuf_reset(&s->held);
 }

@@ -13,6 +13,8 @@
 
 #include <stddef.h>
 
+#include "dbuf.h"
+
 #define KH_SCAN_BODY_MAX 256 /* longest marker body; longer: it is text */
 
 struct kh_scan_ops {
@@ -27,15 +29,15 @@ struct kh_scan {
 	const char *token; /* borrowed, never empty */
 	size_t toklen;
 	const char *kinds; /* borrowed: the bytes that may follow a token */
-	char *buf;	   /* bytes held back */
-	size_t len, cap;
+	struct dbuf held;  /* bytes held back, and the chunk being scanned */
 };
 
 /* token and kinds are borrowed and must outlive the scanner. */
 void kh_scan_init(struct kh_scan *s, const char *token, const char *kinds);
 
 /* Scans n more bytes, calling ops with arg in stream order. The callbacks
- * must not feed this scanner. Returns 0 or -ENOMEM (the bytes are lost). */
+ * must not feed this scanner. Returns 0 or -ENOMEM (these bytes, and any
+ * held back, are lost). */
 int kh_scan_feed(struct kh_scan *s, const char *in, size_t n,
 		 const struct kh_scan_ops *ops, void *arg);
 

@@ -796,8 +796,9 @@ def site_dirs():
 # ------------------------------------------------------------ the kernel
 
 class Kernel:
-    """A forked kernel: set up in the order the daemon's kernel_child uses,
-    each step reported as the step of an error; then it is run by main()."""
+    """A forked kernel: set up with the steps of the daemon's kproc_child
+    (server/kproc.c), each step reported as the step of an error; then it is
+    run by main()."""
 
     def __init__(self, spec, zygote, status_fd, intermediate):
         self.spec = spec

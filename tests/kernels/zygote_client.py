@@ -39,8 +39,8 @@ def become_subreaper():
 
 
 def kernel_env(extra=None):
-    """The environment the daemon gives a Python kernel (kernel.c
-    kernel_build_env): ours, the kernelspec's MPLBACKEND, JPY_PARENT_PID,
+    """The environment the daemon gives a Python kernel (kproc.c
+    kproc_build_env): ours, the kernelspec's MPLBACKEND, JPY_PARENT_PID,
     PYDEVD_DISABLE_FILE_VALIDATION."""
     env = dict(os.environ)
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
