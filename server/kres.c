@@ -53,6 +53,11 @@
  * (peak RSS) ran out of memory: a V8 heap that cannot grow aborts the
  * process at ~97 % of RLIMIT_DATA, bash at ~100 %. */
 #define KRES_OOM_RSS_PERCENT 75
+/* An empty k-* group younger than this (by its mtime: a cgroup dir keeps
+ * the time it was made) may be one a kernel is about to join
+ * (made by kres_prepare, joined by the child right after the fork, of this
+ * daemon or another one sharing the hierarchy): kres_gc leaves it. */
+#define KRES_GC_MIN_AGE_S 30
 
 static int kres_write(const char *path, const char *text)
 {
@@ -503,11 +508,17 @@ static unsigned long long kres_sys_oom_kills(void)
 	return n;
 }
 
-/* Removes the empty k-* groups under dir (EBUSY leaves populated ones). */
+/* Removes the empty k-* groups under dir that are older than
+ * KRES_GC_MIN_AGE_S (EBUSY leaves populated ones): groups whose rmdir
+ * failed at release, or that a dead daemon left. A younger empty group may
+ * belong to a kernel between kres_prepare and its child's join, which a
+ * removal would fail with ENODEV. */
 static void kres_gc(const char *dir)
 {
 	char path[600];
 	struct dirent *e;
+	struct stat st;
+	time_t now = time(NULL);
 	DIR *d;
 
 	if (!dir[0] || !(d = opendir(dir)))
@@ -516,6 +527,9 @@ static void kres_gc(const char *dir)
 		if (e->d_type != DT_DIR || strncmp(e->d_name, "k-", 2) != 0)
 			continue;
 		kres_path(path, sizeof(path), dir, e->d_name);
+		if (stat(path, &st) == 0 &&
+		    now - st.st_mtime < KRES_GC_MIN_AGE_S)
+			continue;
 		rmdir(path);
 	}
 	closedir(d);

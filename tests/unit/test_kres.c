@@ -5,6 +5,7 @@
  * rlimits, sessions and killing work on real child processes.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "kres.h"
@@ -315,6 +317,46 @@ static void test_v2_groups(void)
 	rm_rf(root);
 }
 
+/* kres_prepare removes empty k-* groups left behind, but not one a kernel
+ * may be about to join: kernel A's group, made a moment ago and still
+ * empty (its child has not written cgroup.procs yet), outlives kernel B's
+ * prepare; an empty group an hour old goes. */
+static void test_young_empty_group_is_kept(void)
+{
+	char root[] = "/tmp/e2bci-kres-XXXXXX", path[600], old[600];
+	struct timespec ts[2] = {{0, 0}, {0, 0}};
+	struct kres r;
+	struct kres_kernel a, b;
+	struct stat st;
+
+	REQUIRE(mkdtemp(root));
+	setenv("INVOCATION_ID", "test", 1);
+	snprintf(path, sizeof(path), "%s/cgroup.controllers", root);
+	write_file(path, "memory pids\n");
+	mk(path, sizeof(path), root, "svc/daemon");
+	snprintf(path, sizeof(path), "%s/svc/daemon/cgroup.procs", root);
+	write_file(path, "");
+	snprintf(path, sizeof(path), "%s/svc/cgroup.controllers", root);
+	write_file(path, "memory pids\n");
+	snprintf(path, sizeof(path), "%s/svc/cgroup.subtree_control", root);
+	write_file(path, "");
+	REQUIRE(init_fake(&r, root, "0::/svc\n", 0, 0) == 0);
+	unsetenv("INVOCATION_ID");
+	snprintf(old, sizeof(old), "%s/svc/k-0ld0ld00", root);
+	REQUIRE(mkdir(old, 0755) == 0);
+	ts[0].tv_sec = ts[1].tv_sec = time(NULL) - 3600;
+	REQUIRE(utimensat(AT_FDCWD, old, ts, 0) == 0);
+	kres_prepare(&r, "aaaaaaaa-0000", &a);
+	CHECK(a.cg[0] != '\0');
+	kres_prepare(&r, "bbbbbbbb-0000", &b);
+	CHECK(stat(a.cg, &st) == 0); /* A's group is still there */
+	CHECK(stat(b.cg, &st) == 0);
+	CHECK(stat(old, &st) < 0 && errno == ENOENT);
+	kres_after_fork(&a);
+	kres_after_fork(&b);
+	rm_rf(root);
+}
+
 /* Reports "tag pid" on fd once set up, then sleeps until killed. */
 static void report_and_sleep(int fd, int tag)
 {
@@ -477,6 +519,7 @@ int main(void)
 	TEST(test_rlimit_data_fallback_in_child);
 	TEST(test_v1_pids_groups);
 	TEST(test_v2_groups);
+	TEST(test_young_empty_group_is_kept);
 	TEST(test_session_kill_without_group);
 	TEST(test_kill_stale);
 	TEST(test_sweep_kills_stale_groups);
