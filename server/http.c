@@ -33,6 +33,7 @@
 #include <string.h>
 #include <zmq.h>
 
+#include "dbuf.h"
 #include "lobby.h"
 #include "log.h"
 #include "loop.h"
@@ -73,8 +74,7 @@ struct http_req {
 	struct MHD_Connection *conn;
 	struct lobby_conn *c; /* NULL: none of the lobby's */
 	const char *method, *path;
-	char *body;
-	size_t len, cap;
+	struct dbuf body; /* capped at max_body */
 	enum http_state state;
 	bool answering; /* counted in h->nanswer */
 	unsigned status;
@@ -316,20 +316,7 @@ static void http_dispatch(struct http *h, struct http_req *r)
 
 static bool http_collect(struct http_req *r, const char *data, size_t n)
 {
-	if (r->len + n + 1 > r->cap) {
-		size_t cap = r->cap ? r->cap : 1024;
-		while (cap < r->len + n + 1)
-			cap *= 2;
-		char *nb = realloc(r->body, cap);
-		if (!nb)
-			return false;
-		r->body = nb;
-		r->cap = cap;
-	}
-	memcpy(r->body + r->len, data, n);
-	r->len += n;
-	r->body[r->len] = '\0';
-	return true;
+	return dbuf_add(&r->body, data, n) == 0;
 }
 
 /* A body without Content-Length passed max_body: MHD can queue no answer
@@ -363,6 +350,7 @@ static struct http_req *http_req_new(struct http *h,
 		return NULL;
 	r->h = h;
 	r->conn = conn;
+	dbuf_init(&r->body, (size_t)h->max_body);
 	r->path = url;
 	r->method = method;
 	r->c = http_conn_of(conn);
@@ -406,7 +394,7 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 	if (!r)
 		return http_begin(h, conn, url, method, con_cls);
 	if (*upload_size > 0) {
-		if (r->len + *upload_size > (size_t)h->max_body) {
+		if (dbuf_len(&r->body) + *upload_size > (size_t)h->max_body) {
 			http_too_large(r);
 			return MHD_NO;
 		}
@@ -448,7 +436,7 @@ static void http_trim(void *arg, short revents)
 
 static void http_req_free(struct http_req *r)
 {
-	free(r->body);
+	dbuf_cleanup(&r->body);
 	free(r->ctype);
 	free(r->resp);
 	for (int i = 0; i < r->nhdr; i++) {
@@ -642,8 +630,8 @@ const char *http_req_header(const struct http_req *r, const char *name)
 
 const char *http_req_body(const struct http_req *r, size_t *len)
 {
-	*len = r->len;
-	return r->body ? r->body : "";
+	*len = dbuf_len(&r->body);
+	return dbuf_ptr(&r->body);
 }
 
 void http_req_set_tag(struct http_req *r, const char *tag)
