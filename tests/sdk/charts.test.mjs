@@ -7,7 +7,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { Sandbox } from '@e2b/code-interpreter'
+import { Sandbox, removeContext } from './sdk.mjs'
 
 const T = { timeout: 60_000 }
 
@@ -27,7 +27,7 @@ before(async () => {
 })
 
 after(async () => {
-  if (ctx) await sbx.removeCodeContext(ctx).catch(() => {})
+  if (ctx) await removeContext(sbx, ctx)
 })
 
 // The one result of a cell that shows one figure: PNG, text and chart.

@@ -13,7 +13,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { Sandbox, TimeoutError } from '@e2b/code-interpreter'
+import { Sandbox, TimeoutError, removeContext } from './sdk.mjs'
 
 const CWD = process.env.E2BCI_SDK_CWD
 const TMP = process.env.E2BCI_SDK_TMP
@@ -77,7 +77,7 @@ before(async () => {
 
 after(async () => {
   for (const ctx of made) {
-    await sbx.removeCodeContext(ctx).catch(() => {})
+    await removeContext(sbx, ctx)
   }
 })
 
