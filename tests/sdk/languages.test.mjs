@@ -13,7 +13,7 @@ import { homedir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-import { TimeoutError } from '@e2b/code-interpreter'
+import { TimeoutError } from './sdk.mjs'
 
 import { CWD, newContext, noError, sbx, scratchDir, useSandbox } from './sandbox.mjs'
 

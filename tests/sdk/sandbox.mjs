@@ -11,7 +11,7 @@ import assert from 'node:assert/strict'
 import { mkdirSync, realpathSync } from 'node:fs'
 import { join } from 'node:path'
 
-import { Sandbox } from '@e2b/code-interpreter'
+import { Sandbox, removeContext } from './sdk.mjs'
 
 export const CWD = process.env.E2BCI_SDK_CWD
 export const TMP = process.env.E2BCI_SDK_TMP
@@ -34,7 +34,7 @@ export function useSandbox(setup) {
   })
   after(async () => {
     for (const ctx of made) {
-      await sbx.removeCodeContext(ctx).catch(() => {})
+      await removeContext(sbx, ctx)
     }
   })
 }

@@ -1,14 +1,18 @@
 // The official E2B SDK (@e2b/code-interpreter from npm, unmodified) against
-// e2b-ci. Run through run.sh (see sandbox.mjs for what it sets up).
+// e2b-ci. Run through run.sh (see sandbox.mjs for what it sets up), once per
+// SDK release (sdk.mjs); a check needing a method the release lacks is
+// skipped with the reason.
 
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 
-import { NotFoundError, Sandbox, TimeoutError } from '@e2b/code-interpreter'
+import { NotFoundError, Sandbox, TimeoutError, unless } from './sdk.mjs'
 
 import { CWD, newContext, removeLater, sbx, scratchDir, useSandbox } from './sandbox.mjs'
 
 const T = { timeout: 60_000 }
+// Tests of listCodeContexts, restartCodeContext and removeCodeContext.
+const CTX = { ...T, skip: unless('contextManagement') }
 
 useSandbox()
 
@@ -99,7 +103,7 @@ test('language python uses the default context', T, async () => {
   )
 })
 
-test('list contexts includes the default python context', T, async () => {
+test('list contexts includes the default python context', CTX, async () => {
   const contexts = await sbx.listCodeContexts()
   assert.ok(Array.isArray(contexts))
   assert.ok(
@@ -108,7 +112,7 @@ test('list contexts includes the default python context', T, async () => {
   )
 })
 
-test('context lifecycle: create, run, list, restart, remove', T, async () => {
+test('context: create with a cwd, run, state stays inside it', T, async () => {
   const dir = scratchDir('ctx-dir')
   const ctx = await newContext({ cwd: dir })
   assert.equal(typeof ctx.id, 'string')
@@ -118,14 +122,30 @@ test('context lifecycle: create, run, list, restart, remove', T, async () => {
   const cwd = await sbx.runCode('import os; print(os.getcwd())', { context: ctx })
   assert.deepEqual(cwd.logs.stdout, [dir + '\n'])
 
-  const listed = await sbx.listCodeContexts()
-  assert.deepEqual(listed.find((c) => c.id === ctx.id), ctx)
-
   await sbx.runCode('ctx_var = 1', { context: ctx })
   assert.equal((await sbx.runCode('ctx_var', { context: ctx })).text, '1')
   // Not visible in the default context.
   assert.equal((await sbx.runCode('ctx_var')).error?.name, 'NameError')
+})
 
+test('unknown context id is NotFoundError', T, async () => {
+  const ghost = { id: 'no-such-context', language: 'python', cwd: CWD }
+  // runCode leaves its request timer armed when the answer is an error; a
+  // short requestTimeoutMs keeps that timer from holding the process open.
+  await assert.rejects(sbx.runCode('1', { context: ghost, requestTimeoutMs: 5_000 }), (err) => {
+    assert.ok(err instanceof NotFoundError, `NotFoundError expected, got ${err}`)
+    assert.match(err.message, /Context no-such-context not found/)
+    return true
+  })
+})
+
+test('context lifecycle: list, restart, remove', CTX, async () => {
+  const dir = scratchDir('ctx-life')
+  const ctx = await newContext({ cwd: dir })
+  const listed = await sbx.listCodeContexts()
+  assert.deepEqual(listed.find((c) => c.id === ctx.id), ctx)
+
+  await sbx.runCode('ctx_var = 1', { context: ctx })
   await sbx.restartCodeContext(ctx)
   const afterRestart = await sbx.runCode('ctx_var', { context: ctx })
   assert.equal(afterRestart.error?.name, 'NameError')
@@ -137,8 +157,6 @@ test('context lifecycle: create, run, list, restart, remove', T, async () => {
   await sbx.removeCodeContext(ctx.id)
   const ids = (await sbx.listCodeContexts()).map((c) => c.id)
   assert.ok(!ids.includes(ctx.id))
-  // runCode leaves its request timer armed when the answer is an error; a
-  // short requestTimeoutMs keeps that timer from holding the process open.
   await assert.rejects(sbx.runCode('1', { context: ctx, requestTimeoutMs: 5_000 }), (err) => {
     assert.ok(err instanceof NotFoundError, `NotFoundError expected, got ${err}`)
     assert.match(err.message, new RegExp(`Context ${ctx.id} not found`))
@@ -152,6 +170,8 @@ test('create context without options', T, async () => {
   const ctx = await newContext()
   assert.equal(ctx.language, 'python')
   assert.equal(ctx.cwd, CWD)
+  assert.equal((await sbx.runCode('6*7', { context: ctx })).text, '42')
+  if (unless('contextManagement')) return
   const contexts = await sbx.listCodeContexts()
   assert.deepEqual(contexts[contexts.length - 1], ctx)
 })
@@ -195,6 +215,24 @@ test('execution timeout aborts the request and frees the context', T, async () =
   assert.equal(execution.text, '2')
 })
 
+test('a queued runCode gets its answer head at once (requestTimeoutMs)', T, async () => {
+  // The SDKs time the request until the answer head with requestTimeoutMs
+  // (30 s by default in 1.x, 60 s in 2.x) and only the stream after it with
+  // timeoutMs. A run waiting for its busy context must get the head at
+  // once: a 2 s requestTimeoutMs outlives the wait only if it does.
+  const ctx = await newContext()
+  let started
+  const running = new Promise((resolve) => (started = resolve))
+  const busy = sbx.runCode("import time\nprint('started', flush=True)\ntime.sleep(4)\n1", {
+    context: ctx,
+    onStdout: started,
+  })
+  await running
+  const queued = sbx.runCode('2', { context: ctx, requestTimeoutMs: 2_000, timeoutMs: 30_000 })
+  assert.equal((await queued).text, '2')
+  assert.equal((await busy).text, '1')
+})
+
 test('?source= query string (E2B_USER_AGENT_SOURCE) is accepted', T, async () => {
   process.env.E2B_USER_AGENT_SOURCE = 'ci'
   let tagged
@@ -206,6 +244,8 @@ test('?source= query string (E2B_USER_AGENT_SOURCE) is accepted', T, async () =>
   assert.equal((await tagged.runCode('2+3')).text, '5')
   const ctx = await tagged.createCodeContext()
   removeLater(ctx)
+  assert.equal((await tagged.runCode('3+4', { context: ctx })).text, '7')
+  if (unless('contextManagement')) return
   assert.ok((await tagged.listCodeContexts()).some((c) => c.id === ctx.id))
   await tagged.restartCodeContext(ctx)
   await tagged.removeCodeContext(ctx)
