@@ -215,8 +215,7 @@ static void kh_json_event(struct kh *kh, const char *line, size_t len)
 		goto out;
 	}
 	/* Output written before this event goes out before it. */
-	kh_proc_drain(&kh->proc, KH_FD_STDOUT, KH_JSON_DRAIN);
-	kh_proc_drain(&kh->proc, KH_FD_STDERR, KH_JSON_DRAIN);
+	kh_proc_drain(&kh->proc, KH_JSON_DRAIN);
 	if (strcmp(type, "ready") == 0) {
 		j->announces =
 		    json_is_true(json_object_get(ev, "announces_start"));

@@ -115,20 +115,45 @@ static void kh_proc_queue(struct kh_proc *p, enum kh_fd fd)
 		p->ready[p->nready++] = fd;
 }
 
+static void kh_proc_unlist(struct kh_proc *p, enum kh_fd fd)
+{
+	for (int i = 0; i < p->nready; i++) {
+		if (p->ready[i] != fd)
+			continue;
+		memmove(&p->ready[i], &p->ready[i + 1],
+			(size_t)(p->nready - i - 1) * sizeof(p->ready[0]));
+		p->nready--;
+		return;
+	}
+}
+
+/* Appends the pipes that received data since the last look, in the order
+ * they received it (the epoll ready list's order). */
+static void kh_proc_collect(struct kh_proc *p)
+{
+	struct epoll_event ev[KH_NFD];
+	int n = epoll_wait(p->epfd, ev, KH_NFD, 0);
+
+	for (int i = 0; i < n; i++)
+		kh_proc_queue(p, (enum kh_fd)ev[i].data.u32);
+}
+
 static void kh_proc_more(void *arg, short revents);
 
-/* One read per listed pipe, oldest first; a pipe that gave data may hold
- * more (edge-triggered: no new event will say so) and is listed again. */
+/* One read per listed pipe, oldest first. A read that filled the buffer
+ * may have left more (edge-triggered: no new event will say so): that pipe
+ * goes to the back of the list. A shorter read emptied the pipe (pipes
+ * return what they hold), so the pipe is listed again only when new data
+ * arrives: the list never claims data older than it is. The list is worked
+ * from its head, so a drain run from ops->data sees the rest of the turn. */
 static void kh_proc_read_ready(struct kh_proc *p)
 {
-	enum kh_fd turn[KH_NFD];
-	int n = p->nready;
+	for (int n = p->nready; n > 0 && p->nready > 0; n--) {
+		enum kh_fd fd = p->ready[0];
 
-	memcpy(turn, p->ready, sizeof(turn));
-	p->nready = 0;
-	for (int i = 0; i < n; i++) {
-		if (kh_proc_read_once(p, turn[i]) > 0)
-			kh_proc_queue(p, turn[i]);
+		kh_proc_unlist(p, fd);
+		if (kh_proc_read_once(p, fd) == KH_PROC_READ)
+			kh_proc_queue(p, fd);
 	}
 	if (p->nready > 0)
 		loop_timer_arm(p->loop, &p->more_timer, 0, kh_proc_more, p);
@@ -142,23 +167,35 @@ static void kh_proc_more(void *arg, short revents)
 
 static void kh_proc_on_ready(void *arg, short revents)
 {
-	struct kh_proc *p = arg;
-	struct epoll_event ev[KH_NFD];
-	int n = epoll_wait(p->epfd, ev, KH_NFD, 0);
-
 	(void)revents;
-	for (int i = 0; i < n; i++)
-		kh_proc_queue(p, (enum kh_fd)ev[i].data.u32);
-	kh_proc_read_ready(p);
+	kh_proc_collect(arg);
+	kh_proc_read_ready(arg);
 }
 
-void kh_proc_drain(struct kh_proc *p, enum kh_fd fd, size_t max)
+/* Reads fd until it has nothing more right now or max bytes passed;
+ * returns whether it is empty. */
+static bool kh_proc_drain_fd(struct kh_proc *p, enum kh_fd fd, size_t max)
 {
 	size_t total = 0;
 	ssize_t n;
 
 	while (total < max && (n = kh_proc_read_once(p, fd)) > 0)
 		total += (size_t)n;
+	return total < max;
+}
+
+void kh_proc_drain(struct kh_proc *p, size_t max)
+{
+	enum kh_fd order[KH_NFD];
+	int k = 0;
+
+	kh_proc_collect(p);
+	for (int i = 0; i < p->nready; i++)
+		if (p->ready[i] != KH_FD_EVENTS)
+			order[k++] = p->ready[i];
+	for (int i = 0; i < k; i++)
+		if (kh_proc_drain_fd(p, order[i], max))
+			kh_proc_unlist(p, order[i]);
 }
 
 static void kh_proc_close_in(struct kh_proc *p)
@@ -284,8 +321,8 @@ static void kh_proc_on_pidfd(void *arg, short revents)
 	if (waitid(P_PID, (id_t)p->pid, &si, WEXITED | WNOHANG | WNOWAIT) < 0 ||
 	    si.si_pid == 0)
 		return;
-	for (int fd = KH_FD_STDOUT; fd < KH_NFD; fd++)
-		kh_proc_drain(p, (enum kh_fd)fd, KH_PROC_EXIT_DRAIN);
+	kh_proc_drain(p, KH_PROC_EXIT_DRAIN);
+	kh_proc_drain_fd(p, KH_FD_EVENTS, KH_PROC_EXIT_DRAIN);
 	killpg(p->pid, SIGKILL);
 	if (waitpid(p->pid, &status, 0) < 0)
 		status = 0;

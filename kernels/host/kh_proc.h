@@ -87,10 +87,11 @@ int kh_proc_spawn(struct kh_proc *p, struct loop *loop, char *const argv[],
  * runner is not reading), or -ENOMEM. */
 int kh_proc_write(struct kh_proc *p, const char *buf, size_t len);
 
-/* Reads fd until it has nothing more right now (or max bytes passed),
- * reporting through ops->data. Used to keep stdout and stderr ahead of an
- * event that says they are complete. */
-void kh_proc_drain(struct kh_proc *p, enum kh_fd fd, size_t max);
+/* Reads stdout and stderr until they have nothing more right now (or max
+ * bytes passed on one), reporting through ops->data, the pipe that received
+ * data first read first. Used to keep output ahead of an event that says it
+ * is complete, in the order it was written. */
+void kh_proc_drain(struct kh_proc *p, size_t max);
 
 /* Sends sig to the runner's process group. Returns 0 or -ESRCH. */
 int kh_proc_signal(struct kh_proc *p, int sig);

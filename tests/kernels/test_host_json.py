@@ -196,6 +196,29 @@ def test_output_order_and_results(kernel):
     assert res["content"]["execution_count"] == c["execution_count"]
 
 
+def test_output_order_across_pipes_when_the_host_was_late(kernel):
+    # The host is stopped while the cell writes an event, then stderr, then
+    # stdout, then the event that ends it: when it wakes, all three pipes
+    # are readable and the event pipe is read first. The drain it runs
+    # before acting on the event must read stderr before stdout, the order
+    # the data arrived in, not a fixed fd order.
+    code = (
+        "import os, signal, sys\n"
+        "host = os.getppid()\n"
+        "os.kill(host, signal.SIGSTOP)\n"
+        "try:\n"
+        "    display({'text/plain': 'd'})\n"
+        "    sys.stderr.write('err\\n'); sys.stderr.flush()\n"
+        "    sys.stdout.write('out\\n'); sys.stdout.flush()\n"
+        "finally:\n"
+        "    os.kill(host, signal.SIGCONT)\n")
+    for _ in range(3):
+        c, out = kernel.run(code)
+        assert c["status"] == "ok", c
+        assert summary(out) == [("stderr", "err\n"), ("stdout", "out\n"),
+                                ("display_data", "d")]
+
+
 def test_stream_events_are_one_message_each(kernel):
     # A "stream" event is one stream message, its text as is: the runner
     # chose the boundaries (Java: one per flush). fd 1 output written

@@ -8,7 +8,7 @@ Needs build/e2b-kernel (`make all`) or E2B_KERNEL_BIN.
 
 import time
 
-from test_host_json import DEADLINE, Kernel, built, spec  # noqa: F401
+from test_host_json import DEADLINE, built, fake, spec  # noqa: F401
 
 # Enough requests of this size that what waits unread passes 1 MiB.
 CELLS = 12
@@ -17,7 +17,7 @@ CELL_BYTES = 200_000
 
 def test_runner_that_stops_reading_gets_no_endless_queue(spec):  # noqa: F811
     gate = spec / "gate"
-    k = Kernel(spec)
+    k = fake(spec)
     try:
         # The first cell waits for the gate, then ends itself and fakes the
         # ends of the next CELLS requests (their ids follow its own), and
