@@ -75,6 +75,7 @@ struct http_req {
 	struct lobby_conn *c; /* NULL: none of the lobby's */
 	const char *method, *path;
 	struct dbuf body; /* capped at max_body */
+	bool drain;	  /* body over max_body: read, dropped, then 413 */
 	enum http_state state;
 	bool answering; /* counted in h->nanswer */
 	unsigned status;
@@ -360,8 +361,10 @@ static struct http_req *http_req_new(struct http *h,
 }
 
 /* The first handler call: headers complete, no body read yet. A bad
- * framing (or Content-Length over the limit, Expect: 100-continue or not)
- * is answered now; MHD then closes without reading the body. */
+ * framing (or a Content-Length too far over the limit, or over it with
+ * Expect: 100-continue) is answered now; MHD then closes without reading
+ * the body. A body a little over the limit is drained first (lobby.h,
+ * LOBBY_DRAIN_MAX). */
 static enum MHD_Result http_begin(struct http *h, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  void **con_cls)
@@ -374,8 +377,16 @@ static enum MHD_Result http_begin(struct http *h, struct MHD_Connection *conn,
 	if (!r)
 		return MHD_NO;
 	status = lobby_check_request(h->lobby, conn, why, sizeof(why));
-	if (!status)
+	if (!status) {
+		/* The lobby checked the framing: a Content-Length here is one
+		 * clean decimal number. */
+		const char *cl = MHD_lookup_connection_value(
+		    conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
+
+		r->drain = cl && strtoull(cl, NULL, 10) >
+				     (unsigned long long)h->max_body;
 		return MHD_YES;
+	}
 	http_req_text(r, status, "%s", why);
 	if (r->c)
 		lobby_conn_answering(r->c);
@@ -393,6 +404,17 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 	(void)version;
 	if (!r)
 		return http_begin(h, conn, url, method, con_cls);
+	if (*upload_size > 0 && r->drain) {
+		*upload_size = 0;
+		return MHD_YES;
+	}
+	if (r->drain && r->state == HTTP_NEW) {
+		http_req_text(r, 413, "Request body too large (limit %ld bytes)",
+			      h->max_body);
+		if (r->c)
+			lobby_conn_answering(r->c);
+		return http_queue_stored(r);
+	}
 	if (*upload_size > 0) {
 		if (dbuf_len(&r->body) + *upload_size > (size_t)h->max_body) {
 			http_too_large(r);

@@ -263,7 +263,7 @@ enum lobby_peer lobby_peek(int fd)
 struct lobby_framing {
 	unsigned ncl, nte;
 	unsigned long long cl;
-	bool bad_line, cl_bad, cl_differ, te_other;
+	bool bad_line, cl_bad, cl_differ, te_other, expect;
 };
 
 static bool lobby_name_is(const char *s, size_t n, const char *want)
@@ -310,6 +310,8 @@ static void lobby_framing_add(struct lobby_framing *f, const char *name,
 			f->cl_differ = true;
 		f->cl = cl;
 		f->ncl++;
+	} else if (lobby_name_is(name, nlen, "Expect")) {
+		f->expect = true;
 	} else if (lobby_name_is(name, nlen, "Transfer-Encoding")) {
 		f->nte++;
 		if (!lobby_name_is(v, vlen, "chunked"))
@@ -317,7 +319,8 @@ static void lobby_framing_add(struct lobby_framing *f, const char *name,
 	}
 }
 
-/* 0 when the body's length is unambiguous and within max_body, else the
+/* 0 when the body's length is unambiguous and within max_body (or over it
+ * by at most LOBBY_DRAIN_MAX, without Expect: see lobby.h), else the
  * status to answer with and why. */
 static unsigned lobby_framing_verdict(const struct lobby_framing *f,
 				      long max_body, char *why, size_t len)
@@ -345,6 +348,8 @@ static unsigned lobby_framing_verdict(const struct lobby_framing *f,
 		    why, len,
 		    "Transfer-Encoding other than chunked is not supported");
 	else if (f->ncl && f->cl > (unsigned long long)max_body &&
+		 (f->expect || f->cl - (unsigned long long)max_body >
+				   LOBBY_DRAIN_MAX) &&
 		 (status = 413))
 		snprintf(why, len, "Request body too large (limit %ld bytes)",
 			 max_body);

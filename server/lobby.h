@@ -72,10 +72,18 @@ void lobby_conn_idle(struct lobby_conn *c);
 /* The connection's socket. */
 int lobby_conn_fd(const struct lobby_conn *c);
 
+/* A Content-Length over max_body by at most this much, without Expect, is
+ * let through the framing check: http.c reads the body, drops it and then
+ * answers 413. The official SDKs (undici, httpx) write the whole body
+ * before they read, so a 413 sent while they still write ends in EPIPE
+ * for them ("fetch failed"), not in the answer. Larger bodies, and
+ * clients that asked with Expect: 100-continue, get the 413 at once. */
+#define LOBBY_DRAIN_MAX (16ULL << 20)
+
 /* The framing check of a request MHD parsed (a keep-alive connection's
  * later requests; the first ones were checked in the lobby already): 0
- * when the body's length is unambiguous and within max_body, else the
- * status to answer with and why. */
+ * when the body's length is unambiguous and within max_body (or to be
+ * drained, above), else the status to answer with and why. */
 unsigned lobby_check_request(const struct lobby *lb,
 			     struct MHD_Connection *conn, char *why,
 			     size_t len);

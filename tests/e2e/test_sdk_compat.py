@@ -13,7 +13,8 @@ releases ship it or a body the size of the daemon's limit.
   cell needs keepalive lines there.
 - Both SDKs write the whole request body before they read the answer.
 
-Tests marked xfail(strict=True) fail today; each reason names the fix.
+A test marked xfail(strict=True) shows a behaviour kept on purpose; its
+reason says why.
 """
 
 import json
@@ -108,13 +109,14 @@ def _lines(chunks):
 
 
 @pytest.mark.xfail(strict=True, reason=(
-    "keepalive lines reset the per-read timeout that Python SDK releases up to "
-    "2.7.0 use as run_code(timeout=...): a silent cell never times out when "
-    "--keepalive-ms is below the timeout (5 s by default, the SDK's timeout "
-    "defaults to 300 s). Fix: no keepalive lines on a stream whose request says "
-    "User-Agent: python-httpx/ (exec.c, exec_arm_keepalive; the flag set where "
-    "api.c builds the exec from the request); the daemon notices a client that "
-    "left without writing to it, so nothing else needs them"))
+    "kept as the contract says, deliberately: keepalive lines (every 5 s of "
+    "silence, as the reference server writes them) reset the per-read timeout "
+    "that Python SDK releases up to 2.7.0 use as run_code(timeout=...), so "
+    "there a silent cell outlives a timeout longer than --keepalive-ms, with "
+    "the reference server as with e2b-ci. Dropping keepalives for python-httpx "
+    "clients would fix that and break any httpx client that relies on them "
+    "(a newer SDK's stream timer, a proxy's idle timeout); README, "
+    "'Compatibility with older SDKs'"))
 def test_python_sdk_read_timeout_fires_on_a_silent_cell(make_daemon):
     d = make_daemon(args=["--keepalive-ms", "1000"]).wait_healthy()
     body = json.dumps({"code": "import time; time.sleep(12)", "context_id": None,
@@ -177,15 +179,6 @@ def test_js_sdk_silent_stream_gets_keepalives(make_daemon):
     assert types[-1] == "end_of_execution", types
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a body over --max-body is refused from its Content-Length and the "
-    "connection closed unread, so a client that writes the whole body before "
-    "reading gets EPIPE/ECONNRESET once the body outgrows the socket buffers "
-    "(about 8 MiB on loopback): the JS SDK reports 'fetch failed', not the 413. "
-    "Fix: when Content-Length is over --max-body by "
-    "at most 16 MiB, answer 413 only after reading and dropping the body "
-    "(http.c, http_begin / the upload callback: discard instead of "
-    "http_collect); larger ones are refused at once as now"))
 def test_body_over_max_body_sent_whole_gets_413(make_daemon):
     # The default --max-body (10 MiB) and a cell 1 MiB over it.
     d = make_daemon().wait_healthy()
