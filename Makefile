@@ -51,7 +51,16 @@ UNITBINS := $(UNITSRCS:tests/unit/%.c=$(BUILD)/tests/%)
 -include $(wildcard $(BUILD)/*.d $(BUILD)/obj/*.d $(BUILD)/tests/*.d \
 	$(BUILD)/obj-kh/*.d $(BUILD)/fuzz/obj/*.d $(BUILD)/obj-bench/*.d)
 
-.PHONY: all deps run test unit e2e sdk kernels-test system asan check install clean
+# An object without its dependency file was built before the rules above
+# wrote one (a tree built by an older Makefile): nothing would rebuild it
+# when a header it includes changes, and a struct it shares with a rebuilt
+# object could differ (seen: a kernel host that never answered). Rebuild it
+# once; from then on its .d file says what it depends on.
+$(foreach o,$(wildcard $(BUILD)/obj/*.o $(BUILD)/obj-kh/*.o),\
+	$(if $(wildcard $(o).d),,$(eval $(o): FORCE)))
+FORCE:
+
+.PHONY: all deps run test unit e2e sdk kernels-test system asan check install clean FORCE
 
 all: $(BUILD)/e2b-ci $(UNITBINS) $(EXTRA_TARGETS)
 
