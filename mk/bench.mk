@@ -13,10 +13,25 @@
 # tests/bench/report.py turns them into rows, prints the tables and writes
 # $(BUILD)/bench-results.json plus tests/bench/latest.{json,md};
 # tests/bench/chart.py draws tests/bench/latest.svg from the results.
+#
+# Between the two, tests/bench/contexts.py measures issue 13's table
+# "Python contexts: fork server vs exec" into $(BUILD)/bench-contexts.json:
+# two daemons side by side (--zygote off: exec, --zygote on: fork; a daemon
+# without --zygote gets the exec column only, fork n/a), samples
+# interleaved: create -> first 1+1 and the first data cell (pandas +
+# matplotlib, png + chart) with no spare (pool python=0), the private
+# memory of each new context's kernel, the default stack's total PSS (one
+# daemon at a time) and churn (create, 1+1, delete; pool python=1).
+# report.py --contexts adds it to the printout, the results and latest.md.
+#
+#   make bench-contexts             only that table, printed (nothing in
+#                                   tests/bench/ is rewritten)
+#   CONTEXTS_ARGS='--samples 3 --churn 10'   fewer samples, quicker
 
 AGAINST ?=
+CONTEXTS_ARGS ?=
 
-.PHONY: bench
+.PHONY: bench bench-contexts
 
 # libfloor.c is a program of its own; every other .c here is part of bench.
 BENCH_SRCS := $(filter-out tests/bench/libfloor.c,$(wildcard tests/bench/*.c))
@@ -39,7 +54,15 @@ bench: all $(BUILD)/bench $(BUILD)/libfloor
 		--lib-floor $(abspath $(BUILD)/libfloor) \
 		--out $(BUILD)/bench-measured.json \
 		$(if $(AGAINST),--against $(AGAINST))
+	$(PY) tests/bench/contexts.py --daemon $(abspath $(BUILD)/e2b-ci) \
+		--out $(BUILD)/bench-contexts.json $(CONTEXTS_ARGS)
 	$(PY) tests/bench/report.py $(BUILD)/bench-measured.json \
 		$(BUILD)/bench-results.json \
+		--contexts $(BUILD)/bench-contexts.json \
 		--copy tests/bench/latest.json --md tests/bench/latest.md
 	$(PY) tests/bench/chart.py $(BUILD)/bench-results.json tests/bench/latest.svg
+
+bench-contexts: all
+	$(PY) tests/bench/contexts.py --daemon $(abspath $(BUILD)/e2b-ci) \
+		--out $(BUILD)/bench-contexts.json $(CONTEXTS_ARGS)
+	$(PY) tests/bench/report.py --contexts $(BUILD)/bench-contexts.json

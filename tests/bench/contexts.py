@@ -23,7 +23,8 @@ that the noise of a busy machine hits both alike):
      among every process that maps them, the other daemon's too): default
      languages python,javascript, pool python=1; both default contexts
      answer a cell, the spare is ready, then the sum of Pss over the
-     daemon's whole process tree (stack_pss_mib).
+     daemon's whole process tree (stack_pss_mib; the sum of Rss too, the
+     figure the issue's "~205 MiB today" was).
   3. churn: two daemons side by side, pool python=1; blocks of
      (POST /contexts, 1+1, DELETE) x N/2, ABBA, each block timed from its
      first request until the pool is full again: contexts per second.
@@ -423,16 +424,18 @@ def stack_sample(binary, tmp, c, supported, k):
                              % d.tag)
         d.wait_quiet(1)
         time.sleep(1.0)  # let the last start's transient pages settle
-        by_role, n_procs, unreadable = {}, 0, 0
+        by_role, n_procs, unreadable, rss = {}, 0, 0, 0.0
         for pid in descendants(d.pid):
             r = rollup(pid)
             if not r:
                 unreadable += 1
                 continue
             n_procs += 1
+            rss += r.get("Rss", 0) / 1024.0
             key = role(pid, d.pid)
             by_role[key] = by_role.get(key, 0) + r.get("Pss", 0) / 1024.0
-        return {"pss_mib": sum(by_role.values()), "by_role": by_role,
+        return {"pss_mib": sum(by_role.values()), "rss_mib": rss,
+                "by_role": by_role,
                 "processes": n_procs, "unreadable": unreadable}
     finally:
         d.stop()
@@ -446,8 +449,9 @@ def phase_stack(binary, tmp, configs, supported, rounds):
         for c in order(i, configs):
             s = stack_sample(binary, tmp, c, supported, i)
             out[c].append(s)
-            say("  %d/%d %-4s PSS %.1f MiB over %d processes (%s)", i + 1,
-                rounds, c, s["pss_mib"], s["processes"],
+            say("  %d/%d %-4s PSS %.1f MiB (RSS %.1f) over %d processes "
+                "(%s)", i + 1, rounds, c, s["pss_mib"], s["rss_mib"],
+                s["processes"],
                 ", ".join("%s %.1f" % kv for kv in sorted(
                     s["by_role"].items())))
     return out
@@ -536,6 +540,7 @@ def main():
             "private_1p1_mib": series(ctx, "private_1p1_mib"),
             "private_data_mib": series(ctx, "private_data_mib"),
             "stack_pss_mib": series(stack, "pss_mib"),
+            "stack_rss_mib": series(stack, "rss_mib"),
         },
         "preloaded": {c: {"n": len(v), "yes": sum(s["preloaded"] for s in v)}
                       for c, v in ctx.items()},

@@ -2,7 +2,8 @@
 """The report of `make bench`: rows, the printed table, JSON and markdown.
 
     /usr/bin/python3 tests/bench/report.py MEASURED.json RESULTS.json \
-        [--copy FILE] [--md FILE]
+        [--contexts CONTEXTS.json] [--copy FILE] [--md FILE]
+    /usr/bin/python3 tests/bench/report.py --contexts CONTEXTS.json
 
 MEASURED.json is what build/bench wrote: the samples of every series
 (summarised as n, min, p50, p99, max), the daemon's memory at points of the
@@ -11,6 +12,12 @@ series. This script turns them into the rows of ROWS below (value, floor,
 target, ratio, whether the target is met), prints the table, writes
 RESULTS.json (what chart.py and README's table read) and the same table as
 markdown. Floats in RESULTS.json keep 6 significant digits.
+
+CONTEXTS.json is what tests/bench/contexts.py wrote (Python kernels forked
+from the zygote against exec'd ones): its rows (CTX_ROWS) become a second
+table, "Python contexts: fork server vs exec", printed after the others,
+in the markdown and under "contexts" in RESULTS.json. Given alone, that
+table is printed and nothing is written (make bench-contexts).
 """
 import argparse
 import json
@@ -315,6 +322,116 @@ def kernels_table(m, markdown):
     return "".join(line + "\n" for line in out)
 
 
+# ------------------------------------------- Python contexts: fork vs exec
+#
+# tests/bench/contexts.py's file (--contexts): each series holds, per
+# configuration ("exec": --zygote off, "fork": --zygote on), n, min, p50,
+# max and the samples. A row shows both p50s and fork / exec; its rule is
+# held by the fork column (no fork column, no verdict).
+
+
+class CtxRow:
+    def __init__(self, id, label, unit, key, text="-", met=None):
+        self.id, self.label, self.unit, self.key = id, label, unit, key
+        self.text, self.met = text, met
+
+
+CTX_ROWS = [
+    CtxRow("new_ctx", "new Python context, no spare (create -> 1+1)", "ms",
+           "new_ctx_ms", "<= 150 ms and <= 0.3x exec",
+           lambda f, r: f <= 150 and r <= 0.3),
+    CtxRow("create", "  of it POST /contexts", "ms", "create_ms"),
+    CtxRow("data_cell", "first data cell (png + chart)", "ms",
+           "data_cell_ms", "<= 150 ms", lambda f, r: f <= 150),
+    CtxRow("create_to_data", "  create -> data cell done", "ms",
+           "create_to_data_ms"),
+    CtxRow("private_1p1", "private memory per context, after 1+1", "MiB",
+           "private_1p1_mib"),
+    CtxRow("private_data", "  after the data cell", "MiB",
+           "private_data_mib", "<= 25 MiB", lambda f, r: f <= 25),
+    CtxRow("stack_pss", "default stack total PSS", "MiB", "stack_pss_mib",
+           "<= 140 MiB", lambda f, r: f <= 140),
+    CtxRow("stack_rss", "  its sum of RSS (shared pages counted often)",
+           "MiB", "stack_rss_mib"),
+    CtxRow("churn", "churn: create, 1+1, delete (pool 1)", "ctx/s", None,
+           "higher is better"),
+    CtxRow("preloaded", "new kernels with the data stack mapped", "", None,
+           "fork: all", lambda f, r: f == 1),
+]
+
+
+def ctx_cell(c, row, config):
+    """(value, n) of one configuration's column; (NaN, 0) when absent."""
+    if config not in c["configs"]:
+        return NAN, 0
+    if row.id == "churn":
+        ch = c["churn"][config]
+        return float(ch["per_s"]), ch["contexts"]
+    if row.id == "preloaded":
+        p = c["preloaded"][config]
+        return div(float(p["yes"]), float(p["n"])), p["n"]
+    s = c["series"][row.key].get(config)
+    return (float(s["p50"]), s["n"]) if s else (NAN, 0)
+
+
+def build_ctx_rows(c):
+    out = []
+    for row in CTX_ROWS:
+        ev, en = ctx_cell(c, row, "exec")
+        fv, fn = ctx_cell(c, row, "fork")
+        ratio = div(fv, ev)
+        met = row.met(fv, ratio) if row.met and fn else None
+        out.append({"id": row.id, "label": row.label, "unit": row.unit,
+                    "exec": ev, "exec_n": en, "fork": fv, "fork_n": fn,
+                    "ratio": ratio, "target": row.text, "met": met})
+    return out
+
+
+def ctx_value(r, side):
+    if not r[side + "_n"]:
+        return "n/a"
+    if r["id"] == "preloaded":
+        return "%d/%d" % (round(r[side] * r[side + "_n"]), r[side + "_n"])
+    unit = " " + r["unit"] if r["unit"] else ""
+    return "%s%s (n=%d)" % (fmt_num(r[side]), unit, r[side + "_n"])
+
+
+def ctx_table(c, rows, markdown):
+    head = ("row", "exec", "fork", "fork/exec", "target", "met")
+    if markdown:
+        out = ["\n### Python contexts: fork server vs exec\n\n"
+               "tests/bench/contexts.py: the daemon with `--zygote off` "
+               "(exec) and `--zygote on` (fork), side by side, samples "
+               "interleaved; p50 (n). The target holds the fork column.%s\n"
+               % ("" if c["zygote_supported"] else
+                  " This daemon has no `--zygote`: exec only."),
+               "| %s |" % " | ".join(head), "|---|---|---|---|---|---|"]
+    else:
+        out = ["\nPython contexts: fork server vs exec (p50 (n), samples "
+               "interleaved%s)\n" % ("" if c["zygote_supported"] else
+                                      "; no --zygote: exec only"),
+               "%-46s %18s %18s %9s  %-27s %s" % head]
+    for r in rows:
+        rat = "-" if r["ratio"] != r["ratio"] else "%.2fx" % r["ratio"]
+        met = "-" if r["met"] is None else "yes" if r["met"] else "NO"
+        cols = (r["label"], ctx_value(r, "exec"), ctx_value(r, "fork"), rat,
+                r["target"], met)
+        if markdown:
+            out.append("| %s |" % " | ".join(cols))
+        else:
+            out.append("%-46s %18s %18s %9s  %-27s %s" % cols)
+    return "".join(line + "\n" for line in out)
+
+
+def ctx_results(c, rows):
+    keep = ("generated", "argv", "zygote_supported", "configs", "params",
+            "seconds", "series", "preloaded", "stack", "churn",
+            "start_counters")
+    doc = {k: c[k] for k in keep}
+    doc["rows"] = rows
+    return doc
+
+
 # ---------------------------------------------------------------- outputs
 
 
@@ -329,16 +446,18 @@ def rounded(x):
     return x
 
 
-def results(m, rows):
-    """RESULTS.json: the measurements with the rows after params."""
+def results(m, rows, ctx):
+    """RESULTS.json: the measurements with the rows after params, and
+    contexts.py's table and series under "contexts" (null without)."""
     keys = ["generated", "command", "argv", "machine", "params"]
     doc = {k: m[k] for k in keys}
     doc["rows"] = rows
     doc.update((k, m[k]) for k in ("kernels", "raw", "against"))
+    doc["contexts"] = ctx
     return rounded(doc)
 
 
-def markdown(m, rows):
+def markdown(m, rows, ctx_md):
     mach, ag = m["machine"], m["against"]
     head = ("<!-- generated by `make bench` (tests/bench/report.py); "
             "do not edit -->\n"
@@ -346,7 +465,8 @@ def markdown(m, rows):
             % (m["generated"], mach["sysname"], mach["release"],
                mach["cpus"], " AGAINST=" + ag["url"] if ag else "",
                m["argv"]))
-    return head + table(rows, ag is not None, True) + kernels_table(m, True)
+    return (head + table(rows, ag is not None, True) +
+            kernels_table(m, True) + ctx_md)
 
 
 def write(path, text):
@@ -357,11 +477,24 @@ def write(path, text):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("measured", help="build/bench's --out file")
-    ap.add_argument("out", help="the results JSON")
+    ap.add_argument("measured", nargs="?",
+                    help="build/bench's --out file (without it, only the "
+                    "--contexts table is printed, nothing written)")
+    ap.add_argument("out", nargs="?", help="the results JSON")
+    ap.add_argument("--contexts", help="tests/bench/contexts.py's --out")
     ap.add_argument("--copy", help="a second copy of the results JSON")
     ap.add_argument("--md", help="the table as markdown")
     a = ap.parse_args()
+    ctx = ctx_rows = None
+    if a.contexts:
+        with open(a.contexts, encoding="utf-8") as f:
+            ctx = json.load(f)
+        ctx_rows = build_ctx_rows(ctx)
+    if not a.measured:
+        if not ctx:
+            ap.error("give MEASURED.json, --contexts FILE or both")
+        sys.stdout.write(ctx_table(ctx, ctx_rows, False))
+        return
     with open(a.measured, encoding="utf-8") as f:
         m = json.load(f)
     rows = build_rows(m)
@@ -370,12 +503,16 @@ def main():
           % ("QUICK: too few samples to mean much" if m["params"]["quick"]
              else "make bench", m["run"]["seconds"]))
     sys.stdout.write(table(rows, against, False) + kernels_table(m, False))
+    if ctx:
+        sys.stdout.write(ctx_table(ctx, ctx_rows, False))
     sys.stdout.flush()
-    doc = json.dumps(results(m, rows), indent=1, ensure_ascii=False)
+    doc = json.dumps(results(m, rows, ctx and ctx_results(ctx, ctx_rows)),
+                     indent=1, ensure_ascii=False)
     for path in filter(None, (a.out, a.copy)):
         write(path, doc)
     if a.md:
-        write(a.md, markdown(m, rows))
+        write(a.md, markdown(m, rows,
+                             ctx_table(ctx, ctx_rows, True) if ctx else ""))
 
 
 if __name__ == "__main__":
