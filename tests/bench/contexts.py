@@ -184,6 +184,7 @@ class Daemon:
         (self.dir / "cwd").mkdir(parents=True)
         rt = self.dir / "rt"
         rt.mkdir(mode=0o700)
+        self.rt = os.fsencode(str(rt) + "/")
         argv = [binary, "--listen", "127.0.0.1", "--port", str(self.port),
                 "--cwd", str(self.dir / "cwd"), "--runtime-dir", str(rt),
                 "--default-languages", languages, "--pool", pool,
@@ -280,10 +281,25 @@ class Daemon:
                          (self.tag, QUIET_TIMEOUT_S))
 
     def kernels(self):
-        """pids of the Python kernels below the daemon (not the zygote)."""
-        return {p for p in descendants(self.pid)
-                if b"ipykernel" in cmdline(p) and
-                b"e2b_ci_zygote" not in cmdline(p)}
+        """pids of this daemon's Python kernels (not the zygote): their
+        command line names a connection file in its runtime dir, whoever
+        their parent is."""
+        out = set()
+        for name in os.listdir("/proc"):
+            if name.isdigit():
+                c = cmdline(int(name))
+                if b"ipykernel" in c and self.rt in c and \
+                        b"e2b_ci_zygote" not in c and alive(int(name)):
+                    out.add(int(name))
+        return out
+
+    def tree(self):
+        """The daemon's process tree, and kernels that left it (should a
+        fork not have been re-parented to the daemon) with theirs."""
+        pids = set(descendants(self.pid))
+        for k in self.kernels() - pids:
+            pids.update(descendants(k))
+        return sorted(pids)
 
     def stop(self):
         if self.proc.poll() is None:
@@ -425,7 +441,7 @@ def stack_sample(binary, tmp, c, supported, k):
         d.wait_quiet(1)
         time.sleep(1.0)  # let the last start's transient pages settle
         by_role, n_procs, unreadable, rss = {}, 0, 0, 0.0
-        for pid in descendants(d.pid):
+        for pid in d.tree():
             r = rollup(pid)
             if not r:
                 unreadable += 1
@@ -434,6 +450,9 @@ def stack_sample(binary, tmp, c, supported, k):
             rss += r.get("Rss", 0) / 1024.0
             key = role(pid, d.pid)
             by_role[key] = by_role.get(key, 0) + r.get("Pss", 0) / 1024.0
+        if unreadable:
+            say("WARNING: %d processes of daemon %s have no readable "
+                "smaps_rollup", unreadable, d.tag)
         return {"pss_mib": sum(by_role.values()), "rss_mib": rss,
                 "by_role": by_role,
                 "processes": n_procs, "unreadable": unreadable}

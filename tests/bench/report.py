@@ -370,7 +370,7 @@ def ctx_cell(c, row, config):
     if row.id == "preloaded":
         p = c["preloaded"][config]
         return div(float(p["yes"]), float(p["n"])), p["n"]
-    s = c["series"][row.key].get(config)
+    s = c["series"].get(row.key, {}).get(config)
     return (float(s["p50"]), s["n"]) if s else (NAN, 0)
 
 
@@ -379,7 +379,7 @@ def build_ctx_rows(c):
     for row in CTX_ROWS:
         ev, en = ctx_cell(c, row, "exec")
         fv, fn = ctx_cell(c, row, "fork")
-        ratio = div(fv, ev)
+        ratio = NAN if row.id == "preloaded" else div(fv, ev)
         met = row.met(fv, ratio) if row.met and fn else None
         out.append({"id": row.id, "label": row.label, "unit": row.unit,
                     "exec": ev, "exec_n": en, "fork": fv, "fork_n": fn,
