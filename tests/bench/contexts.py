@@ -450,11 +450,16 @@ def stack_sample(binary, tmp, c, supported, k):
             rss += r.get("Rss", 0) / 1024.0
             key = role(pid, d.pid)
             by_role[key] = by_role.get(key, 0) + r.get("Pss", 0) / 1024.0
+        # Which of the Python kernels (default context, spare) are forks:
+        # those started before the zygote was ready are exec'd.
+        py = sorted(d.kernels())
+        mapped = sum(maps_mention(k, b"numpy") for k in py)
         if unreadable:
             say("WARNING: %d processes of daemon %s have no readable "
                 "smaps_rollup", unreadable, d.tag)
         return {"pss_mib": sum(by_role.values()), "rss_mib": rss,
-                "by_role": by_role,
+                "by_role": by_role, "python_kernels": len(py),
+                "python_preloaded": mapped,
                 "processes": n_procs, "unreadable": unreadable}
     finally:
         d.stop()
@@ -468,9 +473,10 @@ def phase_stack(binary, tmp, configs, supported, rounds):
         for c in order(i, configs):
             s = stack_sample(binary, tmp, c, supported, i)
             out[c].append(s)
-            say("  %d/%d %-4s PSS %.1f MiB (RSS %.1f) over %d processes "
-                "(%s)", i + 1, rounds, c, s["pss_mib"], s["rss_mib"],
-                s["processes"],
+            say("  %d/%d %-4s PSS %.1f MiB (RSS %.1f) over %d processes, "
+                "%d/%d Python kernels preloaded (%s)", i + 1, rounds, c,
+                s["pss_mib"], s["rss_mib"], s["processes"],
+                s["python_preloaded"], s["python_kernels"],
                 ", ".join("%s %.1f" % kv for kv in sorted(
                     s["by_role"].items())))
     return out

@@ -353,6 +353,8 @@ CTX_ROWS = [
            "<= 140 MiB", lambda f, r: f <= 140),
     CtxRow("stack_rss", "  its sum of RSS (shared pages counted often)",
            "MiB", "stack_rss_mib"),
+    CtxRow("stack_preloaded", "  its Python kernels with the data stack "
+           "mapped", "", None),
     CtxRow("churn", "churn: create, 1+1, delete (pool 1)", "ctx/s", None,
            "higher is better"),
     CtxRow("preloaded", "new kernels with the data stack mapped", "", None,
@@ -370,6 +372,11 @@ def ctx_cell(c, row, config):
     if row.id == "preloaded":
         p = c["preloaded"][config]
         return div(float(p["yes"]), float(p["n"])), p["n"]
+    if row.id == "stack_preloaded":
+        st = c["stack"][config]
+        n = sum(s.get("python_kernels", 0) for s in st)
+        yes = sum(s.get("python_preloaded", 0) for s in st)
+        return div(float(yes), float(n)), n
     s = c["series"].get(row.key, {}).get(config)
     return (float(s["p50"]), s["n"]) if s else (NAN, 0)
 
@@ -379,7 +386,7 @@ def build_ctx_rows(c):
     for row in CTX_ROWS:
         ev, en = ctx_cell(c, row, "exec")
         fv, fn = ctx_cell(c, row, "fork")
-        ratio = NAN if row.id == "preloaded" else div(fv, ev)
+        ratio = NAN if row.unit == "" else div(fv, ev)
         met = row.met(fv, ratio) if row.met and fn else None
         out.append({"id": row.id, "label": row.label, "unit": row.unit,
                     "exec": ev, "exec_n": en, "fork": fv, "fork_n": fn,
@@ -390,7 +397,7 @@ def build_ctx_rows(c):
 def ctx_value(r, side):
     if not r[side + "_n"]:
         return "n/a"
-    if r["id"] == "preloaded":
+    if r["unit"] == "":
         return "%d/%d" % (round(r[side] * r[side + "_n"]), r[side + "_n"])
     unit = " " + r["unit"] if r["unit"] else ""
     return "%s%s (n=%d)" % (fmt_num(r[side]), unit, r[side + "_n"])
