@@ -116,7 +116,7 @@ def _lines(chunks):
     "the reference server as with e2b-ci. Dropping keepalives for python-httpx "
     "clients would fix that and break any httpx client that relies on them "
     "(a newer SDK's stream timer, a proxy's idle timeout); README, "
-    "'Compatibility with older SDKs'"))
+    "'Older SDK releases'"))
 def test_python_sdk_read_timeout_fires_on_a_silent_cell(make_daemon):
     d = make_daemon(args=["--keepalive-ms", "1000"]).wait_healthy()
     body = json.dumps({"code": "import time; time.sleep(12)", "context_id": None,
