@@ -525,7 +525,10 @@ static char *zyg_request_text(const struct zyg_request *rq)
 				(json_int_t)rq->mem_rlimit);
 		json_object_set_new(o, "rlimits", lim);
 	}
-	json_object_set_new(o, "oom_score_adj", json_integer(800));
+	/* No oom_score_adj: the kernel inherits the zygote's 800, and a
+	 * zygote running as the kernel user is non-dumpable, so its forks
+	 * could not open /proc/self/oom_score_adj before their set-up made
+	 * them dumpable again. */
 	text = json_dumps(o, JSON_COMPACT);
 out:
 	json_decref(fds);
