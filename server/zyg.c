@@ -296,9 +296,11 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 	json_int_t threads = json_integer_value(json_object_get(o, "threads"));
 	size_t i;
 
-	json_array_foreach(skipped, i, e)
-	    log_warnx("%s zygote: preload %s skipped: %s", z->spec->name,
-		      zyg_str(e, "module"), zyg_str(e, "error"));
+	for (i = 0; i < json_array_size(skipped); i++) {
+		e = json_array_get(skipped, i);
+		log_warnx("%s zygote: preload %s skipped: %s", z->spec->name,
+			  zyg_str(e, "module"), zyg_str(e, "error"));
+	}
 	if (threads > 1) {
 		log_warnx("%s zygote has %lld threads after its preload: it "
 			  "cannot fork; kernels are exec'd",
