@@ -235,6 +235,12 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 	metrics_http(arg, tag, status);
 }
 
+/* A zygote is ready: the spares exec'd while it loaded give way to forks. */
+static void main_zygote_ready(void *arg, const struct kspec *spec)
+{
+	pool_renew(arg, spec);
+}
+
 /* The kernels' environment: limits (kres), what kernel_ and run_ share,
  * the output budget; then what a daemon that died here left is swept. */
 static int main_kernels_env(struct server *s)
@@ -274,7 +280,7 @@ static int main_kernels_env(struct server *s)
 		log_warn("PR_SET_CHILD_SUBREAPER");
 	zyg_init(&(struct zyg_opts){strcmp(s->cfg.zygote, "on") == 0,
 				    s->cfg.python_preload, s->cfg.cwd, s->loop,
-				    &s->kres});
+				    &s->kres, main_zygote_ready, s});
 	return 0;
 }
 

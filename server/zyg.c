@@ -76,6 +76,7 @@ struct zyg {
 	struct loop_timer restart;
 	uint64_t backoff_ms;
 	bool served;	       /* forked a kernel since its start */
+	bool was_ready;	       /* a zygote of spec was READY once */
 	const char *why_death; /* set by whoever killed it, for the log */
 	struct zyg *next;
 };
@@ -314,6 +315,9 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 		 z->spec->name, (int)z->pid,
 		 (long long)json_integer_value(json_object_get(o, "ms")),
 		 (long long)json_integer_value(json_object_get(o, "modules")));
+	if (!z->was_ready && zyg_o.on_ready)
+		zyg_o.on_ready(zyg_o.arg, z->spec);
+	z->was_ready = true;
 }
 
 /* The loop's watch: "ready" or "failed" while STARTING, EOF any time

@@ -33,6 +33,10 @@ struct zyg_opts {
 	const char *cwd;	 /* the default cwd: the zygote's */
 	struct loop *loop;	 /* borrowed, as the rest */
 	const struct kres *kres; /* the kernel user; may be NULL */
+	/* Called when spec's zygote turns READY the first time (NULL: not
+	 * at all): kernels started meanwhile were exec'd. */
+	void (*on_ready)(void *arg, const struct kspec *spec);
+	void *arg;
 };
 
 /* One kernel asked of a zygote: what kproc_spawn would exec. */
