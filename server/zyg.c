@@ -18,9 +18,9 @@
  * Requests are synchronous: zyg_spawn sends one and polls the channel for
  * its answer, so the loop's channel watch never sees an answer and no
  * SIGCHLD round runs while one is outstanding (kproc's stray reaping
- * relies on that). A spawn that timed out kills the zygote and any child
- * of the daemon started since the request (the kernel it may have forked
- * meanwhile: it would run on a connection file exec then reuses).
+ * relies on that). A spawn that timed out kills the zygote and what it
+ * forked for the request meanwhile (the kernel would run on a connection
+ * file exec then reuses).
  */
 #include "zyg.h"
 
@@ -37,7 +37,6 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -141,10 +140,34 @@ static void zyg_pipe_line(struct zyg_pipe *pp)
 	pp->len = 0;
 }
 
+/* One read into the log. Returns 1 when more may follow, 0 when nothing
+ * is there now, -1 at EOF or on an error. */
+static int zyg_pipe_read(struct zyg_pipe *pp)
+{
+	char buf[4096];
+	ssize_t n = read(pp->fd, buf, sizeof(buf));
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0)
+		return -1;
+	for (ssize_t i = 0; i < n; i++) {
+		if (buf[i] == '\n' || pp->len == sizeof(pp->line) - 1)
+			zyg_pipe_line(pp);
+		if (buf[i] != '\n')
+			pp->line[pp->len++] = buf[i];
+	}
+	return 1;
+}
+
+/* What the zygote wrote last (a traceback) is read before the close. */
 static void zyg_pipe_close(struct zyg_pipe *pp)
 {
 	loop_del(zyg_o.loop, pp->w);
 	pp->w = NULL;
+	for (int i = 0; i < 16 && pp->fd >= 0; i++)
+		if (zyg_pipe_read(pp) <= 0)
+			break;
 	if (pp->fd >= 0) {
 		zyg_pipe_line(pp);
 		close(pp->fd);
@@ -155,22 +178,10 @@ static void zyg_pipe_close(struct zyg_pipe *pp)
 static void zyg_on_pipe(void *arg, short revents)
 {
 	struct zyg_pipe *pp = arg;
-	char buf[4096];
-	ssize_t n = read(pp->fd, buf, sizeof(buf));
 
 	(void)revents;
-	if (n < 0 && (errno == EAGAIN || errno == EINTR))
-		return;
-	if (n <= 0) {
+	if (zyg_pipe_read(pp) < 0)
 		zyg_pipe_close(pp);
-		return;
-	}
-	for (ssize_t i = 0; i < n; i++) {
-		if (buf[i] == '\n' || pp->len == sizeof(pp->line) - 1)
-			zyg_pipe_line(pp);
-		if (buf[i] != '\n')
-			pp->line[pp->len++] = buf[i];
-	}
 }
 
 /* ------------------------------------------------- death and restart */
@@ -567,22 +578,35 @@ static int zyg_send(struct zyg *z, const char *text,
 		   : -errno;
 }
 
-/* Clock ticks since boot, as kres_start_time counts a process's start. */
-static unsigned long long zyg_ticks_now(void)
+/* Whether child pid is a leftover of the request for kernel id: the
+ * zygote's intermediate, or the kernel itself (its command line is the
+ * zygote's until its set-up rewrites it to the kernel's argv, which names
+ * the connection file "kernel-<id8>.json"). */
+static bool zyg_is_leftover(pid_t pid, const char *id)
 {
-	struct timespec ts;
+	char path[64], cmd[4096], mark[32];
+	ssize_t n;
+	int fd;
 
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (unsigned long long)ts.tv_sec *
-		   (unsigned long long)sysconf(_SC_CLK_TCK) +
-	       (unsigned long long)ts.tv_nsec /
-		   (1000000000ULL / (unsigned long long)sysconf(_SC_CLK_TCK));
+	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	n = read(fd, cmd, sizeof(cmd) - 1);
+	close(fd);
+	if (n <= 0)
+		return false;
+	for (ssize_t i = 0; i < n; i++)
+		cmd[i] = cmd[i] ? cmd[i] : ' ';
+	cmd[n] = '\0';
+	snprintf(mark, sizeof(mark), "kernel-%.8s.json", id);
+	return strstr(cmd, ZYG_SCRIPT) || strstr(cmd, mark);
 }
 
 /* After a spawn without an answer and the zygote's death: kills and reaps
- * every child of the daemon started since the request (ticks), the kernel
- * it may have forked meanwhile. */
-static void zyg_kill_recent(unsigned long long since)
+ * what it may have forked for kernel id meanwhile (the kernel would run on
+ * a connection file the exec'd kernel then uses). */
+static void zyg_kill_leftovers(const char *id)
 {
 	char path[64], buf[4096];
 	struct dirent *e;
@@ -598,7 +622,7 @@ static void zyg_kill_recent(unsigned long long since)
 		buf[n > 0 ? n : 0] = '\0';
 		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
 			pid_t pid = (pid_t)atoi(t);
-			if (pid > 0 && kres_start_time(pid) + 1 >= since) {
+			if (pid > 0 && zyg_is_leftover(pid, id)) {
 				log_warnx("killing pid %d, forked by a zygote "
 					  "that did not answer",
 					  (int)pid);
@@ -612,9 +636,9 @@ static void zyg_kill_recent(unsigned long long since)
 }
 
 /* The answer to request id, read within ZYG_ANSWER_MS; NULL when none
- * came (the zygote is dead or was killed then). */
-static json_t *zyg_answer(struct zyg *z, const char *id,
-			  unsigned long long since)
+ * came (the zygote is dead or was killed then, and what it forked for
+ * the request). */
+static json_t *zyg_answer(struct zyg *z, const char *id)
 {
 	uint64_t deadline = loop_now_ms() + ZYG_ANSWER_MS, now;
 	struct pollfd pfd = {z->chan, POLLIN, 0};
@@ -634,7 +658,7 @@ static json_t *zyg_answer(struct zyg *z, const char *id,
 	zyg_kill_now(z, eof ? "its channel closed during a spawn"
 			    : "no answer to a spawn within 1 s");
 	if (!eof)
-		zyg_kill_recent(since);
+		zyg_kill_leftovers(id);
 	return NULL;
 }
 
@@ -670,7 +694,6 @@ static void zyg_on_error(struct zyg *z, const json_t *o)
 pid_t zyg_spawn(const struct kspec *spec, const struct zyg_request *rq)
 {
 	struct zyg *z = zyg_find(spec);
-	unsigned long long since;
 	char *text;
 	json_t *o;
 	pid_t pid = -EAGAIN;
@@ -684,7 +707,6 @@ pid_t zyg_spawn(const struct kspec *spec, const struct zyg_request *rq)
 	text = zyg_request_text(rq);
 	if (!text)
 		return -EAGAIN;
-	since = zyg_ticks_now();
 	if (zyg_send(z, text, rq) < 0) {
 		log_warnx("%s zygote: cannot send a request: %s", spec->name,
 			  strerror(errno));
@@ -693,7 +715,7 @@ pid_t zyg_spawn(const struct kspec *spec, const struct zyg_request *rq)
 		return -EAGAIN;
 	}
 	free(text);
-	o = zyg_answer(z, rq->id, since);
+	o = zyg_answer(z, rq->id);
 	if (o && strcmp(zyg_str(o, "type"), "spawned") == 0 &&
 	    json_integer_value(json_object_get(o, "pid")) > 0) {
 		pid = (pid_t)json_integer_value(json_object_get(o, "pid"));

@@ -13,7 +13,9 @@ Rows (medians):
     additional context's kernel after `1+1`, and after the data cell;
   - the default stack's total PSS (daemon and everything below it: the
     zygote, the default Python and JavaScript contexts, one Python spare),
-    once healthy, the zygote ready and the spare warm;
+    once healthy, the zygote ready and the spare warm; also with an empty
+    --python-preload. The default Python context starts while the zygote
+    still loads, so it is exec'd; the spare is a fork (pool_renew);
   - churn: 50 x (create, `1+1`, delete) with --pool python=1, contexts/s.
 
 Usage: zygote.py DAEMON [--runs N] [--json OUT] [--md OUT]
@@ -158,12 +160,16 @@ def main():
         finally:
             for d in ds.values():
                 d.stop()
-        for m in modes:
+        res["bare"] = {}
+        for m in modes + ("bare",):
             d = start(a.daemon, work, f"default stack {m}",
-                      ["--zygote", m, "--pool", "python=1",
+                      ["--zygote", "off" if m == "off" else "on",
+                       "--python-preload",
+                       "" if m == "bare" else "numpy,pandas,matplotlib",
+                       "--pool", "python=1",
                        "--default-languages", "python,javascript"])
             try:
-                if m == "on":
+                if m != "off":
                     wait(lambda: metric(d, "e2bci_zygotes_ready") == 1,
                          "the zygote is ready")
                 wait(lambda: 'e2bci_kernels{state="warm"} 1' in
@@ -171,7 +177,8 @@ def main():
                      "the spare is warm")
                 time.sleep(2)  # let start-up's transient memory settle
                 res[m]["stack_pss_mib"] = [tree_pss(d.proc.pid)]
-                res[m]["churn_per_s"] = [churn(d)]
+                if m != "bare":
+                    res[m]["churn_per_s"] = [churn(d)]
             finally:
                 d.stop()
     rows = [("new Python context, no spare: create → 1+1", "ctx_first_ms", "ms"),
@@ -190,6 +197,11 @@ def main():
                     "samples": {m: res[m][key] for m in modes}}
         md.append(f"| {title} | {on:.1f} {unit} | {off:.1f} {unit} | "
                   f"{on / off:.2f} |")
+    bare = res["bare"]["stack_pss_mib"][0]
+    out["stack_pss_mib"]["empty_preload"] = bare
+    md.append(f"| default stack total PSS, --python-preload '' | {bare:.1f} MiB "
+              f"| {out['stack_pss_mib']['off']:.1f} MiB | "
+              f"{bare / out['stack_pss_mib']['off']:.2f} |")
     text = "\n".join(md) + "\n"
     print(text)
     if a.json:

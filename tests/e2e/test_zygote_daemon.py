@@ -264,3 +264,21 @@ def test_orphans_are_reaped(make_daemon):
         kids = children(d.proc.pid)
         return not [p for p in kids if "sleep" in cmdline(p) or state(p) == "Z"]
     wait_until(sleeper_gone, "the orphan sleep is reaped", timeout=30)
+
+
+def test_stopped_zygote_times_out_and_is_replaced(make_daemon):
+    d = started(make_daemon)
+    wait_zygote(d)
+    c = d.client()
+    old = the_zygote(d)
+    os.kill(old, signal.SIGSTOP)
+    # The spawn gets no answer within its second: the zygote is killed and
+    # the kernel exec'd.
+    ctx = c.create_context({"language": "python"})
+    assert forked_in(c, ctx["id"]) == (False, d.proc.pid)
+    assert "no answer to a spawn" in d.log_text()
+    wait_until(lambda: zygotes(d) and zygotes(d)[0] != old
+               and metric(d, "e2bci_zygotes_ready") == 1,
+               "a new zygote is ready", timeout=120)
+    ctx = c.create_context({"language": "python"})
+    assert forked_in(c, ctx["id"]) == (True, d.proc.pid)
