@@ -13,9 +13,6 @@
 # tests/bench/report.py turns them into rows, prints the tables and writes
 # $(BUILD)/bench-results.json plus tests/bench/latest.{json,md};
 # tests/bench/chart.py draws tests/bench/latest.svg from the results.
-# tests/bench/zygote.py: the Python zygote's rows (issue 13), forked
-# kernels next to exec'd ones in the same run, into
-# tests/bench/latest-zygote.md.
 
 AGAINST ?=
 
@@ -46,5 +43,3 @@ bench: all $(BUILD)/bench $(BUILD)/libfloor
 		$(BUILD)/bench-results.json \
 		--copy tests/bench/latest.json --md tests/bench/latest.md
 	$(PY) tests/bench/chart.py $(BUILD)/bench-results.json tests/bench/latest.svg
-	$(PY) tests/bench/zygote.py $(abspath $(BUILD)/e2b-ci) \
-		--json $(BUILD)/bench-zygote.json --md tests/bench/latest-zygote.md
