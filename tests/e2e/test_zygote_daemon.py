@@ -105,6 +105,10 @@ def test_kernels_are_forked_when_on(make_daemon):
     # the zygote was loading: exec'd.
     assert metric(d, "e2bci_kernels_execd_total") >= 1
     assert main_text(c.execute("1+1", context_id=ctx["id"])) == "2"
+    # A fork's namespace is a fresh kernel's (plus what FORKED imported).
+    lines = c.execute("print(sorted(n for n in dir() if not n.startswith('_')))",
+                      context_id=ctx["id"])
+    assert stdout(lines) == "['In', 'Out', 'exit', 'get_ipython', 'os', 'quit', 'sys']\n"
     # A zygote never holds a thread when it forks.
     z = the_zygote(d)
     assert os.listdir(f"/proc/{z}/task") == [str(z)]
