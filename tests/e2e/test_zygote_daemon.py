@@ -286,3 +286,60 @@ def test_stopped_zygote_times_out_and_is_replaced(make_daemon):
                "a new zygote is ready", timeout=120)
     ctx = c.create_context({"language": "python"})
     assert forked_in(c, ctx["id"]) == (True, d.proc.pid)
+
+
+def preload_dir(tmp_path, name, text):
+    """A dir on PYTHONPATH (the daemon's, so the zygote's and its
+    kernels') holding module name."""
+    d = tmp_path / "pylib"
+    d.mkdir(exist_ok=True)
+    (d / f"{name}.py").write_text(text)
+    return d
+
+
+def test_stale_zygote_is_restarted(make_daemon, tmp_path):
+    lib = preload_dir(tmp_path, "zz_e2bci_stale", "VERSION = 1\n")
+    d = started(make_daemon, "--python-preload", "zz_e2bci_stale",
+                env={"PYTHONPATH": str(lib)})
+    wait_zygote(d)
+    c = d.client()
+    old = the_zygote(d)
+    ctx = c.create_context({"language": "python"})
+    assert forked_in(c, ctx["id"])[0] is False  # pandas is not preloaded
+    assert main_text(c.execute("import zz_e2bci_stale, sys, os\n"
+                               "os.getppid() == "
+                               f"{d.proc.pid} and 'zz_e2bci_stale' in "
+                               "sys.modules", context_id=ctx["id"])) == "True"
+    forked = metric(d, "e2bci_kernels_forked_total")
+    # An upgrade in place: the zygote's copy is stale, a new one is due.
+    (lib / "zz_e2bci_stale.py").write_text("VERSION = 2  # upgraded\n")
+    os.utime(lib / "zz_e2bci_stale.py", (1, 1))
+    ctx = c.create_context({"language": "python"})
+    assert main_text(c.execute("import zz_e2bci_stale; zz_e2bci_stale.VERSION",
+                               context_id=ctx["id"])) == "2"
+    assert metric(d, "e2bci_kernels_forked_total") == forked
+    assert "stale" in d.log_text()
+    wait_until(lambda: zygotes(d) and zygotes(d)[0] != old
+               and metric(d, "e2bci_zygotes_ready") == 1,
+               "a new zygote is ready", timeout=120)
+    ctx = c.create_context({"language": "python"})
+    assert main_text(c.execute("import zz_e2bci_stale; zz_e2bci_stale.VERSION",
+                               context_id=ctx["id"])) == "2"
+    assert metric(d, "e2bci_kernels_forked_total") == forked + 1
+
+
+def test_zygote_with_a_thread_is_retired(make_daemon, tmp_path):
+    lib = preload_dir(tmp_path, "zz_e2bci_thread",
+                      "import threading, time\n"
+                      "threading.Thread(target=time.sleep, args=(3600,),\n"
+                      "                 name='zz-sleeper', daemon=True).start()\n")
+    d = started(make_daemon, "--python-preload", "zz_e2bci_thread",
+                env={"PYTHONPATH": str(lib)})
+    wait_until(lambda: "cannot fork" in d.log_text(),
+               "the zygote is retired", timeout=120)
+    c = d.client()
+    ctx = c.create_context({"language": "python"})
+    assert main_text(c.execute("1+1", context_id=ctx["id"])) == "2"
+    assert metric(d, "e2bci_kernels_forked_total") == 0
+    assert metric(d, "e2bci_zygotes_ready") == 0
+    assert zygotes(d) == []
