@@ -9,7 +9,9 @@
  * into the debug log (stderr's last lines kept for a failed start's
  * reason), and its end: the pidfd turning readable, everything the kernel
  * started killed, the process reaped, its files removed, on_exit called
- * once. kproc_sweep: the runtime dir at startup.
+ * once. kproc_sweep: the runtime dir at startup. kproc_reap_strays: the
+ * orphans the daemon adopts as a child subreaper (which it is for the
+ * kernels a zygote forks, zyg.h).
  *
  * kernel.c embeds one per kernel and does the rest (sockets, handshake,
  * messages, interrupt and stop protocol). Loop thread only. It knows
