@@ -393,7 +393,7 @@ static void zyg_child(struct child *c, char **argv, char **envp, int out,
 	src[3] = chan;
 	if (src[0] < 0 || child_fds(c, src, 4) < 0)
 		child_fail(c);
-	execve(argv[0], argv, envp);
+	execvpe(argv[0], argv, envp);
 	child_fail(c);
 }
 
