@@ -22,12 +22,14 @@
 #include "exec.h"
 #include "http.h"
 #include "kernel.h"
+#include "kproc.h"
 #include "log.h"
 #include "pool.h"
 #include "req.h"
 #include "run.h"
 #include "server.h"
 #include "sha256.h"
+#include "zyg.h"
 
 #define API_MAX_ID	    200
 #define API_TRIM_AFTER	    (1u << 20)
@@ -429,6 +431,8 @@ static void api_gauges(const struct server *s, struct metrics_gauges *g)
 	g->starting += warming;
 	held = g->busy + g->idle + g->starting + g->warm;
 	g->stopping = live > held ? live - held : 0;
+	kproc_counts(&g->forked, &g->execd);
+	g->zygotes_ready = zyg_ready();
 }
 
 static void api_metrics(struct server *s, struct http_req *r, const char *id)

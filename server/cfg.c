@@ -68,6 +68,20 @@ static int cfg_check_abs_or_empty(const char *v)
 	return v[0] == '\0' || v[0] == '/' ? 0 : -1;
 }
 
+static int cfg_check_on_off(const char *v)
+{
+	return strcmp(v, "on") == 0 || strcmp(v, "off") == 0 ? 0 : -1;
+}
+
+/* Python module names: letters, digits, '_', '.', separated by ','. */
+static int cfg_check_modules(const char *v)
+{
+	return v[strspn(v, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVW"
+			   "XYZ0123456789_.,")] == '\0'
+		   ? 0
+		   : -1;
+}
+
 static int cfg_check_level(const char *v)
 {
 	return log_parse_level(v, NULL);
@@ -168,6 +182,13 @@ static const struct cfg_opt cfg_options[] = {
 	    "cgroup v2 cpu.weight of each kernel (the daemon keeps 100)"),
 	STR("kernel-user", "E2B_CI_KERNEL_USER", kernel_user, "", NULL, NULL,
 	    "run kernels as this user (E2B's \"user\"); empty: as the daemon"),
+	STR("zygote", "E2B_CI_ZYGOTE", zygote, "on", cfg_check_on_off,
+	    "on or off", "fork Python kernels from a preloaded process (on) "
+	    "or exec each one (off)"),
+	STR("python-preload", "E2B_CI_PYTHON_PRELOAD", python_preload,
+	    "numpy,pandas,matplotlib", cfg_check_modules,
+	    "module names, ','-separated, or empty",
+	    "what the Python zygote imports for every kernel it forks"),
 };
 
 /* clang-format on */

@@ -42,6 +42,8 @@ struct cfg {
 	long kernel_cpu_weight; /* --kernel-cpu-weight: 50 */
 	long kernel_tasks_max;	/* --kernel-tasks-max: 0 = none */
 	char *kernel_user;	/* --kernel-user: "" = the daemon's user */
+	char *zygote;		/* --zygote: on|off */
+	char *python_preload;	/* --python-preload: numpy,pandas,matplotlib */
 
 	/* What kernel output may make the daemon hold (exec_budget,
 	 * kernel_env.max_msg). */

@@ -62,6 +62,8 @@
  * with no limit, measured interleaved (0.37 ms with a single slot, where
  * every message also waited for that round trip). */
 #define KERNEL_IOPUB_HWM 2
+/* libzmq's retry interval while a kernel has not bound its sockets yet. */
+#define KERNEL_RECONNECT_MS 10
 /* How long a broken channel stays broken before it is called a cut: a
  * kernel that exits closes its sockets a moment before its pidfd reports
  * the exit, and a dying kernel is not a cut. */
@@ -208,7 +210,7 @@ static int kernel_open_sockets(struct kernel *k)
 	static const int types[KERNEL_NCHAN] = {ZMQ_DEALER, ZMQ_DEALER,
 						ZMQ_SUB};
 	char ep[600];
-	int zero = 0, hwm = KERNEL_IOPUB_HWM;
+	int zero = 0, hwm = KERNEL_IOPUB_HWM, ivl = KERNEL_RECONNECT_MS;
 	int64_t max = k->env.max_msg ? (int64_t)k->env.max_msg : -1;
 
 	for (int c = 0; c < KERNEL_NCHAN; c++) {
@@ -217,6 +219,10 @@ static int kernel_open_sockets(struct kernel *k)
 			return -errno;
 		k->sock[c] = s;
 		zmq_setsockopt(s, ZMQ_LINGER, &zero, sizeof(zero));
+		/* The daemon connects before the kernel has bound its sockets;
+		 * libzmq's default retry every 100 ms alone would add up to
+		 * 100 ms to a forked kernel's start. */
+		zmq_setsockopt(s, ZMQ_RECONNECT_IVL, &ivl, sizeof(ivl));
 		/* libzmq would take a part of any size whole; over the limit it
 		 * drops the connection instead (kernel_cut). */
 		zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &max, sizeof(max));

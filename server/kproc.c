@@ -51,8 +51,26 @@
 #include "jtext.h"
 #include "kspec.h"
 #include "log.h"
+#include "zyg.h"
 
 extern char **environ;
+
+/* Kernels started by each way, for /metrics. */
+static unsigned long long kproc_nforked, kproc_nexecd;
+
+/* Every kproc holding a pid not reaped yet: the stray reaper must leave
+ * those to their pidfd handlers. */
+static struct kproc *kproc_live;
+
+static void kproc_live_del(struct kproc *p)
+{
+	for (struct kproc **q = &kproc_live; *q; q = &(*q)->live_next)
+		if (*q == p) {
+			*q = p->live_next;
+			break;
+		}
+	p->live_next = NULL;
+}
 
 void kproc_init(struct kproc *p, const struct kspec *spec, struct loop *loop,
 		const char *runtime_dir, const struct kres *kres)
@@ -354,6 +372,7 @@ static void kproc_reaped(struct kproc *p, int status, const struct rusage *ru)
 	p->oom = kres_oom_killed(&p->kk, status, ru);
 	kres_release(&p->kk);
 	p->exited = true;
+	kproc_live_del(p);
 	loop_del(p->loop, p->pidw);
 	p->pidw = NULL;
 	kproc_pipe_close(&p->out);
@@ -428,6 +447,7 @@ void kproc_cleanup(struct kproc *p)
 		waitpid(p->pid, NULL, 0);
 		p->exited = true;
 	}
+	kproc_live_del(p);
 	loop_del(p->loop, p->pidw);
 	p->pidw = NULL;
 	kproc_pipe_close(&p->out);
@@ -489,13 +509,14 @@ static void kproc_write_pid_file(struct kproc *p)
  * -errno fails the start. Whatever succeeds, kproc_spawn goes on the same
  * way: pid file, pidfd, the pipes' read ends.
  *
- * Today the table holds exec alone. The Python fork server (issue 13,
- * kernels/ZYGOTE-PROTOCOL.md) slots in before it: its start sends "spawn"
- * with l's argv, envp, cwd, the write ends and kk's cgroup.procs fd to the
- * zygote of (spec, user) and returns the pid of "spawned"; it returns
- * -EAGAIN when the kernelspec is not one it serves, the zygote is not
- * READY, or on any "error" answer (after reaping the pid it names), so
- * exec, always last, starts the kernel as before.
+ * The table: the Python fork server first (zyg.c, issue 13,
+ * kernels/ZYGOTE-PROTOCOL.md): it sends "spawn" with l's argv, envp, cwd,
+ * the write ends and kk's cgroup.procs fd to the kernelspec's zygote and
+ * returns the pid of "spawned" (the kernel is the daemon's child: the
+ * daemon is a child subreaper, main.c); it returns -EAGAIN when the
+ * kernelspec is not one it serves, the zygote is not READY, or on any
+ * "error" answer (after reaping the pid it names), so exec, always last,
+ * starts the kernel as before.
  */
 struct kproc_launch {
 	const struct kproc *p; /* spec, kres and kk, id, runtime dir */
@@ -571,7 +592,34 @@ static pid_t kproc_start_exec(const struct kproc_launch *l, char *err,
 	return c.pid;
 }
 
+/* A kernel forked by the kernelspec's zygote (zyg.c), which sets it up
+ * as kproc_child does; -EAGAIN whenever it cannot, and exec starts it. */
+static pid_t kproc_start_zygote(const struct kproc_launch *l, char *err,
+				size_t errlen)
+{
+	const struct kproc *p = l->p;
+	struct zyg_request rq = {p->id,
+				 l->argv,
+				 l->envp,
+				 l->cwd,
+				 l->out,
+				 l->err,
+				 p->kk.procs_fd >= 0 ? p->kk.procs_fd
+						     : p->kk.pprocs_fd,
+				 p->kk.mem_rlimit};
+
+	(void)err;
+	(void)errlen;
+	/* One cgroup fd travels: a kernel with a v2 group and a v1 pids
+	 * group too is exec's. */
+	if (!zyg_serves(p->spec) ||
+	    (p->kk.procs_fd >= 0 && p->kk.pprocs_fd >= 0))
+		return -EAGAIN;
+	return zyg_spawn(p->spec, &rq);
+}
+
 static const struct kproc_method kproc_methods[] = {
+    {"zygote", kproc_start_zygote},
     {"exec", kproc_start_exec},
 };
 
@@ -583,6 +631,8 @@ static int kproc_adopt(struct kproc *p, pid_t pid, int *outr, int *errr,
 		       char *err, size_t errlen)
 {
 	p->pid = pid;
+	p->live_next = kproc_live;
+	kproc_live = p;
 	kproc_write_pid_file(p);
 	p->out.fd = *outr;
 	p->err.fd = *errr;
@@ -602,6 +652,7 @@ int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rc = -1;
 	struct kproc_launch l = {p, NULL, NULL, cwd, -1, -1};
 	pid_t pid = -EAGAIN;
+	size_t i;
 
 	l.argv = kspec_argv(p->spec, p->conn_file);
 	l.envp = kproc_build_env(p->spec, p->kres);
@@ -615,24 +666,97 @@ int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 	}
 	l.out = outp[1];
 	l.err = errp[1];
-	for (size_t i = 0; pid == -EAGAIN &&
-			   i < sizeof(kproc_methods) / sizeof(*kproc_methods);
+	for (i = 0; pid == -EAGAIN &&
+		    i < sizeof(kproc_methods) / sizeof(*kproc_methods);
 	     i++)
 		pid = kproc_methods[i].start(&l, err, errlen);
 	/* The child has its cgroup fds (or never will): ours go. */
 	kres_after_fork(&p->kk);
-	if (pid >= 0)
+	if (pid >= 0) {
 		rc = kproc_adopt(p, pid, &outp[0], &errp[0], err, errlen);
+		*(i == 1 ? &kproc_nforked : &kproc_nexecd) += 1;
+		log_debug("kernel %.8s (pid %d) started by %s", p->id, (int)pid,
+			  kproc_methods[i - 1].name);
+	}
 out:
-	for (int i = 0; i < 2; i++) {
-		if (outp[i] >= 0)
-			close(outp[i]);
-		if (errp[i] >= 0)
-			close(errp[i]);
+	for (int e = 0; e < 2; e++) {
+		if (outp[e] >= 0)
+			close(outp[e]);
+		if (errp[e] >= 0)
+			close(errp[e]);
 	}
 	kspec_strv_free(l.argv);
 	free(l.envp);
 	return rc;
+}
+
+void kproc_counts(unsigned long long *forked, unsigned long long *execd)
+{
+	*forked = kproc_nforked;
+	*execd = kproc_nexecd;
+}
+
+void kproc_zygote_warm(const struct kspec *spec, const struct kres *kres)
+{
+	char **envp;
+
+	if (!zyg_serves(spec))
+		return;
+	envp = kproc_build_env(spec, kres);
+	if (envp)
+		zyg_start(spec, envp);
+	free(envp);
+}
+
+static bool kproc_is_live(pid_t pid)
+{
+	for (const struct kproc *p = kproc_live; p; p = p->live_next)
+		if (p->pid == pid)
+			return true;
+	return false;
+}
+
+/* Reaps the exited children of /proc/self/task/<tid>/children that are
+ * neither kernels nor zygotes. Returns how many. */
+static unsigned kproc_reap_task(const char *tid)
+{
+	char path[80], buf[4096];
+	unsigned n = 0;
+	int fd;
+	ssize_t len;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%.20s/children", tid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	len = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	buf[len > 0 ? len : 0] = '\0';
+	for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
+		pid_t pid = (pid_t)atoi(t);
+		siginfo_t si = {0};
+		if (pid <= 0 || kproc_is_live(pid) || zyg_is_zygote(pid))
+			continue;
+		if (waitid(P_PID, (id_t)pid, &si, WEXITED | WNOHANG) == 0 &&
+		    si.si_pid == pid)
+			n++;
+	}
+	return n;
+}
+
+void kproc_reap_strays(void)
+{
+	unsigned n = 0;
+	struct dirent *e;
+	DIR *d = opendir("/proc/self/task");
+
+	while (d && (e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n += kproc_reap_task(e->d_name);
+	if (d)
+		closedir(d);
+	if (n)
+		log_debug("reaped %u orphaned process(es)", n);
 }
 
 /* Where this kernel's files go: the runtime dir, or for --kernel-user a

@@ -9,7 +9,9 @@
  * into the debug log (stderr's last lines kept for a failed start's
  * reason), and its end: the pidfd turning readable, everything the kernel
  * started killed, the process reaped, its files removed, on_exit called
- * once. kproc_sweep: the runtime dir at startup.
+ * once. kproc_sweep: the runtime dir at startup. kproc_reap_strays: the
+ * orphans the daemon adopts as a child subreaper (which it is for the
+ * kernels a zygote forks, zyg.h).
  *
  * kernel.c embeds one per kernel and does the rest (sockets, handshake,
  * messages, interrupt and stop protocol). Loop thread only. It knows
@@ -83,6 +85,7 @@ struct kproc {
 	char *ipc_prefix; /* NULL for tcp */
 	char *user_dir;	  /* per-kernel dir owned by --kernel-user */
 	struct kres_kernel kk;
+	struct kproc *live_next; /* kproc.c's list of unreaped pids */
 };
 
 /* An idle kproc for spec (borrowed, must outlive it), started through
@@ -132,6 +135,18 @@ const char *kproc_stderr_tail(const struct kproc *p, char *buf, size_t len);
  * everything and removes its files and cgroup. Blocks for a few ms at
  * most. Accepts a kproc whose prepare or spawn failed, and an idle one. */
 void kproc_cleanup(struct kproc *p);
+
+/* Kernel processes started so far by a zygote (forked) and by exec. */
+void kproc_counts(unsigned long long *forked, unsigned long long *execd);
+
+/* Starts spec's zygote (zyg.c) with the kernels' environment, when spec is
+ * one a zygote serves; its kernels are forks once it is ready. */
+void kproc_zygote_warm(const struct kspec *spec, const struct kres *kres);
+
+/* On SIGCHLD (the daemon is a child subreaper: orphans of kernels come to
+ * it): reaps every exited child that is neither a kernel whose pidfd
+ * handler reaps it nor a zygote. */
+void kproc_reap_strays(void);
 
 /* At startup, before any kernel: locks runtime_dir for the daemon's life
  * and removes what a daemon that died there without cleaning up left:

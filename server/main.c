@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -34,6 +35,7 @@
 #include "req.h"
 #include "sdn.h"
 #include "server.h"
+#include "zyg.h"
 
 /* Set by main_on_signal, a loop callback (signals arrive on a signalfd;
  * there is no signal handler), so a plain flag. */
@@ -137,6 +139,10 @@ static void main_on_signal(void *arg, short revents)
 
 	(void)revents;
 	while (read(fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			kproc_reap_strays();
+			continue;
+		}
 		log_info("signal %u received; shutting down", si.ssi_signo);
 		main_stop = true;
 		if (!main_stop_ms)
@@ -194,6 +200,14 @@ static int main_start_defaults(struct server *s)
 	char **v = s->default_languages;
 	size_t i = 0;
 
+	/* The zygotes first: their imports run while the first kernels
+	 * (exec'd meanwhile) start. */
+	for (i = 0; v[i]; i++) {
+		const struct kspec *spec = kspec_cache_get(&s->specs, v[i]);
+		if (spec)
+			kproc_zygote_warm(spec, &s->kres);
+	}
+	i = 0;
 	while (v[i]) {
 		if (!kspec_cache_get(&s->specs, v[i])) {
 			log_warnx("no kernel installed for default language "
@@ -219,6 +233,12 @@ static int main_start_defaults(struct server *s)
 static void main_on_answer(void *arg, const char *tag, unsigned status)
 {
 	metrics_http(arg, tag, status);
+}
+
+/* A zygote is ready: the spares exec'd while it loaded give way to forks. */
+static void main_zygote_ready(void *arg, const struct kspec *spec)
+{
+	pool_renew(arg, spec);
 }
 
 /* The kernels' environment: limits (kres), what kernel_ and run_ share,
@@ -252,10 +272,20 @@ static int main_kernels_env(struct server *s)
 					  (size_t)s->cfg.max_backlog_total, 0};
 	/* What a daemon that died here left (files, kernels' processes). */
 	kproc_sweep(s->runtime_dir, &s->kres);
+	/* A kernel forked by a zygote's intermediate process must become
+	 * the daemon's child when that process exits (pidfd, waitpid,
+	 * killpg and the OOM verdict rely on it): the daemon is the
+	 * subreaper of everything below it. */
+	if (prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
+		log_warn("PR_SET_CHILD_SUBREAPER");
+	zyg_init(&(struct zyg_opts){strcmp(s->cfg.zygote, "on") == 0,
+				    s->cfg.python_preload, s->cfg.cwd, s->loop,
+				    &s->kres, main_zygote_ready, s});
 	return 0;
 }
 
-/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd the loop watches. */
+/* SIGTERM, SIGINT and SIGHUP arrive on a signalfd the loop watches, and
+ * SIGCHLD for the orphans the daemon reaps as a child subreaper. */
 static int main_signals(struct server *s, int *sigfd)
 {
 	sigset_t set;
@@ -265,6 +295,7 @@ static int main_signals(struct server *s, int *sigfd)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGCHLD);
 	sigprocmask(SIG_BLOCK, &set, NULL);
 	*sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 	if (*sigfd < 0 ||
@@ -371,6 +402,8 @@ static int main_cleanup(struct server *s, int sigfd)
 		main_drain_http(s, deadline);
 	http_free(s->http);
 	s->http = NULL;
+	/* Before the kernelspecs they point to. */
+	zyg_shutdown();
 	kspec_cache_cleanup(&s->specs);
 	if (s->default_languages)
 		kspec_strv_free(s->default_languages);

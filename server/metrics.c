@@ -87,6 +87,15 @@ static void metrics_kernels(struct dbuf *b, const struct metrics_gauges *g)
 	metrics_head(b, "e2bci_executions_in_flight", "gauge",
 		     "Executions running in a kernel now.");
 	dbuf_addf(b, "e2bci_executions_in_flight %zu\n", g->in_flight);
+	metrics_head(b, "e2bci_kernels_forked_total", "counter",
+		     "Kernel processes forked by a zygote.");
+	dbuf_addf(b, "e2bci_kernels_forked_total %llu\n", g->forked);
+	metrics_head(b, "e2bci_kernels_execd_total", "counter",
+		     "Kernel processes exec'd.");
+	dbuf_addf(b, "e2bci_kernels_execd_total %llu\n", g->execd);
+	metrics_head(b, "e2bci_zygotes_ready", "gauge",
+		     "Zygotes ready to fork kernels.");
+	dbuf_addf(b, "e2bci_zygotes_ready %zu\n", g->zygotes_ready);
 }
 
 static void metrics_counters(struct dbuf *b, const struct metrics *m)

@@ -51,6 +51,10 @@ struct metrics_gauges {
 	 * way out. */
 	size_t busy, idle, starting, warm, stopping;
 	size_t in_flight; /* executions running in a kernel now */
+	/* Kernel processes started so far, by a zygote and by exec (kproc_),
+	 * and the zygotes ready to fork now (zyg_). */
+	unsigned long long forked, execd;
+	size_t zygotes_ready;
 };
 
 /* One HTTP answer; route is a static string (NULL: "other"). */

@@ -215,6 +215,26 @@ struct kernel *pool_take(struct server *s, const char *language,
 	return NULL;
 }
 
+void pool_renew(struct server *s, const struct kspec *spec)
+{
+	struct pool *p = s->pool;
+	struct pool_kernel **pp;
+
+	if (!p || !s->ready || s->stopping)
+		return;
+	for (pp = &p->spares; *pp;) {
+		struct pool_kernel *pk = *pp;
+		if (kspec_cache_get(&s->specs, pk->t->language) != spec) {
+			pp = &pk->next;
+			continue;
+		}
+		*pp = pk->next;
+		grave_bury(s, pk->k);
+		free(pk);
+	}
+	pool_refill(s);
+}
+
 void pool_count(const struct server *s, size_t *ready, size_t *starting)
 {
 	*ready = *starting = 0;

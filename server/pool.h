@@ -18,6 +18,7 @@
 struct server;
 struct kernel;
 struct kernel_ops;
+struct kspec;
 
 /* Parses s->cfg.pool into the pool's targets. Returns 0, or -1 with a reason
  * in err. */
@@ -28,6 +29,10 @@ void pool_refill(struct server *s);
  * Its cwd is the default cwd. */
 struct kernel *pool_take(struct server *s, const char *language,
 			 const struct kernel_ops *ops, void *arg);
+/* Replaces the spares of spec's languages (they go to the graveyard, new
+ * ones start): once the Python zygote is ready, the spares exec'd while it
+ * loaded give way to forks, which are cheaper to keep. */
+void pool_renew(struct server *s, const struct kspec *spec);
 /* Counts spares: ready ones in *ready, starting ones in *starting. */
 void pool_count(const struct server *s, size_t *ready, size_t *starting);
 /* Stops every spare (asynchronously; they die in the graveyard) and frees

@@ -52,8 +52,13 @@
  *             send, interrupt and stop protocol; what it may make the
  *             daemon receive (message size, iopub queue and pace, cuts)
  *   kproc_    one kernel process: connection file, ports, environment,
- *             the one start entry point (start methods: exec today),
- *             pipes into the log, pid file, reaping; the runtime dir sweep
+ *             the one start entry point (start methods: the Python
+ *             zygote, then exec), pipes into the log, pid file, reaping
+ *             (and of the orphans the daemon adopts as a subreaper); the
+ *             runtime dir sweep
+ *   zyg_      the Python zygotes: one fork server per Python kernelspec
+ *             (kernels/ZYGOTE-PROTOCOL.md), started, watched, restarted
+ *             with back-off, asked for kernels by kproc_
  *   child_    fork with an error pipe and the child-side reset (signals,
  *             session or group, parent-death signal, fds), shared with
  *             the kernel host

@@ -171,10 +171,15 @@ def sums(key, value):
 
 # ------------------------------------------------------- kernel settings
 
-def test_fresh_kernel_namespace_and_imports(new_context, client):
+def test_fresh_kernel_namespace_and_imports(make_daemon):
     """The additions leave no names in the user's namespace and import
-    neither pandas, matplotlib, numpy nor PIL at start."""
-    ctx = new_context()
+    neither pandas, matplotlib, numpy nor PIL at start. (The Python
+    zygote preloads numpy, pandas and matplotlib on purpose, for every
+    kernel it forks; with an empty --python-preload it must not import
+    them either: test_zygote_daemon.py covers the default.)"""
+    d = make_daemon(args=["--python-preload", ""]).wait_healthy()
+    client = d.client()
+    ctx = client.create_context()
     lines = client.execute(
         "import sys\n"
         "print(sorted(n for n in dir() if not n.startswith('_')))\n"

@@ -41,6 +41,8 @@ static const char *const names[][2] = {
     {"max-backlog", "E2B_CI_MAX_BACKLOG"},
     {"max-backlog-total", "E2B_CI_MAX_BACKLOG_TOTAL"},
     {"max-kernel-message", "E2B_CI_MAX_KERNEL_MESSAGE"},
+    {"zygote", "E2B_CI_ZYGOTE"},
+    {"python-preload", "E2B_CI_PYTHON_PRELOAD"},
 };
 #define NNAMES (sizeof(names) / sizeof(names[0]))
 
@@ -270,6 +272,30 @@ static void test_string_values(void)
 	cfg_cleanup(&c);
 }
 
+static void test_zygote_values(void)
+{
+	struct cfg c;
+
+	clear_env();
+	CHECK(load(&c, NULL) == 0);
+	CHECK_STR(c.zygote, "on");
+	CHECK_STR(c.python_preload, "numpy,pandas,matplotlib");
+	cfg_cleanup(&c);
+	CHECK(rejects("--zygote", "yes", "on or off"));
+	CHECK(rejects("--python-preload", "os;sys", "module names"));
+	/* An empty list preloads nothing; the environment sets both. */
+	setenv("E2B_CI_ZYGOTE", "off", 1);
+	CHECK(load(&c, "--python-preload=", NULL) == 0);
+	CHECK_STR(c.zygote, "off");
+	CHECK_STR(c.python_preload, "");
+	cfg_cleanup(&c);
+	setenv("E2B_CI_PYTHON_PRELOAD", "polars,scipy.stats", 1);
+	CHECK(load(&c, NULL) == 0);
+	CHECK_STR(c.python_preload, "polars,scipy.stats");
+	cfg_cleanup(&c);
+	clear_env();
+}
+
 static void test_help_version_check(void)
 {
 	struct cfg c;
@@ -346,6 +372,7 @@ int main(void)
 	TEST(test_flag_errors);
 	TEST(test_integer_values);
 	TEST(test_string_values);
+	TEST(test_zygote_values);
 	TEST(test_help_version_check);
 	TEST(test_print);
 	free(outbuf);
