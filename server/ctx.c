@@ -494,6 +494,29 @@ void ctx_restart(struct ctx *c, const char *why)
 		ctx_fail(c);
 }
 
+void ctx_renew(struct server *s, const struct kspec *spec)
+{
+	if (s->stopping)
+		return;
+	for (struct ctx *c = s->contexts; c; c = c->next) {
+		/* A starting kernel has run nothing either: requests waiting
+		 * for it wait for the fork instead. */
+		if (c->spec != spec || !c->kernel || kernel_forked(c->kernel) ||
+		    (c->state != CTX_STARTING &&
+		     !(c->state == CTX_READY && run_untouched(&c->run))))
+			continue;
+		log_info(
+		    "context %.8s: its exec'd kernel, unused, gives way to "
+		    "a fork",
+		    c->id);
+		run_fail_all(&c->run, false, "ContextRestarting",
+			     "Context was restarted");
+		ctx_bury_kernel(c);
+		if (ctx_spawn(c) < 0)
+			ctx_fail(c);
+	}
+}
+
 size_t ctx_failed_defaults(struct server *s, char *buf, size_t len)
 {
 	uint64_t now = loop_now_ms();

@@ -100,6 +100,13 @@ void ctx_unwait(struct ctx *c, struct ctx_waiter *w);
 /* Restarts the kernel: the running execution ends with ContextRestarting,
  * queued ones wait for the new kernel. */
 void ctx_restart(struct ctx *c, const char *why);
+
+/* spec's zygote is ready: every context of spec whose kernel was exec'd
+ * and has run nothing yet (still starting, or ready and unused: a default
+ * context made while the zygote loaded) gets a forked kernel instead,
+ * unseen by clients (same id, cwd, empty state; requests that come
+ * meanwhile wait for the new kernel). */
+void ctx_renew(struct server *s, const struct kspec *spec);
 /* Removes the context: every execution ends with an error line, the kernel
  * is stopped, waiters fail. c is freed. */
 void ctx_delete(struct ctx *c);

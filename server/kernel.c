@@ -131,6 +131,11 @@ pid_t kernel_pid(const struct kernel *k)
 	return k->proc.pid;
 }
 
+bool kernel_forked(const struct kernel *k)
+{
+	return k->proc.forked;
+}
+
 const char *kernel_id(const struct kernel *k)
 {
 	return k->proc.id;

@@ -125,6 +125,8 @@ void kernel_set_owner(struct kernel *k, const struct kernel_ops *ops,
 
 enum kernel_state kernel_state(const struct kernel *k);
 pid_t kernel_pid(const struct kernel *k);
+/* Whether the kernelspec's zygote forked it (else it was exec'd). */
+bool kernel_forked(const struct kernel *k);
 const char *kernel_id(const struct kernel *k);
 /* After the exit: whether the OOM killer ended the kernel. */
 bool kernel_oom_killed(const struct kernel *k);

@@ -674,7 +674,8 @@ int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 	kres_after_fork(&p->kk);
 	if (pid >= 0) {
 		rc = kproc_adopt(p, pid, &outp[0], &errp[0], err, errlen);
-		*(i == 1 ? &kproc_nforked : &kproc_nexecd) += 1;
+		p->forked = i == 1;
+		*(p->forked ? &kproc_nforked : &kproc_nexecd) += 1;
 		log_debug("kernel %.8s (pid %d) started by %s", p->id, (int)pid,
 			  kproc_methods[i - 1].name);
 	}

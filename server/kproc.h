@@ -76,6 +76,7 @@ struct kproc {
 	struct loop_watch *pidw;
 	struct kproc_pipe out, err;
 	char err_tail[KPROC_TAIL_LINES][KPROC_TAIL_CHARS];
+	bool forked; /* started by the kernelspec's zygote, not exec'd */
 	bool exited; /* reaped */
 	bool oom;    /* ... by the OOM killer, or out of its memory limit */
 

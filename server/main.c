@@ -235,10 +235,14 @@ static void main_on_answer(void *arg, const char *tag, unsigned status)
 	metrics_http(arg, tag, status);
 }
 
-/* A zygote is ready: the spares exec'd while it loaded give way to forks. */
+/* A zygote is ready: the spares exec'd while it loaded give way to forks,
+ * and so do the unused kernels of contexts made meanwhile (the default
+ * Python context: the one most code runs in). Spares first, so that no
+ * context takes an exec'd one. */
 static void main_zygote_ready(void *arg, const struct kspec *spec)
 {
 	pool_renew(arg, spec);
+	ctx_renew(arg, spec);
 }
 
 /* The kernels' environment: limits (kres), what kernel_ and run_ share,

@@ -229,6 +229,7 @@ static void run_pump(struct run *r)
 		r->tail = NULL;
 	j->next = NULL;
 	r->running = j;
+	r->jobs++;
 	r->msg_id[0] = '\0';
 	r->env_applied = false;
 	r->run_ms = 0;
@@ -242,6 +243,7 @@ static void run_pump(struct run *r)
 void run_start(struct run *r, struct kernel *k)
 {
 	r->kernel = k;
+	r->jobs = 0;
 	r->need_global_env = true;
 	run_pump(r);
 }
@@ -515,6 +517,12 @@ void run_fail_all(struct run *r, bool queued, const char *name,
 bool run_busy(const struct run *r)
 {
 	return r->running != NULL;
+}
+
+bool run_untouched(const struct run *r)
+{
+	return r->kernel && r->jobs == 0 && !r->running && !r->head &&
+	       !r->helper_code;
 }
 
 void run_cleanup(struct run *r)

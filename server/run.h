@@ -76,6 +76,7 @@ struct run {
 
 	struct run_job *head, *tail; /* queued, in arrival order */
 	struct run_job *running;
+	unsigned long jobs; /* executions begun on this kernel */
 	enum run_phase phase;
 	/* The running execution: its execute_request, whether its env_vars
 	 * were set in the kernel, when its code was first sent. */
@@ -124,5 +125,8 @@ void run_cancel(struct exec *e);
 void run_on_msg(struct run *r, enum kernel_chan ch, struct wire_msg *m);
 /* Whether an execution is running (helper cells of its own included). */
 bool run_busy(const struct run *r);
+/* Whether r has a kernel that no execution has reached yet and nothing is
+ * queued: replacing that kernel is invisible to every client. */
+bool run_untouched(const struct run *r);
 
 #endif

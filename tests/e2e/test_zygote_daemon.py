@@ -114,6 +114,49 @@ def test_kernels_are_forked_when_on(make_daemon):
     assert os.listdir(f"/proc/{z}/task") == [str(z)]
 
 
+def test_default_context_gets_a_fork_once_the_zygote_is_ready(make_daemon):
+    # The default Python context is made at start-up, while the zygote is
+    # still loading, so its first kernel is exec'd; once the zygote is
+    # ready, that kernel (unused) gives way to a fork, unseen by clients:
+    # the context that most code runs in gets the fast, small kernel.
+    d = started(make_daemon)
+    c = d.client()
+    before = sorted(x["id"] for x in c.contexts())
+    wait_zygote(d)
+    wait_until(lambda: metric(d, "e2bci_kernels_forked_total") >= 1,
+               "the default context's kernel is forked", timeout=120)
+    assert forked_in(c, None) == (True, d.proc.pid)
+    # Nothing else changed: the same contexts as before.
+    assert sorted(x["id"] for x in c.contexts()) == before
+
+
+def test_a_used_kernel_is_never_replaced(make_daemon, tmp_path):
+    # Code that ran before the zygote was ready keeps its kernel (and its
+    # state): only unused kernels are swapped. A preload that waits for a
+    # gate file holds the zygote back until a cell has run.
+    gate = tmp_path / "gate"
+    lib = preload_dir(tmp_path, "zz_e2bci_gate",
+                      "import os, time\n"
+                      "t = time.monotonic()\n"
+                      f"while not os.path.exists({str(gate)!r}) and "
+                      "time.monotonic() - t < 300:\n"
+                      "    time.sleep(0.05)\n")
+    d = started(make_daemon, "--python-preload", "numpy,zz_e2bci_gate",
+                env={"PYTHONPATH": str(lib)})
+    c = d.client()
+    assert metric(d, "e2bci_zygotes_ready") == 0
+    assert stdout(c.execute("x = 41; print('set')", timeout=120)) == "set\n"
+    gate.touch()
+    wait_zygote(d)
+    assert main_text(c.execute("x + 1")) == "42"
+    assert forked_in(c, None) == (False, d.proc.pid)
+    # A context made now is a fork.
+    ctx = c.create_context({"language": "python"})
+    assert forked_in(c, ctx["id"]) == (False, d.proc.pid)
+    assert main_text(c.execute("import sys; 'numpy' in sys.modules",
+                               context_id=ctx["id"])) == "True"
+
+
 def test_zygote_off_execs(make_daemon):
     d = started(make_daemon, "--zygote", "off")
     c = d.client()
