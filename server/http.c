@@ -409,7 +409,8 @@ static enum MHD_Result http_access(void *cls, struct MHD_Connection *conn,
 		return MHD_YES;
 	}
 	if (r->drain && r->state == HTTP_NEW) {
-		http_req_text(r, 413, "Request body too large (limit %ld bytes)",
+		http_req_text(r, 413,
+			      "Request body too large (limit %ld bytes)",
 			      h->max_body);
 		if (r->c)
 			lobby_conn_answering(r->c);

@@ -348,8 +348,8 @@ static unsigned lobby_framing_verdict(const struct lobby_framing *f,
 		    why, len,
 		    "Transfer-Encoding other than chunked is not supported");
 	else if (f->ncl && f->cl > (unsigned long long)max_body &&
-		 (f->expect || f->cl - (unsigned long long)max_body >
-				   LOBBY_DRAIN_MAX) &&
+		 (f->expect ||
+		  f->cl - (unsigned long long)max_body > LOBBY_DRAIN_MAX) &&
 		 (status = 413))
 		snprintf(why, len, "Request body too large (limit %ld bytes)",
 			 max_body);

@@ -284,6 +284,21 @@ class Daemon:
         raise AssertionError(f"{self.name}: /health not 200 \"OK\" within "
                              f"{deadline_s}s (last: {last})\n{self.log_tail()}")
 
+    def wait_zygote_settled(self, deadline_s=120):
+        """Waits until the Python zygote is ready (unless --zygote off), by
+        /metrics. At that moment the daemon also replaces the unused kernels
+        exec'd while it loaded (the default Python context's, the spares),
+        so a test that tells kernels apart by the daemon's children sees no
+        such replacement later."""
+        a = self.extra_args
+        if "--zygote" in a and a[a.index("--zygote") + 1] == "off":
+            return self
+        wait_until(lambda: "\ne2bci_zygotes_ready 1\n" in
+                   "\n" + self.client().request("GET", "/metrics").text,
+                   f"{self.name}: the Python zygote is ready",
+                   timeout=deadline_s)
+        return self
+
     def client(self):
         return Client(self.host, self.port)
 
