@@ -49,7 +49,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
-from harness import Client, free_port  # noqa: E402
+from harness import Client, free_port, parse_metrics  # noqa: E402
 
 DATA_CELL = ('import pandas as pd, matplotlib.pyplot as plt; '
              'pd.DataFrame({"a":[1,2]}).plot(); plt.show()')
@@ -251,15 +251,7 @@ class Daemon:
 
     def metrics(self):
         r = self.client.request("GET", "/metrics", timeout=30)
-        out = {}
-        for line in r.text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                try:
-                    out[name] = float(value)
-                except ValueError:
-                    pass
-        return out
+        return parse_metrics(r.text)
 
     def start_counters(self):
         """The kernel start counters of /metrics (the fork server's

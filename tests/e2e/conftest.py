@@ -20,7 +20,10 @@ it (test_env_restore.py, test_node18.py).
 
 import contextlib
 import os
+import shutil
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -132,3 +135,18 @@ def make_daemon(e2bci_bin, envd_server, tmp_path_factory):
             return made.enter_context(harness.serving(d, healthy=False))
 
         yield make
+
+
+@pytest.fixture
+def open_dir():
+    """A cwd an unprivileged kernel user may enter (mode 0777, its parent
+    too), outside pytest's tmp root: that is 0700, and every pytest session
+    that starts makes it 0700 again, which another session running beside
+    this one would do while the kernel starts."""
+    base = Path(tempfile.mkdtemp(prefix="e2bci-open-"))
+    path = base / "home"
+    path.mkdir()
+    for p in (base, path):
+        os.chmod(p, 0o777)
+    yield path
+    shutil.rmtree(base, ignore_errors=True)

@@ -293,8 +293,8 @@ class Daemon:
         a = self.extra_args
         if "--zygote" in a and a[a.index("--zygote") + 1] == "off":
             return self
-        wait_until(lambda: "\ne2bci_zygotes_ready 1\n" in
-                   "\n" + self.client().request("GET", "/metrics").text,
+        wait_until(lambda: parse_metrics(self.client().request(
+                       "GET", "/metrics").text).get("e2bci_zygotes_ready") == 1,
                    f"{self.name}: the Python zygote is ready",
                    timeout=deadline_s)
         return self
@@ -1023,6 +1023,20 @@ def executions_over(client, n):
     m = client.request("GET", "/metrics").text
     return ("e2bci_executions_in_flight 0" in m
             and f"e2bci_executions_total {n}" in m)
+
+
+def parse_metrics(text):
+    """Prometheus text as {name with its labels: value}; comments and
+    lines that are no sample are passed over."""
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            try:
+                out[name] = float(value)
+            except ValueError:
+                pass
+    return out
 
 
 def wait_until(cond, what, timeout=20, interval=0.05):

@@ -4,9 +4,6 @@ and kernels running as an unprivileged user."""
 
 import os
 import pwd
-import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
@@ -30,21 +27,6 @@ def test_memory_limit_stops_a_hog_and_the_daemon_goes_on(make_daemon):
     if err["name"] == "MemoryError":
         assert main_text(c.execute("kept + 1", context_id=ctx["id"])) == "42"
     d.stop()
-
-
-@pytest.fixture
-def open_dir():
-    # A cwd the unprivileged kernel may enter, outside pytest's tmp root:
-    # that is 0700, and every pytest session that starts makes it 0700
-    # again, which another session running beside this one would do
-    # while the kernel starts.
-    base = Path(tempfile.mkdtemp(prefix="e2bci-open-"))
-    path = base / "home"
-    path.mkdir()
-    for p in (base, path):
-        os.chmod(p, 0o777)
-    yield path
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_kernels_run_as_the_kernel_user(make_daemon, open_dir):

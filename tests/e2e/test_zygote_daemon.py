@@ -24,24 +24,19 @@ events seen from the outside (/metrics, /proc), with deadlines.
 
 import os
 import pwd
-import shutil
 import signal
-import tempfile
-from pathlib import Path
 
 import pytest
 
-import harness
-from harness import error, main_text, stdout, wait_until
+from harness import error, main_text, parse_metrics, stdout, wait_until
 
 FORKED = "import sys, os; print('pandas' in sys.modules, os.getppid())"
 
 
 def metric(d, name):
-    for line in d.client().request("GET", "/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return int(line.split()[1])
-    raise AssertionError(f"{name} not in /metrics")
+    m = parse_metrics(d.client().request("GET", "/metrics").text)
+    assert name in m, f"{name} not in /metrics"
+    return int(m[name])
 
 
 def wait_zygote(d, timeout=120):
@@ -262,17 +257,6 @@ def test_memory_hog_in_a_forked_kernel_ends_as_in_an_execd_one(make_daemon,
     assert err is not None and err["name"] in {"MemoryError",
                                                "OutOfMemoryError"}, lines
     assert main_text(c.execute("1+1", context_id=ctx["id"], timeout=120)) == "2"
-
-
-@pytest.fixture
-def open_dir():
-    base = Path(tempfile.mkdtemp(prefix="e2bci-zyg-"))
-    path = base / "home"
-    path.mkdir()
-    for p in (base, path):
-        os.chmod(p, 0o777)
-    yield path
-    shutil.rmtree(base, ignore_errors=True)
 
 
 def test_kernel_user_gets_forked_kernels(make_daemon, open_dir):
