@@ -71,7 +71,10 @@ def test_pool_hands_out_fresh_kernels_without_leaking_state(make_daemon, tmp_pat
 
 def test_pool_refills_and_replaces_a_crashed_spare(make_daemon):
     import os, signal
-    d = make_daemon(args=["--pool", "python=1"]).wait_healthy()
+    # Kernels are told apart by pid: none may be replaced by a fork while
+    # the test looks (the zygote settles first).
+    d = make_daemon(args=["--pool", "python=1"]).wait_healthy() \
+        .wait_zygote_settled()
     c = d.client()
 
     def warm():
