@@ -204,13 +204,25 @@ double daemon_wait_healthy(struct daemon *d)
 	return ms;
 }
 
+#define QUIET_MS 150
+
 int daemon_wait_quiet(struct daemon *d, long timeout_ms)
 {
 	uint64_t deadline = now_ns() + (uint64_t)timeout_ms * 1000000u;
 
+	uint64_t changed = now_ns();
+	int seen = -1;
+
+	/* Quiet: every kernel started is ready, and no new one started for
+	 * QUIET_MS (the pool starts a taken spare's successor 50 ms late). */
 	while (now_ns() < deadline) {
 		daemon_scan_log(d);
-		if (d->n_starting > 0 && d->n_ready >= d->n_starting)
+		if (d->n_starting != seen) {
+			seen = d->n_starting;
+			changed = now_ns();
+		}
+		if (d->n_starting > 0 && d->n_ready >= d->n_starting &&
+		    now_ns() - changed >= QUIET_MS * 1000000u)
 			return 0;
 		if (!daemon_alive(d))
 			die("daemon %s died", d->tag);
