@@ -7,6 +7,7 @@
  */
 #include "exec.h"
 #include "loop.h"
+#include "streamsum.h"
 #include "testhelp.h"
 #include "wire.h"
 
@@ -42,34 +43,6 @@ static struct exec *running(void)
 	if (e)
 		e->state = EXEC_RUNNING;
 	return e;
-}
-
-/* The stream so far as "type[:name]" words joined by spaces, e.g.
- * "stdout error:ZeroDivisionError end_of_execution". */
-static char *summary(struct exec *e)
-{
-	static char out[1024];
-	char buf[65536], *line, *save = NULL;
-	ssize_t n = exec_read(e, buf, sizeof(buf) - 1);
-
-	out[0] = '\0';
-	if (n <= 0)
-		return out;
-	buf[n] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = json_loads(line, 0, NULL);
-		const char *t = json_string_value(json_object_get(j, "type"));
-		const char *name =
-		    json_string_value(json_object_get(j, "name"));
-
-		if (t && strcmp(t, "number_of_executions") != 0)
-			snprintf(out + strlen(out), sizeof(out) - strlen(out),
-				 "%s%s%s%s", *out ? " " : "", t,
-				 name ? ":" : "", name ? name : "");
-		json_decref(j);
-	}
-	return out;
 }
 
 #define REPLY_ERR                                                              \
@@ -112,7 +85,7 @@ static void play(const struct step *st, size_t n, bool fail, const char *want)
 		exec_fail(e, "ContextDeleted", "Context was deleted");
 	else
 		exec_finish(e);
-	CHECK_STR(summary(e), want);
+	CHECK_STR(stream_summary(e), want);
 	exec_unref(e);
 }
 
@@ -187,7 +160,7 @@ static void test_idle_before_reply(void)
 	CHECK(feed(e, true, "execute_reply", "{\"status\":\"ok\"}") ==
 	      EXEC_COMPLETE);
 	exec_finish(e);
-	CHECK_STR(summary(e), "stdout end_of_execution");
+	CHECK_STR(stream_summary(e), "stdout end_of_execution");
 	exec_unref(e);
 }
 
@@ -201,7 +174,7 @@ static void test_idle_without_reply(void)
 	CHECK(feed(e, false, "status", IDLE) == EXEC_NO_REPLY);
 	CHECK(feed(e, false, "stream", STDOUT) == EXEC_NO_REPLY);
 	exec_fail(e, "UnexpectedEndOfExecution", "no reply");
-	CHECK_STR(summary(e),
+	CHECK_STR(stream_summary(e),
 		  "stdout error:UnexpectedEndOfExecution end_of_execution");
 	exec_unref(e);
 }

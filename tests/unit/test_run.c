@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "metrics.h"
 #include "run.h"
+#include "streamsum.h"
 #include "testhelp.h"
 #include "wire.h"
 
@@ -281,34 +282,6 @@ static void cell(size_t n)
 	deliver(KERNEL_IOPUB, "status", n, IDLE);
 }
 
-/* The stream so far as "type[:name]" words, number_of_executions left out:
- * "stdout result end_of_execution", "error:TimeoutError end_of_execution". */
-static const char *lines(struct exec *e)
-{
-	static char out[1024];
-	char buf[65536], *line, *save = NULL;
-	ssize_t n = exec_read(e, buf, sizeof(buf) - 1);
-
-	out[0] = '\0';
-	if (n <= 0)
-		return out;
-	buf[n] = '\0';
-	for (line = strtok_r(buf, "\n", &save); line;
-	     line = strtok_r(NULL, "\n", &save)) {
-		json_t *j = json_loads(line, 0, NULL);
-		const char *t = json_string_value(json_object_get(j, "type"));
-		const char *name =
-		    json_string_value(json_object_get(j, "name"));
-
-		if (t && strcmp(t, "number_of_executions") != 0)
-			snprintf(out + strlen(out), sizeof(out) - strlen(out),
-				 "%s%s%s%s", *out ? " " : "", t,
-				 name ? ":" : "", name ? name : "");
-		json_decref(j);
-	}
-	return out;
-}
-
 static bool sent_is(size_t n, const char *code, bool silent)
 {
 	return n < nsent && strcmp(sent[n].code, code) == 0 &&
@@ -352,7 +325,7 @@ static void test_phases_in_order(void)
 	CHECK(e->state == EXEC_RUNNING && metrics.executions == 1);
 	CHECK(run_busy(&R));
 	cell(2);
-	CHECK_STR(lines(e), "stdout result end_of_execution");
+	CHECK_STR(stream_summary(e), "stdout result end_of_execution");
 	CHECK(e->state == EXEC_DONE && e->job == NULL);
 	/* RESTORE: the env_vars put back, the exec already let go. */
 	CHECK(R.phase == RUN_RESTORE && sent_is(3, restore, true));
@@ -389,14 +362,14 @@ static void test_queue_runs_in_order(void)
 	deliver(KERNEL_SHELL, "execute_reply", 0, OK_REPLY);
 	CHECK(nsent == 1); /* the reply alone does not end the cell */
 	deliver(KERNEL_IOPUB, "status", 0, IDLE);
-	CHECK_STR(lines(a), "stderr end_of_execution");
+	CHECK_STR(stream_summary(a), "stderr end_of_execution");
 	CHECK(sent_is(1, "b", false) && b->state == EXEC_RUNNING);
 	/* A message of the finished request is not b's. */
 	deliver(KERNEL_IOPUB, "stream", 0,
 		"{\"name\":\"stdout\",\"text\":\"late\\n\"}");
-	CHECK_STR(lines(b), "");
+	CHECK_STR(stream_summary(b), "");
 	cell(1);
-	CHECK_STR(lines(b), "stdout result end_of_execution");
+	CHECK_STR(stream_summary(b), "stdout result end_of_execution");
 	exec_unref(a);
 	exec_unref(b);
 	done();
@@ -429,7 +402,7 @@ static void test_aborted_cells_are_sent_again(void)
 	CHECK(strcmp(sent[6].msg_id, R.msg_id) == 0);
 	CHECK(metrics.executions == 1);
 	cell(6);
-	CHECK_STR(lines(e), "stdout result end_of_execution");
+	CHECK_STR(stream_summary(e), "stdout result end_of_execution");
 	CHECK(R.phase == RUN_RESTORE);
 	exec_unref(e);
 	done();
@@ -481,7 +454,7 @@ static void test_deadline_interrupts_then_restarts(void)
 	CHECK(ninterrupts == 0 && e->state == EXEC_RUNNING);
 	advance(1);
 	/* The stream ends at once; the cell is interrupted. */
-	CHECK_STR(lines(e), "error:TimeoutError end_of_execution");
+	CHECK_STR(stream_summary(e), "error:TimeoutError end_of_execution");
 	CHECK(ninterrupts == 1);
 	/* It never stops: after --interrupt-timeout-ms a new kernel. */
 	advance(2000);
@@ -509,13 +482,13 @@ static void test_deadlines_while_queued_or_spent(void)
 	run_submit(&R, b);
 	advance(1000);
 	/* b's deadline passed in the queue: it ends and leaves the queue. */
-	CHECK_STR(lines(b), "error:TimeoutError end_of_execution");
+	CHECK_STR(stream_summary(b), "error:TimeoutError end_of_execution");
 	CHECK(b->job == NULL && R.head && R.head == R.tail);
 	/* Spent before its context was ready: never queued. */
 	c->deadline_ms = 500;
 	c->started_ms = now_ms - 600;
 	run_submit(&R, c);
-	CHECK_STR(lines(c), "error:TimeoutError end_of_execution");
+	CHECK_STR(stream_summary(c), "error:TimeoutError end_of_execution");
 	CHECK(c->job == NULL);
 	/* Ended while queued (its owner failed it): its deadline has nothing
 	 * left to do; it stays until its turn, where it is skipped, its
@@ -531,7 +504,8 @@ static void test_deadlines_while_queued_or_spent(void)
 	CHECK(nsent == 1 && sent_is(0, "a", false));
 	cell(0);
 	CHECK(nsent == 1 && d->job == NULL && R.phase == RUN_IDLE);
-	CHECK_STR(lines(d), "error:ContextUnavailable end_of_execution");
+	CHECK_STR(stream_summary(d),
+		  "error:ContextUnavailable end_of_execution");
 	exec_unref(a);
 	exec_unref(b);
 	exec_unref(c);
@@ -553,14 +527,15 @@ static void test_reply_after_idle_grace(void)
 	CHECK(R.reply_timer.armed && a->state == EXEC_RUNNING);
 	advance(999);
 	deliver(KERNEL_SHELL, "execute_reply", 0, OK_REPLY);
-	CHECK_STR(lines(a), "end_of_execution");
+	CHECK_STR(stream_summary(a), "end_of_execution");
 	CHECK(!R.reply_timer.armed && sent_is(1, "b", false));
 	/* Idle and no reply within the grace: the handler failed. */
 	deliver(KERNEL_IOPUB, "status", 1, IDLE);
 	advance(999);
 	CHECK(b->state == EXEC_RUNNING);
 	advance(1);
-	CHECK_STR(lines(b), "error:UnexpectedEndOfExecution end_of_execution");
+	CHECK_STR(stream_summary(b),
+		  "error:UnexpectedEndOfExecution end_of_execution");
 	CHECK(R.phase == RUN_IDLE && b->job == NULL);
 	exec_unref(a);
 	exec_unref(b);
@@ -608,10 +583,11 @@ static void test_kernel_death_in_every_phase(void)
 		CHECK(R.phase == RUN_IDLE && R.kernel == NULL);
 		CHECK(R.helper_code == NULL && !envd_pending);
 		CHECK(ncancels == (phases[i] == RUN_ENVD));
-		CHECK_STR(lines(e), phases[i] == RUN_RESTORE
-					? "stdout result end_of_execution"
-					: "error:ContextRestarting "
-					  "end_of_execution");
+		CHECK_STR(stream_summary(e),
+			  phases[i] == RUN_RESTORE
+			      ? "stdout result end_of_execution"
+			      : "error:ContextRestarting "
+				"end_of_execution");
 		CHECK(e->job == NULL && q->state == EXEC_QUEUED);
 		/* A late reply of the dead kernel changes nothing. */
 		before = nsent;
@@ -643,7 +619,7 @@ static void test_restore_that_cannot_be_sent(void)
 	CHECK(sent_is(1, "a", false));
 	send_fails = 1; /* the restore cell's send fails */
 	cell(1);
-	CHECK_STR(lines(a), "stdout result end_of_execution");
+	CHECK_STR(stream_summary(a), "stdout result end_of_execution");
 	/* No restore in flight: idle again, and b runs. */
 	CHECK(sent_is(2, "b", false) && R.phase == RUN_MAIN);
 	exec_unref(a);
@@ -661,7 +637,8 @@ static void test_code_that_cannot_be_sent(void)
 	run_submit(&R, b);
 	send_fails = 1;
 	envd_answer("{}", NULL);
-	CHECK_STR(lines(a), "error:UnexpectedEndOfExecution end_of_execution");
+	CHECK_STR(stream_summary(a),
+		  "error:UnexpectedEndOfExecution end_of_execution");
 	CHECK(sent_is(0, "b", false) && b->state == EXEC_RUNNING);
 	CHECK(metrics.executions == 1); /* b's: a never reached the kernel */
 	exec_unref(a);
