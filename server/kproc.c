@@ -366,18 +366,25 @@ static void kproc_kill_rest(struct kproc *p)
 			  p->id, n);
 }
 
-/* Reaped: the verdict, the files, the log line, then the owner, once. */
-static void kproc_reaped(struct kproc *p, int status, const struct rusage *ru)
+/* The process is gone (reaped): what watched it and what it left go, its
+ * groups, pipes, watch and files. */
+static void kproc_let_go(struct kproc *p)
 {
-	p->oom = kres_oom_killed(&p->kk, status, ru);
-	kres_release(&p->kk);
-	p->exited = true;
 	kproc_live_del(p);
 	loop_del(p->loop, p->pidw);
 	p->pidw = NULL;
 	kproc_pipe_close(&p->out);
 	kproc_pipe_close(&p->err);
 	kproc_unlink_files(p);
+	kres_release(&p->kk);
+}
+
+/* Reaped: the verdict, the files, the log line, then the owner, once. */
+static void kproc_reaped(struct kproc *p, int status, const struct rusage *ru)
+{
+	p->oom = kres_oom_killed(&p->kk, status, ru);
+	p->exited = true;
+	kproc_let_go(p);
 	if (WIFSIGNALED(status))
 		log_info("kernel %.8s (pid %d) killed by signal %d", p->id,
 			 (int)p->pid, WTERMSIG(status));
@@ -447,16 +454,10 @@ void kproc_cleanup(struct kproc *p)
 		waitpid(p->pid, NULL, 0);
 		p->exited = true;
 	}
-	kproc_live_del(p);
-	loop_del(p->loop, p->pidw);
-	p->pidw = NULL;
-	kproc_pipe_close(&p->out);
-	kproc_pipe_close(&p->err);
+	kproc_let_go(p);
 	if (p->pidfd >= 0)
 		close(p->pidfd);
 	p->pidfd = -1;
-	kproc_unlink_files(p);
-	kres_release(&p->kk);
 	free(p->user_dir);
 	free(p->conn_file);
 	free(p->pid_file);
