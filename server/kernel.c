@@ -312,9 +312,17 @@ struct kernel *kernel_start(const struct kernel_env *env,
 			 zmq_strerror(errno));
 		goto fail;
 	}
-	log_info("kernel %.8s (%s, pid %d) starting in %s over %s", k->proc.id,
-		 spec->name, (int)k->proc.pid, cwd,
-		 k->proc.ipc_prefix ? "ipc" : "tcp");
+	/* A kernel asked of a zygote gets its pid from the loop (kproc.h);
+	 * the handshake runs meanwhile: the endpoints are known. */
+	if (k->proc.pid > 0)
+		log_info("kernel %.8s (%s, pid %d) starting in %s over %s",
+			 k->proc.id, spec->name, (int)k->proc.pid, cwd,
+			 k->proc.ipc_prefix ? "ipc" : "tcp");
+	else
+		log_info("kernel %.8s (%s, from its zygote) starting in %s "
+			 "over %s",
+			 k->proc.id, spec->name, cwd,
+			 k->proc.ipc_prefix ? "ipc" : "tcp");
 	kernel_handshake_tick(k, 0);
 	loop_timer_arm(env->loop, &k->dead_timer, env->start_timeout_ms,
 		       kernel_deadline, k);

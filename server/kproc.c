@@ -417,6 +417,12 @@ static void kproc_on_pidfd(void *arg, short revents)
 	kproc_reaped(p, status, r > 0 ? &ru : NULL);
 }
 
+static int kproc_watch_pidfd(struct kproc *p)
+{
+	p->pidw = loop_add_fd(p->loop, p->pidfd, ZMQ_POLLIN, kproc_on_pidfd, p);
+	return p->pidw ? 0 : -ENOMEM;
+}
+
 int kproc_watch(struct kproc *p, void (*on_exit)(void *arg, int status),
 		void *arg)
 {
@@ -426,12 +432,18 @@ int kproc_watch(struct kproc *p, void (*on_exit)(void *arg, int status),
 	    loop_add_fd(p->loop, p->out.fd, ZMQ_POLLIN, kproc_on_pipe, &p->out);
 	p->err.w =
 	    loop_add_fd(p->loop, p->err.fd, ZMQ_POLLIN, kproc_on_pipe, &p->err);
-	p->pidw = loop_add_fd(p->loop, p->pidfd, ZMQ_POLLIN, kproc_on_pidfd, p);
-	return p->out.w && p->err.w && p->pidw ? 0 : -ENOMEM;
+	if (!p->out.w || !p->err.w)
+		return -ENOMEM;
+	/* A start the zygote answers later: kproc_zyg_done watches it. */
+	return p->launch ? 0 : kproc_watch_pidfd(p);
 }
 
 void kproc_signal(struct kproc *p, int sig)
 {
+	/* No process yet: a stop (SIGTERM, SIGKILL) waits for it; an
+	 * interrupt has nothing to interrupt. */
+	if (p->launch && sig != SIGINT && p->held_sig != SIGKILL)
+		p->held_sig = sig;
 	if (p->pid <= 0 || p->exited)
 		return;
 	if (killpg(p->pid, sig) < 0)
@@ -442,13 +454,22 @@ bool kproc_gone(const struct kproc *p)
 {
 	siginfo_t si = {0};
 
-	return p->exited || (waitid(P_PID, (id_t)p->pid, &si,
+	return p->exited || (p->pid > 0 &&
+			     waitid(P_PID, (id_t)p->pid, &si,
 				    WEXITED | WNOHANG | WNOWAIT) == 0 &&
 			     si.si_pid == p->pid);
 }
 
+static void kproc_launch_free(struct kproc_launch *l);
+
 void kproc_cleanup(struct kproc *p)
 {
+	if (p->launch) {
+		zyg_cancel(p->id);
+		kres_after_fork(&p->kk);
+		kproc_launch_free(p->launch);
+		p->launch = NULL;
+	}
 	if (p->pid > 0 && !p->exited) {
 		kproc_kill_rest(p);
 		waitpid(p->pid, NULL, 0);
@@ -489,13 +510,14 @@ static void kproc_write_pid_file(struct kproc *p)
 		close(fd);
 }
 
-/* ------------------------------------------------- start methods */
+/* ------------------------------------------------- starting */
 
 /*
  * kproc_spawn is the one way a kernel process starts. It prepares what any
- * start needs (the kernelspec argv with the connection file, the kernels'
- * environment, the stdout and stderr pipes), then asks each method of
- * kproc_methods in turn. A method returns the pid of a process that
+ * start needs (struct kproc_launch: the kernelspec argv with the connection
+ * file, the kernels' environment, the stdout and stderr pipes, whose read
+ * ends p takes at once), then starts the process one of two ways, and
+ * either gives a pid that
  *   - is the daemon's child: the pidfd, waitpid, killpg and the OOM
  *     verdict rely on it;
  *   - leads a session of its own, whose id is its pid (interrupts and
@@ -504,38 +526,89 @@ static void kproc_write_pid_file(struct kproc *p)
  *     what its own start-up opens, runs in cwd with envp, in its cgroup
  *     (kk) and as the kernel user, with PR_SET_PDEATHSIG(SIGKILL) tied to
  *     the daemon and oom_score_adj 800;
- *   - has got as far as the exec (or an equivalent point): a failure
- *     before is the method's to report, with a reason in err.
- * Or -EAGAIN: the method declines, the next one is asked; any other
- * -errno fails the start. Whatever succeeds, kproc_spawn goes on the same
- * way: pid file, pidfd, the pipes' read ends.
+ *   - has got as far as the exec (or an equivalent point).
  *
- * The table: the Python fork server first (zyg.c, issue 13,
- * kernels/ZYGOTE-PROTOCOL.md): it sends "spawn" with l's argv, envp, cwd,
- * the write ends and kk's cgroup.procs fd to the kernelspec's zygote and
- * returns the pid of "spawned" (the kernel is the daemon's child: the
- * daemon is a child subreaper, main.c); it returns -EAGAIN when the
- * kernelspec is not one it serves, the zygote is not READY, or on any
- * "error" answer (after reaping the pid it names), so exec, always last,
- * starts the kernel as before.
+ * The Python fork server first (zyg.c, issue 13,
+ * kernels/ZYGOTE-PROTOCOL.md), asynchronously: "spawn" goes to the
+ * kernelspec's zygote with the launch's argv, envp, cwd, the write ends
+ * and kk's cgroup.procs fd, and kproc_spawn returns at once with the
+ * launch kept in p->launch (no pid yet: signals are held, see
+ * kproc_signal). The answer comes from the loop (kproc_zyg_done): the pid
+ * of "spawned" (the daemon is a child subreaper, main.c), or -EAGAIN,
+ * when the zygote declined, died or was silent for a second; then exec.
+ * exec (kproc_start_exec, through child.c) is the start when the zygote
+ * declines at once (not a kernelspec it serves, not READY), and the
+ * fallback; its failure is kproc_spawn's error, or after an answer, an
+ * exit with status 127 and the reason in the stderr tail. Either way the
+ * start ends in kproc_started: pid file, pidfd, the count.
  */
 struct kproc_launch {
-	const struct kproc *p; /* spec, kres and kk, id, runtime dir */
-	char **argv;	       /* kspec_argv for the connection file */
-	char **envp;	       /* kproc_build_env */
-	const char *cwd;
+	char **argv; /* kspec_argv for the connection file */
+	char **envp; /* kproc_build_env */
+	char *cwd;
 	int out, err; /* the pipes' write ends: fds 1 and 2 */
 };
 
-struct kproc_method {
-	const char *name;
-	/* The kernel's pid, -EAGAIN (declined), or -errno with err set. */
-	pid_t (*start)(const struct kproc_launch *l, char *err, size_t errlen);
-};
+static void kproc_launch_free(struct kproc_launch *l)
+{
+	if (!l)
+		return;
+	kspec_strv_free(l->argv);
+	free(l->envp);
+	free(l->cwd);
+	if (l->out >= 0)
+		close(l->out);
+	if (l->err >= 0)
+		close(l->err);
+	free(l);
+}
+
+/* The launch for p in cwd; p takes the pipes' read ends. NULL with a
+ * reason in err. */
+static struct kproc_launch *kproc_launch_new(struct kproc *p, const char *cwd,
+					     char *err, size_t errlen)
+{
+	struct kproc_launch *l = calloc(1, sizeof(*l));
+	int outp[2], errp[2];
+
+	if (!l) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	l->out = l->err = -1;
+	l->argv = kspec_argv(p->spec, p->conn_file);
+	l->envp = kproc_build_env(p->spec, p->kres);
+	l->cwd = strdup(cwd);
+	if (!l->argv || !l->envp || !l->cwd) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (pipe2(outp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if (pipe2(errp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "pipe: %s", strerror(errno));
+		close(outp[0]);
+		close(outp[1]);
+		goto fail;
+	}
+	p->out.fd = outp[0];
+	p->err.fd = errp[0];
+	l->out = outp[1];
+	l->err = errp[1];
+	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
+	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
+	return l;
+fail:
+	kproc_launch_free(l);
+	return NULL;
+}
 
 /* The exec'd kernel between fork and exec: async-signal-safe calls only.
  * Any failure goes back through the error pipe. */
-static noreturn void kproc_child(struct child *c, const struct kproc_launch *l)
+static noreturn void kproc_child(struct child *c, const struct kproc *p,
+				 const struct kproc_launch *l)
 {
 	int src[3], rc;
 
@@ -551,8 +624,8 @@ static noreturn void kproc_child(struct child *c, const struct kproc_launch *l)
 	}
 	/* Own cgroup (or rlimits), then the kernel user; a uid change clears
 	 * the parent-death signal, so it is set (and checked) again. */
-	if (l->p->kres) {
-		rc = kres_child(l->p->kres, &l->p->kk);
+	if (p->kres) {
+		rc = kres_child(p->kres, &p->kk);
 		if (rc < 0) {
 			errno = -rc;
 			child_fail(c);
@@ -572,7 +645,9 @@ static noreturn void kproc_child(struct child *c, const struct kproc_launch *l)
 	child_fail(c);
 }
 
-static pid_t kproc_start_exec(const struct kproc_launch *l, char *err,
+/* The kernel's pid, or -errno with a reason in err. */
+static pid_t kproc_start_exec(const struct kproc *p,
+			      const struct kproc_launch *l, char *err,
 			      size_t errlen)
 {
 	struct child c;
@@ -583,34 +658,36 @@ static pid_t kproc_start_exec(const struct kproc_launch *l, char *err,
 		return rc;
 	}
 	if (c.pid == 0)
-		kproc_child(&c, l);
+		kproc_child(&c, p, l);
 	rc = child_wait(&c);
 	if (rc < 0) {
 		snprintf(err, errlen, "cannot start kernel '%s' (%s in %s): %s",
-			 l->p->spec->name, l->argv[0], l->cwd, strerror(-rc));
+			 p->spec->name, l->argv[0], l->cwd, strerror(-rc));
 		return rc;
 	}
 	return c.pid;
 }
 
-/* A kernel forked by the kernelspec's zygote (zyg.c), which sets it up
- * as kproc_child does; -EAGAIN whenever it cannot, and exec starts it. */
-static pid_t kproc_start_zygote(const struct kproc_launch *l, char *err,
-				size_t errlen)
-{
-	const struct kproc *p = l->p;
-	struct zyg_request rq = {p->id,
-				 l->argv,
-				 l->envp,
-				 l->cwd,
-				 l->out,
-				 l->err,
-				 p->kk.procs_fd >= 0 ? p->kk.procs_fd
-						     : p->kk.pprocs_fd,
-				 p->kk.mem_rlimit};
+static void kproc_zyg_done(void *arg, pid_t pid);
 
-	(void)err;
-	(void)errlen;
+/* Asks the kernelspec's zygote (zyg.c), which sets the kernel up as
+ * kproc_child does: 0 when asked (kproc_zyg_done follows), -EAGAIN when
+ * it declines at once. */
+static int kproc_ask_zygote(struct kproc *p, const struct kproc_launch *l)
+{
+	struct zyg_request rq = {
+	    p->id,
+	    l->argv,
+	    l->envp,
+	    l->cwd,
+	    l->out,
+	    l->err,
+	    p->kk.procs_fd >= 0 ? p->kk.procs_fd : p->kk.pprocs_fd,
+	    p->kk.mem_rlimit,
+	    kproc_zyg_done,
+	    p,
+	};
+
 	/* One cgroup fd travels: a kernel with a v2 group and a v1 pids
 	 * group too is exec's. */
 	if (!zyg_serves(p->spec) ||
@@ -619,27 +696,25 @@ static pid_t kproc_start_zygote(const struct kproc_launch *l, char *err,
 	return zyg_spawn(p->spec, &rq);
 }
 
-static const struct kproc_method kproc_methods[] = {
-    {"zygote", kproc_start_zygote},
-    {"exec", kproc_start_exec},
-};
-
-/* The started process becomes p's: its pid, a pid file, a pidfd and the
- * read ends of its pipes (taken from outr and errr). An asynchronous start
- * method would call this when its answer arrives. Returns 0 or -1 with a
- * reason in err. */
-static int kproc_adopt(struct kproc *p, pid_t pid, int *outr, int *errr,
-		       char *err, size_t errlen)
+/* The start ended with pid (or -errno): the child has its cgroup fds and
+ * pipe ends (or never will), so ours go with the launch; a started
+ * process becomes p's, with a pid file and a pidfd. Returns 0 or -1 with
+ * a reason in err. */
+static int kproc_started(struct kproc *p, struct kproc_launch *l, pid_t pid,
+			 bool forked, char *err, size_t errlen)
 {
+	kres_after_fork(&p->kk);
+	kproc_launch_free(l);
+	if (pid < 0)
+		return -1;
 	p->pid = pid;
+	p->forked = forked;
 	p->live_next = kproc_live;
 	kproc_live = p;
 	kproc_write_pid_file(p);
-	p->out.fd = *outr;
-	p->err.fd = *errr;
-	*outr = *errr = -1;
-	fcntl(p->out.fd, F_SETFL, O_NONBLOCK);
-	fcntl(p->err.fd, F_SETFL, O_NONBLOCK);
+	*(forked ? &kproc_nforked : &kproc_nexecd) += 1;
+	log_debug("kernel %.8s (pid %d) started by %s", p->id, (int)pid,
+		  forked ? "its zygote" : "exec");
 	p->pidfd = pidfd_open(p->pid, 0);
 	if (p->pidfd < 0) {
 		snprintf(err, errlen, "pidfd_open: %s", strerror(errno));
@@ -650,46 +725,66 @@ static int kproc_adopt(struct kproc *p, pid_t pid, int *outr, int *errr,
 
 int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen)
 {
-	int outp[2] = {-1, -1}, errp[2] = {-1, -1}, rc = -1;
-	struct kproc_launch l = {p, NULL, NULL, cwd, -1, -1};
-	pid_t pid = -EAGAIN;
-	size_t i;
+	struct kproc_launch *l = kproc_launch_new(p, cwd, err, errlen);
 
-	l.argv = kspec_argv(p->spec, p->conn_file);
-	l.envp = kproc_build_env(p->spec, p->kres);
-	if (!l.argv || !l.envp) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
+	if (!l)
+		return -1;
+	if (kproc_ask_zygote(p, l) == 0) {
+		p->launch = l;
+		p->forked = true;
+		return 0;
 	}
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
-		snprintf(err, errlen, "pipe: %s", strerror(errno));
-		goto out;
+	return kproc_started(p, l, kproc_start_exec(p, l, err, errlen), false,
+			     err, errlen);
+}
+
+static int kproc_watch_pidfd(struct kproc *p);
+
+/* A start that ended after kproc_spawn returned without a process to
+ * watch: the owner hears an exit with status. */
+static void kproc_end_early(struct kproc *p, int status)
+{
+	if (p->pid > 0 && !p->exited) {
+		kproc_kill_rest(p);
+		waitpid(p->pid, NULL, 0);
 	}
-	l.out = outp[1];
-	l.err = errp[1];
-	for (i = 0; pid == -EAGAIN &&
-		    i < sizeof(kproc_methods) / sizeof(*kproc_methods);
-	     i++)
-		pid = kproc_methods[i].start(&l, err, errlen);
-	/* The child has its cgroup fds (or never will): ours go. */
-	kres_after_fork(&p->kk);
-	if (pid >= 0) {
-		rc = kproc_adopt(p, pid, &outp[0], &errp[0], err, errlen);
-		p->forked = i == 1;
-		*(p->forked ? &kproc_nforked : &kproc_nexecd) += 1;
-		log_debug("kernel %.8s (pid %d) started by %s", p->id, (int)pid,
-			  kproc_methods[i - 1].name);
+	p->exited = true;
+	kproc_let_go(p);
+	p->on_exit(p->arg, status);
+}
+
+/* The zygote's answer (zyg.c): the forked kernel's pid, or -EAGAIN: exec
+ * it now, unless a stop came meanwhile (then it never runs, and ends as
+ * killed by the stop's signal). Then as after a synchronous start, and a
+ * signal held meanwhile is sent. A failure is told as an exit with status
+ * 127 (what a shell gives for a command it cannot run), the reason the
+ * stderr tail's last line. */
+static void kproc_zyg_done(void *arg, pid_t pid)
+{
+	struct kproc *p = arg;
+	struct kproc_launch *l = p->launch;
+	char err[KPROC_TAIL_CHARS] = "";
+	bool forked = pid > 0, stopped = !forked && p->held_sig;
+
+	p->launch = NULL;
+	if (!forked)
+		pid = stopped ? -ECANCELED
+			      : kproc_start_exec(p, l, err, sizeof(err));
+	if (kproc_started(p, l, pid, forked, err, sizeof(err)) == 0 &&
+	    kproc_watch_pidfd(p) == 0) {
+		if (p->held_sig)
+			kproc_signal(p, p->held_sig);
+		return;
 	}
-out:
-	for (int e = 0; e < 2; e++) {
-		if (outp[e] >= 0)
-			close(outp[e]);
-		if (errp[e] >= 0)
-			close(errp[e]);
+	if (stopped) {
+		log_info("kernel %.8s stopped before its start", p->id);
+		kproc_end_early(p, p->held_sig);
+		return;
 	}
-	kspec_strv_free(l.argv);
-	free(l.envp);
-	return rc;
+	log_warnx("kernel %.8s: %s", p->id, err[0] ? err : "out of memory");
+	kproc_tail_keep(p->err.tail[p->err.ntail++ % KPROC_TAIL_LINES], err,
+			strlen(err));
+	kproc_end_early(p, W_EXITCODE(127, 0));
 }
 
 void kproc_counts(unsigned long long *forked, unsigned long long *execd)
@@ -750,8 +845,15 @@ void kproc_reap_strays(void)
 {
 	unsigned n = 0;
 	struct dirent *e;
-	DIR *d = opendir("/proc/self/task");
+	DIR *d;
 
+	/* An answer on its way names a pid that is already the daemon's
+	 * child: it is the answer's. The round runs once none is. */
+	if (zyg_outstanding()) {
+		zyg_when_idle(kproc_reap_strays);
+		return;
+	}
+	d = opendir("/proc/self/task");
 	while (d && (e = readdir(d)))
 		if (e->d_name[0] != '.')
 			n += kproc_reap_task(e->d_name);

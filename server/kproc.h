@@ -28,6 +28,7 @@
 #include "loop.h"
 
 struct kspec;
+struct kproc_launch;
 
 #define KPROC_PIPE_LINE 2048
 /* What a kernel last wrote to stderr is kept for the reason of a failed
@@ -76,9 +77,13 @@ struct kproc {
 	struct loop_watch *pidw;
 	struct kproc_pipe out, err;
 	char err_tail[KPROC_TAIL_LINES][KPROC_TAIL_CHARS];
-	bool forked; /* started by the kernelspec's zygote, not exec'd */
-	bool exited; /* reaped */
-	bool oom;    /* ... by the OOM killer, or out of its memory limit */
+	/* Asked of the kernelspec's zygote, its answer not in yet (pid 0):
+	 * what exec needs if it declines. */
+	struct kproc_launch *launch;
+	int held_sig; /* a stop's signal sent meanwhile, for the process */
+	bool forked;  /* started (or asked) by the zygote, not exec'd */
+	bool exited;  /* reaped */
+	bool oom;     /* ... by the OOM killer, or out of its memory limit */
 
 	int port[KPROC_NPORTS]; /* tcp ports, or ipc socket suffixes 1..5 */
 	char *conn_file;
@@ -105,7 +110,10 @@ int kproc_prepare(struct kproc *p, char *err, size_t errlen);
  * connection file, the kernels' environment, a session of its own, stdin
  * /dev/null, stdout and stderr pipes, its cgroup and user. Then the pid
  * file and a pidfd. Returns 0, or -1 with a reason in err (a failed exec
- * included). Nothing is watched yet: see kproc_watch. */
+ * included). Nothing is watched yet: see kproc_watch. A kernel asked of a
+ * zygote has no pid yet when this returns (p->launch set): it comes from
+ * the loop, and a failure then is reported as an exit (status 127, the
+ * reason in the stderr tail). */
 int kproc_spawn(struct kproc *p, const char *cwd, char *err, size_t errlen);
 
 /* Drains the pipes into the debug log and watches the pidfd: once the
@@ -120,7 +128,8 @@ void kproc_endpoint(const struct kproc *p, enum kproc_port i, char *buf,
 		    size_t len);
 
 /* Sends sig to the process group (to the process when that fails); nothing
- * once it was reaped. */
+ * once it was reaped. While the zygote's answer is awaited, SIGTERM and
+ * SIGKILL are held and sent once the process exists. */
 void kproc_signal(struct kproc *p, int sig);
 
 /* Whether the process has exited: reaped, or a zombie not reaped yet. */

@@ -20,8 +20,6 @@
 #include "req.h"
 #include "server.h"
 
-/* After a spare is taken, its successor starts this much later. */
-#define POOL_TAKE_REFILL_MS 50
 #define POOL_MAX_BACKOFF_MS 30000
 
 struct pool_target {
@@ -211,14 +209,12 @@ struct kernel *pool_take(struct server *s, const char *language,
 		pool_unlink(p, pk);
 		free(pk);
 		kernel_set_owner(k, ops, arg);
-		/* The next spare starts a moment later, not now: a fork from
-		 * the zygote holds the loop for its set-up (tens of ms), which
-		 * would come before the answer of the request that took this
-		 * one. A pending back-off stays as it is. */
+		/* The successor starts with the next turn of the loop, after
+		 * the answer of the request that took this one. A pending
+		 * back-off stays as it is. */
 		if (!p->refill_timer.armed)
-			loop_timer_arm(s->loop, &p->refill_timer,
-				       POOL_TAKE_REFILL_MS, pool_refill_tick,
-				       s);
+			loop_timer_arm(s->loop, &p->refill_timer, 0,
+				       pool_refill_tick, s);
 		return k;
 	}
 	return NULL;

@@ -13,14 +13,20 @@
  * set-up is broken, a new zygote would be the same). Only a READY zygote
  * is asked for kernels. Its death is seen on its pidfd (reaped there); a
  * closed channel, a "failed" or a spawn that got no answer within a second
- * kill it, and the reap follows (at once, where a spawn waits).
+ * kill it, and the reap follows at once.
  *
- * Requests are synchronous: zyg_spawn sends one and polls the channel for
- * its answer, so the loop's channel watch never sees an answer and no
- * SIGCHLD round runs while one is outstanding (kproc's stray reaping
- * relies on that). A spawn that timed out kills the zygote and what it
- * forked for the request meanwhile (the kernel would run on a connection
- * file exec then reuses).
+ * Requests are asynchronous: zyg_spawn sends one and queues it (struct
+ * zyg_wait); the zygote answers in order, and the loop's channel watch
+ * matches each answer to the head of the queue by id and calls its done.
+ * The head has a second from the moment the zygote could start on it (its
+ * sending, or the previous answer) or the zygote is killed. When a zygote
+ * dies with requests queued, what it forked for them is killed too (a
+ * kernel would run on a connection file the exec'd one then reuses), and
+ * each is answered -EAGAIN: exec. A cancelled request stays queued until
+ * its answer, whose pid is then killed and reaped. While any request is
+ * queued, zyg_outstanding() holds kproc's stray reaping back (an answer's
+ * pid is the daemon's child before the answer is read); zyg_when_idle
+ * runs it once the queues are empty.
  */
 #include "zyg.h"
 
@@ -28,7 +34,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,6 +60,14 @@ enum zyg_state { ZYG_STARTING, ZYG_READY, ZYG_DEAD, ZYG_OFF };
 
 struct zyg;
 
+/* A request sent, awaiting its answer. */
+struct zyg_wait {
+	char id[65];
+	void (*done)(void *arg, pid_t pid); /* NULL once cancelled */
+	void *arg;
+	struct zyg_wait *next;
+};
+
 /* The zygote's stdout or stderr, read line by line into the log. */
 struct zyg_pipe {
 	int fd;
@@ -73,6 +86,8 @@ struct zyg {
 	struct loop_watch *pidw, *chanw;
 	struct zyg_pipe out, err;
 	struct loop_timer restart;
+	struct zyg_wait *waits;	  /* sent, unanswered; oldest first */
+	struct loop_timer answer; /* the oldest's second */
 	uint64_t backoff_ms;
 	bool served;	       /* forked a kernel since its start */
 	bool was_ready;	       /* a zygote of spec was READY once */
@@ -83,8 +98,10 @@ struct zyg {
 static struct zyg_opts zyg_o;
 static struct zyg *zyg_list;
 static bool zyg_stopping;
+static void (*zyg_idle_fn)(void);
 
 static void zyg_launch(struct zyg *z);
+static void zyg_fail_waits(struct zyg *z);
 
 void zyg_init(const struct zyg_opts *o)
 {
@@ -218,6 +235,7 @@ static void zyg_reaped(struct zyg *z, int status)
 	zyg_pipe_close(&z->out);
 	zyg_pipe_close(&z->err);
 	z->pid = 0;
+	loop_timer_disarm(zyg_o.loop, &z->answer);
 	if (zyg_stopping)
 		return;
 	if (z->served)
@@ -237,6 +255,7 @@ static void zyg_reaped(struct zyg *z, int status)
 				    : z->backoff_ms * 2;
 	}
 	z->why_death = NULL;
+	zyg_fail_waits(z);
 }
 
 static void zyg_on_pidfd(void *arg, short revents)
@@ -331,8 +350,10 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 	z->was_ready = true;
 }
 
-/* The loop's watch: "ready" or "failed" while STARTING, EOF any time
- * (answers to spawns are read by zyg_spawn itself). */
+static void zyg_on_answer(struct zyg *z, const json_t *o);
+
+/* The loop's watch: "ready" or "failed" while STARTING, the answers to
+ * spawns, EOF any time. */
 static void zyg_on_chan(void *arg, short revents)
 {
 	struct zyg *z = arg;
@@ -345,6 +366,8 @@ static void zyg_on_chan(void *arg, short revents)
 		zyg_kill_now(z, "its channel closed");
 	} else if (strcmp(type, "ready") == 0 && z->state == ZYG_STARTING) {
 		zyg_on_ready(z, o);
+	} else if (strcmp(type, "spawned") == 0 || strcmp(type, "error") == 0) {
+		zyg_on_answer(z, o);
 	} else if (strcmp(type, "failed") == 0) {
 		log_warnx("%s zygote failed: %s", z->spec->name,
 			  zyg_str(o, "reason"));
@@ -579,8 +602,8 @@ static int zyg_send(struct zyg *z, const char *text,
 }
 
 /* Whether child pid is a leftover of the request for kernel id: the
- * zygote's intermediate, or the kernel itself (its command line is the
- * zygote's until its set-up rewrites it to the kernel's argv, which names
+ * kernel before its set-up rewrote its command line (the zygote's until
+ * then, and no live zygote's), or after (the kernel's argv, which names
  * the connection file "kernel-<id8>.json"). */
 static bool zyg_is_leftover(pid_t pid, const char *id)
 {
@@ -588,6 +611,8 @@ static bool zyg_is_leftover(pid_t pid, const char *id)
 	ssize_t n;
 	int fd;
 
+	if (zyg_is_zygote(pid))
+		return false;
 	snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
@@ -603,9 +628,9 @@ static bool zyg_is_leftover(pid_t pid, const char *id)
 	return strstr(cmd, ZYG_SCRIPT) || strstr(cmd, mark);
 }
 
-/* After a spawn without an answer and the zygote's death: kills and reaps
- * what it may have forked for kernel id meanwhile (the kernel would run on
- * a connection file the exec'd kernel then uses). */
+/* After the zygote died with request id unanswered: kills and reaps what
+ * it may have forked for it meanwhile (the kernel would run on a
+ * connection file the exec'd kernel then uses). */
 static void zyg_kill_leftovers(const char *id)
 {
 	char path[64], buf[4096];
@@ -635,43 +660,58 @@ static void zyg_kill_leftovers(const char *id)
 		closedir(d);
 }
 
-/* The answer to request id, read within ZYG_ANSWER_MS; NULL when none
- * came (the zygote is dead or was killed then, and what it forked for
- * the request). */
-static json_t *zyg_answer(struct zyg *z, const char *id)
+static void zyg_reap_pid(pid_t pid)
 {
-	uint64_t deadline = loop_now_ms() + ZYG_ANSWER_MS, now;
-	struct pollfd pfd = {z->chan, POLLIN, 0};
-	bool eof = false;
-	json_t *o;
-
-	while ((now = loop_now_ms()) < deadline) {
-		if (poll(&pfd, 1, (int)(deadline - now)) <= 0)
-			continue;
-		o = zyg_recv(z, &eof);
-		if (eof)
-			break;
-		if (o && strcmp(zyg_str(o, "id"), id) == 0)
-			return o;
-		json_decref(o);
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
 	}
-	zyg_kill_now(z, eof ? "its channel closed during a spawn"
-			    : "no answer to a spawn within 1 s");
-	if (!eof)
-		zyg_kill_leftovers(id);
-	return NULL;
+}
+
+/* The queues emptied: the function waiting for that runs, once. */
+static void zyg_check_idle(void)
+{
+	void (*fn)(void) = zyg_idle_fn;
+
+	if (fn && !zyg_outstanding()) {
+		zyg_idle_fn = NULL;
+		fn();
+	}
+}
+
+/* The zygote is gone: every queued request is answered -EAGAIN (exec)
+ * after what it may have forked for it is killed. The queue is taken
+ * first: a done may start another kernel, which this zygote declines. */
+static void zyg_fail_waits(struct zyg *z)
+{
+	struct zyg_wait *w = z->waits, *next;
+
+	z->waits = NULL;
+	for (; w; w = next) {
+		next = w->next;
+		zyg_kill_leftovers(w->id);
+		if (w->done)
+			w->done(w->arg, -EAGAIN);
+		free(w);
+	}
+	zyg_check_idle();
+}
+
+static void zyg_on_answer_late(void *arg, short revents)
+{
+	struct zyg *z = arg;
+
+	(void)revents;
+	if (z->waits)
+		zyg_kill_now(z, "no answer to a spawn within 1 s");
 }
 
 /* An "error" answer: its pid reaped, the zygote's fate decided. */
 static void zyg_on_error(struct zyg *z, const json_t *o)
 {
 	const char *step = zyg_str(o, "step");
-	json_int_t pid = json_integer_value(json_object_get(o, "pid"));
 
-	if (pid > 0) {
-		kill((pid_t)pid, SIGKILL);
-		waitpid((pid_t)pid, NULL, 0);
-	}
+	zyg_reap_pid((pid_t)json_integer_value(json_object_get(o, "pid")));
 	log_debug("%s zygote declined a kernel (%s): %s; exec'd", z->spec->name,
 		  step, zyg_str(o, "reason"));
 	if (strcmp(step, "stale") == 0) {
@@ -691,40 +731,101 @@ static void zyg_on_error(struct zyg *z, const json_t *o)
 	}
 }
 
-pid_t zyg_spawn(const struct kspec *spec, const struct zyg_request *rq)
+/* "spawned" or "error" for the oldest request: taken off the queue, the
+ * next one's second starts, and its done hears the pid or -EAGAIN (last:
+ * it may start kernels). An answer to no request kills the zygote. */
+static void zyg_on_answer(struct zyg *z, const json_t *o)
+{
+	struct zyg_wait *w = z->waits;
+	json_int_t pid = json_integer_value(json_object_get(o, "pid"));
+	bool ok = strcmp(zyg_str(o, "type"), "spawned") == 0 && pid > 0;
+
+	if (!w || strcmp(zyg_str(o, "id"), w->id) != 0) {
+		zyg_reap_pid(ok ? (pid_t)pid : 0);
+		zyg_kill_now(z, "an answer out of order");
+		return;
+	}
+	z->waits = w->next;
+	loop_timer_disarm(zyg_o.loop, &z->answer);
+	if (z->waits)
+		loop_timer_arm(zyg_o.loop, &z->answer, ZYG_ANSWER_MS,
+			       zyg_on_answer_late, z);
+	if (ok)
+		z->served = true;
+	else
+		zyg_on_error(z, o);
+	if (ok && !w->done)
+		zyg_reap_pid((pid_t)pid);
+	else if (w->done)
+		w->done(w->arg, ok ? (pid_t)pid : -EAGAIN);
+	free(w);
+	zyg_check_idle();
+}
+
+int zyg_spawn(const struct kspec *spec, const struct zyg_request *rq)
 {
 	struct zyg *z = zyg_find(spec);
+	struct zyg_wait *w, **tail;
 	char *text;
-	json_t *o;
-	pid_t pid = -EAGAIN;
+	int rc;
 
 	if (!z) {
 		zyg_start(spec, rq->envp);
 		return -EAGAIN;
 	}
-	if (z->state != ZYG_READY)
+	if (z->state != ZYG_READY || strlen(rq->id) >= sizeof(w->id))
 		return -EAGAIN;
+	w = calloc(1, sizeof(*w));
 	text = zyg_request_text(rq);
-	if (!text)
-		return -EAGAIN;
-	if (zyg_send(z, text, rq) < 0) {
-		log_warnx("%s zygote: cannot send a request: %s", spec->name,
-			  strerror(errno));
-		zyg_kill_now(z, "its channel failed");
-		free(text);
-		return -EAGAIN;
-	}
+	rc = w && text ? zyg_send(z, text, rq) : -ENOMEM;
 	free(text);
-	o = zyg_answer(z, rq->id);
-	if (o && strcmp(zyg_str(o, "type"), "spawned") == 0 &&
-	    json_integer_value(json_object_get(o, "pid")) > 0) {
-		pid = (pid_t)json_integer_value(json_object_get(o, "pid"));
-		z->served = true;
-	} else if (o) {
-		zyg_on_error(z, o);
+	if (rc < 0) {
+		free(w);
+		/* A full channel (many requests queued) or no memory: this
+		 * one is exec'd, the zygote stays. */
+		if (rc == -ENOMEM || rc == -EAGAIN || rc == -EWOULDBLOCK)
+			return -EAGAIN;
+		/* Killed, not reaped here: its pidfd handler answers what
+		 * waits, from the loop. */
+		log_warnx("%s zygote: cannot send a request: %s", spec->name,
+			  strerror(-rc));
+		z->why_death = "its channel failed";
+		kill(z->pid, SIGKILL);
+		z->state = ZYG_DEAD;
+		return -EAGAIN;
 	}
-	json_decref(o);
-	return pid;
+	snprintf(w->id, sizeof(w->id), "%s", rq->id);
+	w->done = rq->done;
+	w->arg = rq->arg;
+	for (tail = &z->waits; *tail; tail = &(*tail)->next)
+		;
+	*tail = w;
+	if (!z->answer.armed)
+		loop_timer_arm(zyg_o.loop, &z->answer, ZYG_ANSWER_MS,
+			       zyg_on_answer_late, z);
+	return 0;
+}
+
+void zyg_cancel(const char *id)
+{
+	for (struct zyg *z = zyg_list; z; z = z->next)
+		for (struct zyg_wait *w = z->waits; w; w = w->next)
+			if (strcmp(w->id, id) == 0)
+				w->done = NULL;
+}
+
+bool zyg_outstanding(void)
+{
+	for (struct zyg *z = zyg_list; z; z = z->next)
+		if (z->waits)
+			return true;
+	return false;
+}
+
+void zyg_when_idle(void (*fn)(void))
+{
+	zyg_idle_fn = fn;
+	zyg_check_idle();
 }
 
 bool zyg_is_zygote(pid_t pid)
@@ -753,6 +854,13 @@ void zyg_shutdown(void)
 		zyg_list = z->next;
 		loop_timer_disarm(zyg_o.loop, &z->restart);
 		zyg_kill_now(z, "shutdown");
+		/* Nothing is exec'd any more; what it forked goes. */
+		while (z->waits) {
+			struct zyg_wait *w = z->waits;
+			z->waits = w->next;
+			zyg_kill_leftovers(w->id);
+			free(w);
+		}
 		kspec_strv_free(z->envp);
 		free(z);
 	}

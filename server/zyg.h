@@ -11,9 +11,11 @@
  * its stdout and stderr into the log, reads its "ready" or "failed",
  * restarts it after a death with a back-off (1 s doubling to 60 s, reset
  * once a zygote served a kernel), and asks it for kernels (zyg_spawn,
- * synchronous: the answer comes within a second or the zygote counts as
- * dead). kproc_ uses it as a start method ahead of exec; whatever zyg_
- * cannot do, exec does. Loop thread only.
+ * asynchronous: the request is sent and the loop goes on; the answer,
+ * read by the loop's watch on the channel, comes back through the
+ * request's done callback, within a second or the zygote counts as
+ * dead). kproc_ asks it first; whatever zyg_ cannot do, exec does. Loop
+ * thread only.
  */
 #ifndef E2BCI_ZYG_H
 #define E2BCI_ZYG_H
@@ -48,6 +50,12 @@ struct zyg_request {
 	int out, err;	 /* the pipes' write ends */
 	int cgroup;	 /* its cgroup.procs, open, or -1 */
 	long mem_rlimit; /* RLIMIT_DATA, bytes; 0 = none */
+	/* The answer, from the loop, once (unless cancelled): the pid of the
+	 * forked kernel (the daemon's child by then, set up as an exec'd
+	 * one), or -EAGAIN when the zygote declined, died or did not answer
+	 * (exec it; a pid an error named was reaped). */
+	void (*done)(void *arg, pid_t pid);
+	void *arg;
 };
 
 /* Takes the options (copied, strings borrowed) before any other call. */
@@ -62,12 +70,24 @@ bool zyg_serves(const struct kspec *spec);
  * kernels' environment (copied). It is READY some seconds later. */
 void zyg_start(const struct kspec *spec, char *const *envp);
 
-/* Asks spec's zygote for a kernel: the pid of the forked kernel (the
- * daemon's child by then, set up as an exec'd one), or -EAGAIN when no
- * zygote is READY or it answered an error (the caller execs; a pid the
- * error named is reaped). Starts the zygote first if it has none.
- * Blocks up to a second. */
-pid_t zyg_spawn(const struct kspec *spec, const struct zyg_request *rq);
+/* Asks spec's zygote for a kernel: 0 when the request was sent (rq's
+ * done follows, never from within this call; the request's strings and
+ * fds may go once this returns: the zygote has its copies), or -EAGAIN
+ * when no zygote is READY or the request could not be sent (the caller
+ * execs). Starts the zygote first if it has none. Does not block. */
+int zyg_spawn(const struct kspec *spec, const struct zyg_request *rq);
+
+/* The owner of request id is gone: its done is not called; a kernel the
+ * answer names is killed and reaped. */
+void zyg_cancel(const char *id);
+
+/* Whether a request awaits its answer: an answer names a pid that is the
+ * daemon's child, which nobody else may reap meanwhile. */
+bool zyg_outstanding(void);
+
+/* Calls fn once no request awaits its answer (now, if none does). One fn
+ * at a time: kproc's stray reaping, which must wait for the answers. */
+void zyg_when_idle(void (*fn)(void));
 
 /* Whether pid is a zygote's (its pidfd handler reaps it). */
 bool zyg_is_zygote(pid_t pid);

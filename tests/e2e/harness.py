@@ -286,18 +286,20 @@ class Daemon:
 
     def wait_zygote_settled(self, deadline_s=120):
         """Waits until the Python zygote is ready (unless --zygote off) and
-        no kernel is stopping, by /metrics. When the zygote turns ready the
-        daemon replaces the unused kernels exec'd while it loaded (the
-        default Python context's, the spares) and the replaced ones exit: a
-        test that tells kernels apart by the daemon's children must look
-        after that."""
+        no kernel is starting or stopping, by /metrics. When the zygote
+        turns ready the daemon replaces the unused kernels exec'd while it
+        loaded (the default Python context's, the spares) and the replaced
+        ones exit, and a fork shows the zygote's command line until its
+        set-up rewrote it: a test that tells kernels apart by the daemon's
+        children must look after that."""
         a = self.extra_args
         if "--zygote" in a and a[a.index("--zygote") + 1] == "off":
             return self
         def settled():
             m = parse_metrics(self.client().request("GET", "/metrics").text)
             return (m.get("e2bci_zygotes_ready") == 1 and
-                    m.get('e2bci_kernels{state="stopping"}') == 0)
+                    m.get('e2bci_kernels{state="stopping"}') == 0 and
+                    m.get('e2bci_kernels{state="starting"}') == 0)
 
         wait_until(settled, f"{self.name}: the Python zygote is ready and "
                    "the kernels it replaced are gone", timeout=deadline_s)

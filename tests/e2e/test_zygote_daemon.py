@@ -15,7 +15,9 @@ same (the daemon is a child subreaper). What must hold:
 - interrupting a forked kernel keeps its state; a memory hog in a forked
   kernel ends as in an exec'd one; --kernel-user works;
 - the zygote has one thread; orphans that come to the daemon as the
-  subreaper are reaped.
+  subreaper are reaped;
+- a spawn is asynchronous: while the zygote keeps one waiting, the daemon
+  answers other requests, and a daemon stopped meanwhile exits cleanly.
 
 Each test runs its own daemon with --pool python=0, so every context
 created once the zygote is ready starts a kernel through it. Waits are for
@@ -25,6 +27,7 @@ events seen from the outside (/metrics, /proc), with deadlines.
 import os
 import pwd
 import signal
+import threading
 
 import pytest
 
@@ -40,8 +43,16 @@ def metric(d, name):
 
 
 def wait_zygote(d, timeout=120):
-    wait_until(lambda: metric(d, "e2bci_zygotes_ready") == 1,
-               "the zygote is ready", timeout=timeout)
+    """Until the zygote is ready and no kernel starts: a kernel the zygote
+    forked shows the zygote's command line until its set-up rewrote it,
+    and the spawns are asynchronous (the default context's unused exec'd
+    kernel gives way to a fork once the zygote is ready)."""
+    def settled():
+        m = parse_metrics(d.client().request("GET", "/metrics").text)
+        return (m.get("e2bci_zygotes_ready") == 1 and
+                m.get('e2bci_kernels{state="starting"}') == 0)
+    wait_until(settled, "the zygote is ready and no kernel starts",
+               timeout=timeout)
 
 
 def children(pid):
@@ -313,6 +324,62 @@ def test_stopped_zygote_times_out_and_is_replaced(make_daemon):
                "a new zygote is ready", timeout=120)
     ctx = c.create_context({"language": "python"})
     assert forked_in(c, ctx["id"]) == (True, d.proc.pid)
+
+
+ASKED = " starting in "
+
+
+def create_while_stopped(d):
+    """SIGSTOPs the zygote and creates a Python context in a thread; returns
+    (the zygote, the thread, the list its outcome goes to) once the daemon
+    logged the kernel's start (as soon as it sent the spawn; a synchronous
+    spawn logged it after the zygote's second was over and the kernel
+    exec'd). The create cannot end before that second is over."""
+    z = the_zygote(d)
+    os.kill(z, signal.SIGSTOP)
+    asked = d.log_text().count(ASKED)
+    out = []
+
+    def create():
+        try:
+            out.append(("created", d.client().create_context(
+                {"language": "python"}, timeout=120)["id"]))
+        except Exception as e:  # the daemon stopped meanwhile
+            out.append(("failed", repr(e)))
+
+    t = threading.Thread(target=create, daemon=True)
+    t.start()
+    wait_until(lambda: d.log_text().count(ASKED) > asked,
+               "the daemon started a kernel", timeout=60)
+    return z, t, out
+
+
+def test_the_daemon_answers_while_a_spawn_waits(make_daemon):
+    d = started(make_daemon)
+    wait_zygote(d)
+    z, t, out = create_while_stopped(d)
+    # The answer is awaited by the loop, not in it: /health is served while
+    # the silent zygote still holds the spawn (a synchronous spawn held the
+    # loop until its second was over and the zygote killed).
+    r = d.client().request("GET", "/health")
+    out.append(("health", r.status))
+    assert state(z) == "T", "the zygote's second was over before /health"
+    t.join(120)
+    assert [o[0] for o in out] == ["health", "created"], out
+    assert out[0] == ("health", 200)
+    assert forked_in(d.client(), out[1][1]) == (False, d.proc.pid)
+    assert "no answer to a spawn" in d.log_text()
+
+
+def test_daemon_stops_cleanly_while_a_spawn_waits(make_daemon):
+    d = started(make_daemon)
+    wait_zygote(d)
+    _, t, out = create_while_stopped(d)
+    # The stop comes before the answer: the kernel never runs (or is
+    # stopped as soon as it exists), nothing is left, the exit is clean.
+    assert d.stop() == []
+    t.join(60)
+    assert out and out[0][0] in ("created", "failed"), out
 
 
 def preload_dir(tmp_path, name, text):
