@@ -52,13 +52,14 @@
  *             send, interrupt and stop protocol; what it may make the
  *             daemon receive (message size, iopub queue and pace, cuts)
  *   kproc_    one kernel process: connection file, ports, environment,
- *             the one start entry point (start methods: the Python
- *             zygote, then exec), pipes into the log, pid file, reaping
+ *             the one start entry point (the kernelspec's zygote, asked
+ *             asynchronously, else exec), pipes into the log, pid file, reaping
  *             (and of the orphans the daemon adopts as a subreaper); the
  *             runtime dir sweep
  *   zyg_      the Python zygotes: one fork server per Python kernelspec
  *             (kernels/ZYGOTE-PROTOCOL.md), started, watched, restarted
- *             with back-off, asked for kernels by kproc_
+ *             with back-off, asked for kernels by kproc_; the answers
+ *             come from the loop
  *   child_    fork with an error pipe and the child-side reset (signals,
  *             session or group, parent-death signal, fds), shared with
  *             the kernel host
