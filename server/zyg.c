@@ -49,7 +49,6 @@
 #include "kspec.h"
 #include "log.h"
 
-#define ZYG_SCRIPT	   "e2b_ci_zygote.py"
 #define ZYG_ANSWER_MS	   1000
 #define ZYG_BACKOFF_MIN_MS 1000
 #define ZYG_BACKOFF_MAX_MS 60000
@@ -79,7 +78,8 @@ struct zyg_pipe {
 
 struct zyg {
 	const struct kspec *spec; /* borrowed from the kspec cache */
-	char **envp;		  /* the kernels' environment, owned */
+	const struct zyg_kind *kind;
+	char **envp; /* the kernels' environment, owned */
 	enum zyg_state state;
 	pid_t pid; /* 0 when none runs */
 	int pidfd, chan;
@@ -95,6 +95,29 @@ struct zyg {
 	struct zyg *next;
 };
 
+/* A kind of zygote: the script its kernelspec's dir ships, the argv
+ * shape of the kernels it forks, and how it is started (the kernelspec's
+ * argv[0], then pre, the script, post, then "--channel-fd 3"). */
+struct zyg_kind {
+	const char *name;
+	const char *script;
+	const char *const *shape; /* argv[1..], NULL: any from here on */
+	const char *const *pre, *const *post;
+	bool preload; /* takes --preload (--python-preload) */
+};
+
+static const struct zyg_kind zyg_kinds[] = {
+    {"Python", "e2b_ci_zygote.py",
+     (const char *const[]){"-m", "ipykernel_launcher", NULL},
+     (const char *const[]){NULL}, (const char *const[]){NULL}, true},
+    /* kernels/ir: IRkernel's argv, as Debian's kernelspec has it. */
+    {"R", "e2b_ci_zygote.R",
+     (const char *const[]){"--slave", "-e", "IRkernel::main()", "--args",
+			   "{connection_file}", NULL},
+     (const char *const[]){"--slave", "--no-restore", "-f", NULL},
+     (const char *const[]){"--args", NULL}, false},
+};
+
 static struct zyg_opts zyg_o;
 static struct zyg *zyg_list;
 static bool zyg_stopping;
@@ -108,15 +131,37 @@ void zyg_init(const struct zyg_opts *o)
 	zyg_o = *o;
 }
 
-bool zyg_serves(const struct kspec *spec)
+/* Whether spec's argv has kind k's shape (the Python one ends with the
+ * kernelspec's own arguments; the R one is exact). */
+static bool zyg_shaped(const struct zyg_kind *k, const struct kspec *spec)
+{
+	size_t i;
+
+	for (i = 0; k->shape[i]; i++)
+		if (i + 1 >= (size_t)spec->argc ||
+		    strcmp(spec->argv[i + 1], k->shape[i]) != 0)
+			return false;
+	return k->preload || i + 1 == (size_t)spec->argc;
+}
+
+/* The kind of zygote that serves spec, or NULL. */
+static const struct zyg_kind *zyg_kind_of(const struct kspec *spec)
 {
 	char path[600];
 
-	if (!zyg_o.on || spec->argc < 3 || strcmp(spec->argv[1], "-m") != 0 ||
-	    strcmp(spec->argv[2], "ipykernel_launcher") != 0)
-		return false;
-	snprintf(path, sizeof(path), "%s/%s", spec->dir, ZYG_SCRIPT);
-	return access(path, R_OK) == 0;
+	for (size_t i = 0;
+	     zyg_o.on && i < sizeof(zyg_kinds) / sizeof(*zyg_kinds); i++) {
+		snprintf(path, sizeof(path), "%s/%s", spec->dir,
+			 zyg_kinds[i].script);
+		if (zyg_shaped(&zyg_kinds[i], spec) && access(path, R_OK) == 0)
+			return &zyg_kinds[i];
+	}
+	return NULL;
+}
+
+bool zyg_serves(const struct kspec *spec)
+{
+	return zyg_kind_of(spec) != NULL;
 }
 
 static struct zyg *zyg_find(const struct kspec *spec)
@@ -330,7 +375,9 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 	for (i = 0; i < json_array_size(skipped); i++) {
 		e = json_array_get(skipped, i);
 		log_warnx("%s zygote: preload %s skipped: %s", z->spec->name,
-			  zyg_str(e, "module"), zyg_str(e, "error"));
+			  json_object_get(e, "package") ? zyg_str(e, "package")
+							: zyg_str(e, "module"),
+			  zyg_str(e, "error"));
 	}
 	if (threads > 1) {
 		log_warnx("%s zygote has %lld threads after its preload: it "
@@ -341,10 +388,14 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 		return;
 	}
 	z->state = ZYG_READY;
-	log_info("%s zygote ready (pid %d, %lld ms, %lld modules)",
-		 z->spec->name, (int)z->pid,
-		 (long long)json_integer_value(json_object_get(o, "ms")),
-		 (long long)json_integer_value(json_object_get(o, "modules")));
+	/* Python counts modules, R packages (namespaces). */
+	log_info(
+	    "%s zygote ready (pid %d, %lld ms, %lld %s)", z->spec->name,
+	    (int)z->pid,
+	    (long long)json_integer_value(json_object_get(o, "ms")),
+	    (long long)json_integer_value(json_object_get(
+		o, json_object_get(o, "packages") ? "packages" : "modules")),
+	    json_object_get(o, "packages") ? "packages" : "modules");
 	if (!z->was_ready && zyg_o.on_ready)
 		zyg_o.on_ready(zyg_o.arg, z->spec);
 	z->was_ready = true;
@@ -424,21 +475,29 @@ static void zyg_child(struct child *c, char **argv, char **envp, int out,
  * or -errno (logged by the caller). */
 static int zyg_exec(struct zyg *z, int sv[2], int outp[2], int errp[2])
 {
-	char script[600], *argv[8];
+	char script[600], *argv[16];
 	char **kargv = kspec_argv(z->spec, "");
+	const struct zyg_kind *k = z->kind;
 	struct child c;
+	size_t n = 0;
 	int rc;
 
 	if (!kargv)
 		return -ENOMEM;
-	snprintf(script, sizeof(script), "%s/%s", z->spec->dir, ZYG_SCRIPT);
-	argv[0] = kargv[0];
-	argv[1] = script;
-	argv[2] = "--channel-fd";
-	argv[3] = "3";
-	argv[4] = "--preload";
-	argv[5] = (char *)zyg_o.preload;
-	argv[6] = NULL;
+	snprintf(script, sizeof(script), "%s/%s", z->spec->dir, k->script);
+	argv[n++] = kargv[0];
+	for (size_t i = 0; k->pre[i]; i++)
+		argv[n++] = (char *)k->pre[i];
+	argv[n++] = script;
+	for (size_t i = 0; k->post[i]; i++)
+		argv[n++] = (char *)k->post[i];
+	argv[n++] = "--channel-fd";
+	argv[n++] = "3";
+	if (k->preload) {
+		argv[n++] = "--preload";
+		argv[n++] = (char *)zyg_o.preload;
+	}
+	argv[n] = NULL;
 	rc = child_fork(&c);
 	if (rc == 0 && c.pid == 0)
 		zyg_child(&c, argv, z->envp, outp[1], errp[1], sv[1]);
@@ -511,7 +570,9 @@ void zyg_start(const struct kspec *spec, char *const *envp)
 {
 	struct zyg *z;
 
-	if (zyg_stopping || !zyg_serves(spec) || zyg_find(spec))
+	const struct zyg_kind *k = zyg_kind_of(spec);
+
+	if (zyg_stopping || !k || zyg_find(spec))
 		return;
 	z = calloc(1, sizeof(*z));
 	if (!z)
@@ -522,6 +583,7 @@ void zyg_start(const struct kspec *spec, char *const *envp)
 		return;
 	}
 	z->spec = spec;
+	z->kind = k;
 	z->pidfd = z->chan = z->out.fd = z->err.fd = -1;
 	z->out.z = z->err.z = z;
 	z->backoff_ms = ZYG_BACKOFF_MIN_MS;
@@ -605,7 +667,7 @@ static int zyg_send(struct zyg *z, const char *text,
  * kernel before its set-up rewrote its command line (the zygote's until
  * then, and no live zygote's), or after (the kernel's argv, which names
  * the connection file "kernel-<id8>.json"). */
-static bool zyg_is_leftover(pid_t pid, const char *id)
+static bool zyg_is_leftover(pid_t pid, const char *script, const char *id)
 {
 	char path[64], cmd[4096], mark[32];
 	ssize_t n;
@@ -625,13 +687,13 @@ static bool zyg_is_leftover(pid_t pid, const char *id)
 		cmd[i] = cmd[i] ? cmd[i] : ' ';
 	cmd[n] = '\0';
 	snprintf(mark, sizeof(mark), "kernel-%.8s.json", id);
-	return strstr(cmd, ZYG_SCRIPT) || strstr(cmd, mark);
+	return strstr(cmd, script) || strstr(cmd, mark);
 }
 
 /* After the zygote died with request id unanswered: kills and reaps what
  * it may have forked for it meanwhile (the kernel would run on a
  * connection file the exec'd kernel then uses). */
-static void zyg_kill_leftovers(const char *id)
+static void zyg_kill_leftovers(const struct zyg *z, const char *id)
 {
 	char path[64], buf[4096];
 	struct dirent *e;
@@ -647,7 +709,8 @@ static void zyg_kill_leftovers(const char *id)
 		buf[n > 0 ? n : 0] = '\0';
 		for (char *t = strtok(buf, " \n"); t; t = strtok(NULL, " \n")) {
 			pid_t pid = (pid_t)atoi(t);
-			if (pid > 0 && zyg_is_leftover(pid, id)) {
+			if (pid > 0 &&
+			    zyg_is_leftover(pid, z->kind->script, id)) {
 				log_warnx("killing pid %d, forked by a zygote "
 					  "that did not answer",
 					  (int)pid);
@@ -689,7 +752,7 @@ static void zyg_fail_waits(struct zyg *z)
 	z->waits = NULL;
 	for (; w; w = next) {
 		next = w->next;
-		zyg_kill_leftovers(w->id);
+		zyg_kill_leftovers(z, w->id);
 		if (w->done)
 			w->done(w->arg, -EAGAIN);
 		free(w);
@@ -858,7 +921,7 @@ void zyg_shutdown(void)
 		while (z->waits) {
 			struct zyg_wait *w = z->waits;
 			z->waits = w->next;
-			zyg_kill_leftovers(w->id);
+			zyg_kill_leftovers(z, w->id);
 			free(w);
 		}
 		kspec_strv_free(z->envp);
