@@ -90,7 +90,7 @@ e2bci_zygote <- function() {
                 r = paste(R.version$major, R.version$minor, sep = "."),
                 irkernel = format(packageVersion("IRkernel")),
                 preloaded = I(preloaded), skipped = I(skipped),
-                threads = threads, packages = length(loadedNamespaces()),
+                threads = threads, tempdir = tempdir(), packages = length(loadedNamespaces()),
                 fds = jsonlite::fromJSON(.Call("rzyg_preload_fds",
                                                PACKAGE = "rzyg")),
                 ms = round(1000 * (proc.time()[["elapsed"]] - started)))
@@ -206,10 +206,14 @@ e2bci_checks <- function() {
        cand, pkgs, unname(pkglib))
 }
 
-# In a forked kernel (set up by rzyg.c up to R's own state): no inherited
+# In a forked kernel (set up by rzyg.c up to R's own state): its own
+# tempdir (made and removed by R: never the zygote's), no inherited
 # RNG state, cli's ticker as after a load, then IRkernel as an exec'd
 # kernel runs it.
 e2bci_kernel <- function(conn) {
+  tryCatch(.Call("rzyg_tempdir", PACKAGE = "rzyg"), error = function(e)
+    .Call("rzyg_abort", "r", paste("tempdir:", conditionMessage(e)),
+          PACKAGE = "rzyg"))
   if (exists(".Random.seed", envir = globalenv(), inherits = FALSE))
     rm(".Random.seed", envir = globalenv())
   if ("cli" %in% loadedNamespaces()) {
@@ -223,7 +227,9 @@ e2bci_kernel <- function(conn) {
     if (!isTRUE(ok))
       .Call("rzyg_abort", "r", paste("cli ticker:", ok), PACKAGE = "rzyg")
   }
-  rm(list = ls(globalenv(), all.names = TRUE), envir = globalenv())
+  # This script's own functions; what packages put there (pbdZMQ's
+  # .pbd_env) stays, as in an exec'd kernel.
+  rm(list = ls(globalenv(), pattern = "^e2bci_"), envir = globalenv())
   .Call("rzyg_started", PACKAGE = "rzyg")
   IRkernel::main(conn)
   quit(save = "no", status = 0L)

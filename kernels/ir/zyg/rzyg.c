@@ -47,6 +47,7 @@
 /* libR's, not in the headers R ships without r-base-dev's extras. */
 extern char *R_TempDir;
 extern void R_set_command_line_arguments(int argc, char **argv);
+extern void R_reInitTempDir(int die_on_fail);
 
 extern char **environ;
 
@@ -1089,30 +1090,17 @@ static int rzyg_child_environ(const struct rzyg_spec *sp)
 	return 0;
 }
 
-/* R's per-session directory, by R's rule (TMPDIR, TMP, TEMP, /tmp): R
- * removes it when the kernel exits, so each kernel needs its own. */
-static int rzyg_child_tempdir(void)
+/* rzyg_tempdir(): R's per-session directory, made anew in a forked kernel
+ * by R itself (TMPDIR, TMP, TEMP, /tmp; R_SESSION_TMPDIR): R removes the one
+ * it made when the kernel exits, so each kernel needs its own, and R's own
+ * record of it (the one its exit removes) must be the kernel's, not the
+ * zygote's. Returns the new path; an R error if none could be made. */
+SEXP rzyg_tempdir(void);
+SEXP rzyg_tempdir(void)
 {
-	static const char *const vars[] = {"TMPDIR", "TMP", "TEMP", NULL};
-	const char *base = "/tmp";
-	char path[PATH_MAX];
-	struct stat st;
-	int i;
-
-	for (i = 0; vars[i]; i++) {
-		const char *v = getenv(vars[i]);
-
-		if (v && *v && stat(v, &st) == 0 && S_ISDIR(st.st_mode) &&
-		    access(v, W_OK) == 0) {
-			base = v;
-			break;
-		}
-	}
-	snprintf(path, sizeof(path), "%s/RtmpXXXXXX", base);
-	if (!mkdtemp(path))
-		return -1;
-	R_TempDir = strdup(path);
-	return R_TempDir && setenv("R_SESSION_TMPDIR", path, 1) == 0 ? 0 : -1;
+	R_TempDir = NULL;
+	R_reInitTempDir(0);
+	return mkString(R_TempDir ? R_TempDir : "");
 }
 
 /* /proc/PID/cmdline of an exec'd kernel (ps, and the daemon looking for
@@ -1171,8 +1159,6 @@ static int rzyg_child_r(const struct rzyg_spec *sp, struct rzyg_err *e)
 		return rzyg_fail(e, "r", errno, "environment: %s",
 				 strerror(errno));
 	tzset();
-	if (rzyg_child_tempdir() < 0)
-		return rzyg_fail(e, "r", errno, "tempdir: %s", strerror(errno));
 	argv[0] = z.exe;
 	for (i = 1; i < argc; i++)
 		argv[i] = strdup(
@@ -1524,6 +1510,7 @@ static const R_CallMethodDef rzyg_calls[] = {
     {"rzyg_log", RZYG_FN(rzyg_log_r), 2},
     {"rzyg_serve", RZYG_FN(rzyg_serve), 0},
     {"rzyg_started", RZYG_FN(rzyg_started), 0},
+    {"rzyg_tempdir", RZYG_FN(rzyg_tempdir), 0},
     {"rzyg_abort", RZYG_FN(rzyg_abort), 2},
     {NULL, NULL, 0},
 };
