@@ -80,9 +80,6 @@ e2bci_zygote <- function() {
     }
   }
   if (opt$warm) e2bci_warm()
-  # Everything loaded into R's oldest generation: a kernel's frequent
-  # (young) collections then leave the shared pages alone.
-  for (i in 1:3) invisible(gc(full = TRUE))
   e2bci_quiesce()
   threads <- .Call("rzyg_setup", e2bci_checks(), PACKAGE = "rzyg")
   if (threads != 1L)
