@@ -133,7 +133,7 @@ asan: deps
 # the way includes do (mk/include-graph.py; ARCHITECTURE.md shows --list).
 check: $(OBJS) $(BUILD)/obj/main.o
 	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c \
-		kernels/host/*.c kernels/host/*.h
+		kernels/host/*.c kernels/host/*.h kernels/ir/zyg/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
 		--inline-suppr -D__GNUC__ server
 	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)

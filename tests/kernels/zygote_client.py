@@ -65,12 +65,17 @@ class Zygote:
     """One zygote process and the daemon end of its channel."""
 
     def __init__(self, preload=None, config=CONFIG, env=None, cwd=None,
-                 extra_args=(), ready_timeout=120, python=PYTHON):
+                 extra_args=(), ready_timeout=120, python=PYTHON,
+                 command=None, argv=None):
+        """command: the zygote's command line up to its options (default:
+        the Python zygote); argv: the kernel argv spawn() asks for by
+        default (default: the Python kernelspec's)."""
         become_subreaper()
+        self.argv = argv
         self.chan, theirs = socket.socketpair(socket.AF_UNIX,
                                               socket.SOCK_SEQPACKET)
         self.chan.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20)
-        args = [python, ZYGOTE, "--channel-fd", "3"]
+        args = list(command or [python, ZYGOTE]) + ["--channel-fd", "3"]
         if preload is not None:
             args += ["--preload", ",".join(preload)]
         if config is not None:
@@ -118,7 +123,7 @@ class Zygote:
         zygote's answer, spawned or error). With user, the connection
         file is handed to that user, as the daemon does."""
         return Kernel(self, cwd=cwd or self.cwd, env=env or self.env,
-                      argv=argv, user=user, rlimits=rlimits,
+                      argv=argv or self.argv, user=user, rlimits=rlimits,
                       oom_score_adj=oom_score_adj, cgroup_fd=cgroup_fd,
                       runtime_dir=runtime_dir, rid=rid)
 

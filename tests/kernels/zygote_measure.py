@@ -4,7 +4,7 @@ kernel.json's arguments and environment), in the same minutes, alternating.
 
     /usr/bin/python3 tests/kernels/zygote_measure.py [--runs 5] [--json FILE]
         [--preload numpy,pandas,matplotlib] [--no-warm] [--no-direct]
-        [--reconnect-ivl MS] [--others]
+        [--reconnect-ivl MS] [--others] [--r]
 
 Per kernel (medians over the runs):
   ready      spawn request -> first kernel_info_reply and iopub message,
@@ -240,6 +240,48 @@ def measure_others(runs=3, cwd="/tmp"):
     return out
 
 
+# --r: R kernels forked from the R zygote (kernels/ir/e2b_ci_zygote.R)
+# against R kernels exec'd as kernel.json says, alternating, same minutes.
+R_ZYGOTE = ["R", "--slave", "--no-restore", "-f",
+            os.path.join(KERNELS, "ir", "e2b_ci_zygote.R"), "--args"]
+
+
+def measure_r(runs=5, cwd="/tmp"):
+    env = kernel_env()
+    out = {"load_before": loadavg(), "r_forked": [], "r_exec": []}
+    t = time.monotonic()
+    z = Zygote(config=None, env=env, cwd=cwd, command=R_ZYGOTE, argv=R_ARGV)
+    z_start = time.monotonic() - t
+    try:
+        private, pss, rss = private_kib(z.pid)
+        out["zygote_process"] = {"start_ms": round(1000 * z_start),
+                                 "ready": z.ready, "private_kib": private,
+                                 "pss_kib": pss, "rss_kib": rss}
+        for _ in range(runs):
+            out["r_forked"].append(one_other(z.spawn(cwd=cwd, env=env)))
+            out["r_exec"].append(one_other(Kernel.direct(cwd, env, R_ARGV)))
+    finally:
+        z.close()
+    out["load_after"] = loadavg()
+    out["median"] = {kind: {key: median(out[kind], key)
+                            for key in out[kind][0]}
+                     for kind in ("r_forked", "r_exec")}
+    return out
+
+
+def print_r(res):
+    zp = res["zygote_process"]
+    print(f"load average before {' '.join(res['load_before'])}, "
+          f"after {' '.join(res['load_after'])}")
+    print(f"R zygote: ready in {zp['start_ms']} ms ({zp['ready']['ms']} ms "
+          f"loading), {zp['ready']['threads']} thread(s); private "
+          f"{zp['private_kib'] / 1024:.1f} MiB, PSS {zp['pss_kib'] / 1024:.1f}"
+          f" MiB, RSS {zp['rss_kib'] / 1024:.1f} MiB")
+    for kind in ("r_forked", "r_exec"):
+        m = res["median"][kind]
+        print(f"{kind:9s} " + ", ".join(f"{k} {v}" for k, v in m.items()))
+
+
 def print_others(res):
     print(f"load average before {' '.join(res['load_before'])}, "
           f"after {' '.join(res['load_after'])}")
@@ -260,9 +302,18 @@ def main():
                    help="the client's ZMQ_RECONNECT_IVL in ms (libzmq: 100)")
     p.add_argument("--others", action="store_true",
                    help="JavaScript and R kernels instead (see KERNELS)")
+    p.add_argument("--r", action="store_true",
+                   help="R kernels: forked from the R zygote against exec'd")
     p.add_argument("--json")
     a = p.parse_args()
     Kernel.reconnect_ivl = a.reconnect_ivl
+    if a.r:
+        res = measure_r(a.runs)
+        if a.json:
+            with open(a.json, "w") as f:
+                json.dump(res, f, indent=1)
+        print_r(res)
+        return
     if a.others:
         res = measure_others(a.runs)
         if a.json:
