@@ -56,7 +56,7 @@
  *             asynchronously, else exec), pipes into the log, pid file, reaping
  *             (and of the orphans the daemon adopts as a subreaper); the
  *             runtime dir sweep
- *   zyg_      the Python zygotes: one fork server per Python kernelspec
+ *   zyg_      the zygotes: one fork server per Python or R kernelspec
  *             (kernels/ZYGOTE-PROTOCOL.md), started, watched, restarted
  *             with back-off, asked for kernels by kproc_; the answers
  *             come from the loop

@@ -1,5 +1,5 @@
 /*
- * zyg.c: the Python zygotes (see zyg.h and kernels/ZYGOTE-PROTOCOL.md).
+ * zyg.c: the zygotes (see zyg.h and kernels/ZYGOTE-PROTOCOL.md).
  *
  * Owns one struct zyg per kernelspec served, in a list that lives from the
  * first zyg_start to zyg_shutdown: the zygote's pid and pidfd, the daemon
@@ -544,8 +544,11 @@ static void zyg_launch(struct zyg *z)
 			       &z->err);
 	rc = z->pidfd >= 0 && z->pidw && z->chanw ? 0 : -ENOMEM;
 	if (rc == 0)
-		log_info("%s zygote started (pid %d, preload '%s')",
-			 z->spec->name, (int)z->pid, zyg_o.preload);
+		log_info("%s zygote started (pid %d, %s zygote%s%s%s)",
+			 z->spec->name, (int)z->pid, z->kind->name,
+			 z->kind->preload ? ", preload '" : "",
+			 z->kind->preload ? zyg_o.preload : "",
+			 z->kind->preload ? "'" : "");
 	else
 		zyg_kill_now(z, "cannot watch it");
 out:

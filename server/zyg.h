@@ -1,10 +1,13 @@
 /*
- * zyg: the Python fork servers ("zygotes", kernels/ZYGOTE-PROTOCOL.md).
+ * zyg: the fork servers ("zygotes", kernels/ZYGOTE-PROTOCOL.md).
  *
- * One zygote per Python kernelspec that ships kernels/python3's
- * e2b_ci_zygote.py (the daemon has one kernel user, so one per
- * kernelspec): a long-lived process that imported the kernel stack and
- * the --python-preload list and forks a kernel per request. zyg_ starts
+ * One zygote per kernelspec that ships one (the daemon has one kernel
+ * user, so one per kernelspec): kernels/python3's e2b_ci_zygote.py for
+ * ipykernel kernelspecs, kernels/ir's e2b_ci_zygote.R for IRkernel's. A
+ * long-lived process that loaded the kernel stack (for Python, also the
+ * --python-preload list) and forks a kernel per request. Python's is
+ * started with the daemon (its default contexts), R's by the first R
+ * kernel asked for (exec'd meanwhile). zyg_ starts
  * it (child.c's fork and reset, the kernels' environment, the default
  * cwd, the kernel user, oom_score_adj 800; it stays in the daemon's
  * cgroup: its pages are shared by every kernel forked from it), drains
@@ -63,7 +66,8 @@ void zyg_init(const struct zyg_opts *o);
 
 /* Whether spec's kernels may come from a zygote: zygotes on, its dir
  * holds e2b_ci_zygote.py and its argv is [python, -m,
- * ipykernel_launcher, ...]. */
+ * ipykernel_launcher, ...], or it holds e2b_ci_zygote.R and its argv is
+ * IRkernel's. */
 bool zyg_serves(const struct kspec *spec);
 
 /* Starts spec's zygote unless it has one (or gave up on it); envp is the
