@@ -330,13 +330,14 @@ def check_cgroups(vm):
             name, mmax, oom, weight, nprocs = v.split()
             groups[name] = (int(mmax), oom, weight, int(nprocs))
     children = [v.split(" ", 2) for k, v in rows if k == "child"]
-    # The Python zygote is the daemon's helper, not a kernel: it stays in
-    # the daemon's group (its pages are every forked kernel's, and no
-    # kernel's memory.max may be charged with them).
-    zygotes = [c for c in children if "e2b_ci_zygote.py" in c[2]]
+    # The zygotes (Python's, R's once an R kernel was asked for) are the
+    # daemon's helpers, not kernels: they stay in the daemon's group (their
+    # pages are every forked kernel's, and no kernel's memory.max may be
+    # charged with them).
+    zygotes = [c for c in children if "e2b_ci_zygote." in c[2]]
     for pid, cg, cmd in zygotes:
         assert cg == f"{unit}/daemon", f"zygote {pid} in {cg}"
-    assert len(zygotes) <= 1, f"more than one zygote: {zygotes}"
+    assert len(zygotes) <= 2, f"more than one zygote per kind: {zygotes}"
     children = [c for c in children if c not in zygotes]
     assert len(children) >= 7, f"expected 7+ kernels, got {children}"
     seen = set()
@@ -351,7 +352,7 @@ def check_cgroups(vm):
         assert oom == "1", f"{name} memory.oom.group {oom}"
     stray = set(groups) - seen
     assert not stray, f"groups without a kernel: {stray}"
-    return (f"daemon{' and zygote' if zygotes else ''} in {unit}/daemon, "
+    return (f"daemon and {len(zygotes)} zygote(s) in {unit}/daemon, "
             f"{len(seen)} kernels in k-* groups with memory.max "
             f"{MEM_MAX >> 20} MiB")
 
@@ -370,10 +371,11 @@ def forked_total(vm):
 def check_zygote(vm):
     # A Python context made once the zygote is ready is a fork: the data
     # stack is there before any import, and /metrics counts it (its group is
-    # checked by cgroup-v2-tree, its OOM by oom-kernel-not-daemon).
+    # checked by cgroup-v2-tree, its OOM by oom-kernel-not-daemon). The R
+    # zygote started with lang-r's context: an R context is a fork too.
     end = time.monotonic() + 600
-    while forked_total(vm).get("e2bci_zygotes_ready") != "1":
-        assert time.monotonic() < end, "the zygote never became ready"
+    while forked_total(vm).get("e2bci_zygotes_ready") != "2":
+        assert time.monotonic() < end, "the zygotes never became ready"
         time.sleep(1)
     before = int(forked_total(vm)["e2bci_kernels_forked_total"])
     status, text = vm.request("POST", "/contexts", {"language": "python"},
@@ -387,7 +389,17 @@ def check_zygote(vm):
     after = int(forked_total(vm)["e2bci_kernels_forked_total"])
     assert after == before + 1, f"forked {before} -> {after}"
     vm.request("DELETE", f"/contexts/{ctx}")
-    return f"{after} kernels forked so far"
+    status, text = vm.request("POST", "/contexts", {"language": "r"},
+                              timeout=600)
+    assert status == 200, f"/contexts r: {status} {text[:200]}"
+    ctx = json.loads(text)["id"]
+    lines = vm.execute("cat(1 + 1)", context_id=ctx)
+    out = "".join(l.get("text", "") for l in lines if l["type"] == "stdout")
+    assert out == "2", f"got {lines}"
+    r_after = int(forked_total(vm)["e2bci_kernels_forked_total"])
+    assert r_after == after + 1, f"forked {after} -> {r_after} (R)"
+    vm.request("DELETE", f"/contexts/{ctx}")
+    return f"Python and R contexts forked; {r_after} kernels so far"
 
 
 def unit_state(vm):
