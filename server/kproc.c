@@ -465,7 +465,12 @@ static void kproc_launch_free(struct kproc_launch *l);
 void kproc_cleanup(struct kproc *p)
 {
 	if (p->launch) {
+		/* Its answer's pid is killed when it comes; a fork that
+		 * joined the kernel's group already goes now, so that the
+		 * group can be removed below. */
 		zyg_cancel(p->id);
+		if (p->kk.cg[0] || p->kk.pcg[0])
+			kres_kill(&p->kk, 0);
 		kres_after_fork(&p->kk);
 		kproc_launch_free(p->launch);
 		p->launch = NULL;

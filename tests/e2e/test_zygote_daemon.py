@@ -382,6 +382,38 @@ def test_daemon_stops_cleanly_while_a_spawn_waits(make_daemon):
     assert out and out[0][0] in ("created", "failed"), out
 
 
+def test_context_deleted_while_its_spawn_waits(make_daemon):
+    d = started(make_daemon)
+    wait_zygote(d)
+    c = d.client()
+    ctx = c.create_context({"language": "python"})["id"]
+    z = the_zygote(d)
+    os.kill(z, signal.SIGSTOP)
+    asked = d.log_text().count(ASKED)
+    out = []
+
+    def restart():
+        r = d.client().request("POST", f"/contexts/{ctx}/restart",
+                               timeout=120)
+        out.append(r.status)
+
+    t = threading.Thread(target=restart, daemon=True)
+    t.start()
+    wait_until(lambda: d.log_text().count(ASKED) > asked,
+               "the daemon asked the zygote for the new kernel", timeout=60)
+    # The context goes while the zygote holds the request: the request is
+    # cancelled, and what the zygote forks for it once it runs again (or
+    # what its death leaves) is killed and reaped.
+    r = c.request("DELETE", f"/contexts/{ctx}")
+    assert r.status == 200, r
+    os.kill(z, signal.SIGCONT)
+    t.join(120)
+    assert not t.is_alive() and len(out) == 1, out  # the restart was answered
+    ctx = c.create_context({"language": "python"})["id"]
+    assert main_text(c.execute("1+1", context_id=ctx)) == "2"
+    assert d.stop() == []
+
+
 def preload_dir(tmp_path, name, text):
     """A dir on PYTHONPATH (the daemon's, so the zygote's and its
     kernels') holding module name."""
