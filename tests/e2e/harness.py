@@ -284,25 +284,26 @@ class Daemon:
         raise AssertionError(f"{self.name}: /health not 200 \"OK\" within "
                              f"{deadline_s}s (last: {last})\n{self.log_tail()}")
 
-    def wait_zygote_settled(self, deadline_s=120):
+    def wait_zygote_settled(self, deadline_s=120, zygotes=1):
         """Waits until the Python zygote is ready (unless --zygote off) and
         no kernel is starting or stopping, by /metrics. When the zygote
         turns ready the daemon replaces the unused kernels exec'd while it
         loaded (the default Python context's, the spares) and the replaced
         ones exit, and a fork shows the zygote's command line until its
         set-up rewrote it: a test that tells kernels apart by the daemon's
-        children must look after that."""
+        children must look after that. zygotes: how many must be ready
+        (2 once an R kernel started R's)."""
         a = self.extra_args
         if "--zygote" in a and a[a.index("--zygote") + 1] == "off":
             return self
         def settled():
             m = parse_metrics(self.client().request("GET", "/metrics").text)
-            return (m.get("e2bci_zygotes_ready") == 1 and
+            return (m.get("e2bci_zygotes_ready") == zygotes and
                     m.get('e2bci_kernels{state="stopping"}') == 0 and
                     m.get('e2bci_kernels{state="starting"}') == 0)
 
-        wait_until(settled, f"{self.name}: the Python zygote is ready and "
-                   "the kernels it replaced are gone", timeout=deadline_s)
+        wait_until(settled, f"{self.name}: {zygotes} zygote(s) ready and "
+                   "the kernels they replaced gone", timeout=deadline_s)
         return self
 
     def client(self):

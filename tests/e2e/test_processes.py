@@ -66,6 +66,14 @@ def marker():
     return str(random.randint(9_000_000, 9_999_999))
 
 
+def cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
+
+
 def children(pid):
     out = set()
     try:
@@ -168,7 +176,13 @@ class Setup:
         """A new context of lang and the pid of its kernel process."""
         before = children(self.d.proc.pid)
         ctx = self.client().create_context({"language": lang})
-        new = children(self.d.proc.pid) - before
+        if lang == "r":
+            # The first R kernel starts R's zygote, which then replaces
+            # that kernel (unused yet) by a fork: the kernel is the one
+            # left after that.
+            self.d.wait_zygote_settled(zygotes=2)
+        new = {p for p in children(self.d.proc.pid) - before
+               if b"e2b_ci_zygote." not in cmdline(p)}
         assert len(new) == 1, f"kernel of {lang} not found: {new}"
         return ctx, new.pop()
 
