@@ -135,7 +135,7 @@ check: $(OBJS) $(BUILD)/obj/main.o
 	clang-format --dry-run --Werror server/*.c server/*.h tests/unit/*.c \
 		kernels/host/*.c kernels/host/*.h kernels/ir/zyg/*.c
 	cppcheck --quiet --error-exitcode=1 --enable=warning,performance,portability \
-		--inline-suppr -D__GNUC__ server
+		--inline-suppr -D__GNUC__ server kernels/ir/zyg
 	clang-tidy --quiet server/*.c -- $(ALL_CFLAGS)
 	$(PY) mk/include-graph.py --check --objs $(BUILD)/obj
 

@@ -1247,7 +1247,7 @@ SEXP rzyg_started(void)
 SEXP rzyg_abort(SEXP step, SEXP reason);
 SEXP rzyg_abort(SEXP step, SEXP reason)
 {
-	struct rzyg_err e;
+	struct rzyg_err e = {0};
 
 	rzyg_fail(&e, CHAR(STRING_ELT(step, 0)), 0, "%s",
 		  CHAR(STRING_ELT(reason, 0)));
