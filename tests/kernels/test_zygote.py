@@ -24,8 +24,9 @@ import time
 
 import pytest
 
-from zygote_client import (ARGV, Zygote, become_subreaper,
-                           kernel_env, private_kib)
+from zygote_client import (ARGV, Zygote, become_subreaper, env_without,
+                           fd_targets, kernel_env, kernels, private_kib, ready,
+                           spawn, stat_fields, wait_gone)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA_CELL = ('import pandas as pd, matplotlib.pyplot as plt; '
@@ -43,64 +44,9 @@ def zygote(tmp_path_factory):
     z.close()
 
 
-@pytest.fixture
-def kernels():
-    """Kernels a test made; all killed and reaped at its end."""
-    made = []
-    yield made
-    for k in made:
-        k.kill()
-
-
-def spawn(z, kernels, **kw):
-    k = z.spawn(**kw)
-    kernels.append(k)
-    return k
-
-
-def ready(z, kernels, **kw):
-    k = spawn(z, kernels, **kw)
-    assert k.reply["type"] == "spawned", k.reply
-    k.wait_ready()
-    return k
-
-
-def stat_fields(pid):
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()
-
-
-def fd_targets(pid):
-    out = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            out[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            pass
-    return out
-
-
 def lit(k, code):
     """The value of code's result in kernel k (a Python literal)."""
     return ast.literal_eval(k.value(code))
-
-
-def env_without(env, *names):
-    return {k: v for k, v in env.items() if k not in names}
-
-
-def wait_gone(pid, timeout=30):
-    """Reaps pid (a child of this subreaper); returns its wait status."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if got == pid:
-            return status
-        time.sleep(0.02)
-    raise AssertionError(f"pid {pid} still alive after {timeout} s")
 
 
 def read_to_eof(fd, timeout=30):

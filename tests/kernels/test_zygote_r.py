@@ -20,7 +20,9 @@ import time
 
 import pytest
 
-from zygote_client import ROOT, Kernel, Zygote, kernel_env
+from zygote_client import (ROOT, Kernel, Zygote, env_without, fd_targets,
+                            kernel_env, kernels, ready, spawn, stat_fields,
+                            wait_gone)
 
 SCRIPT = os.path.join(ROOT, "kernels", "ir", "e2b_ci_zygote.R")
 LIB = os.path.join(ROOT, "build", "ir", "rzyg.so")
@@ -49,65 +51,12 @@ def zygote(tmp_path_factory):
     z.close()
 
 
-@pytest.fixture
-def kernels():
-    made = []
-    yield made
-    for k in made:
-        k.kill()
-
-
-def spawn(z, kernels, **kw):
-    k = z.spawn(**kw)
-    kernels.append(k)
-    return k
-
-
-def ready(z, kernels, **kw):
-    k = spawn(z, kernels, **kw)
-    assert k.reply["type"] == "spawned", (k.reply, z.stderr())
-    k.wait_ready()
-    return k
-
-
 def out(k, code):
     """What code prints on stdout in kernel k (it must succeed)."""
     reply, outputs = k.execute(code)
     assert reply["status"] == "ok", (reply, outputs)
     return "".join(c["text"] for t, c in outputs
                    if t == "stream" and c["name"] == "stdout")
-
-
-def stat_fields(pid):
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()
-
-
-def fd_targets(pid):
-    res = {}
-    for name in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            res[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
-        except OSError:
-            pass
-    return res
-
-
-def wait_gone(pid, timeout=30):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            got, status = os.waitpid(pid, os.WNOHANG)
-        except ChildProcessError:
-            return None
-        if got == pid:
-            return status
-        time.sleep(0.02)
-    raise AssertionError(f"pid {pid} still alive after {timeout} s")
-
-
-def env_without(env, *names):
-    return {k: v for k, v in env.items() if k not in names}
 
 
 def r_package(lib, name, onload="", description_extra=""):

@@ -17,6 +17,7 @@ import tempfile
 import time
 import uuid
 
+import pytest
 import zmq
 from jupyter_client.connect import write_connection_file
 from jupyter_client.session import Session
@@ -386,3 +387,61 @@ def private_kib(pid):
                 vals[parts[0][:-1]] = int(parts[1])
     return vals.get("Private_Dirty", 0) + vals.get("Private_Clean", 0), \
         vals.get("Pss", 0), vals.get("Rss", 0)
+
+
+# ---------------------------------------------- helpers of the zygote tests
+
+
+@pytest.fixture
+def kernels():
+    """Kernels a test made; all killed and reaped at its end."""
+    made = []
+    yield made
+    for k in made:
+        k.kill()
+
+
+def spawn(z, kernels, **kw):
+    k = z.spawn(**kw)
+    kernels.append(k)
+    return k
+
+
+def ready(z, kernels, **kw):
+    k = spawn(z, kernels, **kw)
+    assert k.reply["type"] == "spawned", (k.reply, z.stderr())
+    k.wait_ready()
+    return k
+
+
+def stat_fields(pid):
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()
+
+
+def fd_targets(pid):
+    res = {}
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            res[int(name)] = os.readlink(f"/proc/{pid}/fd/{name}")
+        except OSError:
+            pass
+    return res
+
+
+def env_without(env, *names):
+    return {k: v for k, v in env.items() if k not in names}
+
+
+def wait_gone(pid, timeout=30):
+    """Reaps pid (a child of this subreaper); returns its wait status."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            got, status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            return None
+        if got == pid:
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"pid {pid} still alive after {timeout} s")
