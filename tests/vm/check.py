@@ -373,9 +373,12 @@ def check_zygote(vm):
     # stack is there before any import, and /metrics counts it (its group is
     # checked by cgroup-v2-tree, its OOM by oom-kernel-not-daemon). The R
     # zygote started with lang-r's context: an R context is a fork too.
-    end = time.monotonic() + 600
+    end = time.monotonic() + 180
     while forked_total(vm).get("e2bci_zygotes_ready") != "2":
-        assert time.monotonic() < end, "the zygotes never became ready"
+        if time.monotonic() >= end:
+            said = vm.sh("journalctl -b -u e2b-ci --no-pager -o cat | "
+                         "grep -i zygote | tail -n 8 || true")
+            raise AssertionError(f"the zygotes never became ready: {said}")
         time.sleep(1)
     before = int(forked_total(vm)["e2bci_kernels_forked_total"])
     status, text = vm.request("POST", "/contexts", {"language": "python"},
