@@ -377,7 +377,8 @@ def check_zygote(vm):
     while forked_total(vm).get("e2bci_zygotes_ready") != "2":
         if time.monotonic() >= end:
             said = vm.sh("journalctl -b -u e2b-ci --no-pager -o cat | "
-                         "grep -i zygote | tail -n 8 || true")
+                         "grep -iE 'zygote|kernelspec ir' | tail -n 6 | "
+                         "tr '\\n' '|' || true")
             raise AssertionError(f"the zygotes never became ready: {said}")
         time.sleep(1)
     before = int(forked_total(vm)["e2bci_kernels_forked_total"])
