@@ -10,7 +10,9 @@
  * States: STARTING (launched, its "ready" not read yet) -> READY -> DEAD
  * (reaped; the restart timer is armed) -> STARTING ... ; OFF when the
  * daemon gave up on it for good ("threads" or "parent": a preload or the
- * set-up is broken, a new zygote would be the same). Only a READY zygote
+ * set-up is broken, a new zygote would be the same; threads in "ready"
+ * get three zygotes in a row first, a thread slow to end on a busy or
+ * emulated CPU being no broken preload). Only a READY zygote
  * is asked for kernels. Its death is seen on its pidfd (reaped there); a
  * closed channel, a "failed" or a spawn that got no answer within a second
  * kill it, and the reap follows at once.
@@ -51,6 +53,7 @@
 
 #define ZYG_ANSWER_MS	   1000
 #define ZYG_BACKOFF_MIN_MS 1000
+#define ZYG_THREAD_TRIES   3
 #define ZYG_BACKOFF_MAX_MS 60000
 #define ZYG_MSG_MAX	   (64 * 1024)
 #define ZYG_LINE	   1024
@@ -89,6 +92,7 @@ struct zyg {
 	struct zyg_wait *waits;	  /* sent, unanswered; oldest first */
 	struct loop_timer answer; /* the oldest's second */
 	uint64_t backoff_ms;
+	unsigned thread_tries; /* zygotes in a row ready with threads */
 	bool served;	       /* forked a kernel since its start */
 	bool was_ready;	       /* a zygote of spec was READY once */
 	const char *why_death; /* set by whoever killed it, for the log */
@@ -379,6 +383,16 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 							: zyg_str(e, "module"),
 			  zyg_str(e, "error"));
 	}
+	/* A thread the preload started and the zygote could not end in time
+	 * (a busy or emulated CPU) may be gone in the next one: a few tries
+	 * with the back-off, then the daemon gives up on it. */
+	if (threads > 1 && ++z->thread_tries < ZYG_THREAD_TRIES) {
+		log_warnx("%s zygote has %lld threads after its preload: "
+			  "starting another",
+			  z->spec->name, (long long)threads);
+		zyg_kill_now(z, "threads");
+		return;
+	}
 	if (threads > 1) {
 		log_warnx("%s zygote has %lld threads after its preload: it "
 			  "cannot fork; kernels are exec'd",
@@ -387,6 +401,7 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 		zyg_kill_now(z, "threads");
 		return;
 	}
+	z->thread_tries = 0;
 	z->state = ZYG_READY;
 	/* Python counts modules, R packages (namespaces). */
 	log_info(

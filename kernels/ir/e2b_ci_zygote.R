@@ -160,7 +160,9 @@ e2bci_quiesce <- function() {
     cli <- asNamespace("cli")
     try(.Call(get("clic_stop_thread", cli)), silent = TRUE)
   }
-  deadline <- proc.time()[["elapsed"]] + 1
+  # The thread ends at its next tick: milliseconds here, over a second
+  # under an emulated CPU (QEMU's TCG, make vm-test), so the wait is long.
+  deadline <- proc.time()[["elapsed"]] + 15
   while (length(list.files("/proc/self/task")) > 1L &&
          proc.time()[["elapsed"]] < deadline) Sys.sleep(0.005)
 }

@@ -463,6 +463,10 @@ def test_zygote_with_a_thread_is_retired(make_daemon, tmp_path):
                 env={"PYTHONPATH": str(lib)})
     wait_until(lambda: "cannot fork" in d.log_text(),
                "the zygote is retired", timeout=120)
+    # Retired after three zygotes in a row had the thread (the first two
+    # might have been a thread slow to end on a busy CPU).
+    assert d.log_text().count("threads after its preload: starting "
+                              "another") == 2
     c = d.client()
     ctx = c.create_context({"language": "python"})
     assert main_text(c.execute("1+1", context_id=ctx["id"])) == "2"
