@@ -152,14 +152,16 @@ e2bci_warm <- function() {
     rm(".Random.seed", envir = globalenv())
 }
 
-# The cli package starts a ticker thread when it loads; a fork copies only
-# the calling thread, so it is stopped here (the way cli's unload does) and
-# started again in each kernel.
+# The cli package starts a ticker thread when it loads, OpenBLAS a pool; a
+# fork copies only the calling thread, so they are stopped here (the ticker
+# the way cli's unload does, and started again in each kernel).
 e2bci_quiesce <- function() {
   if ("cli" %in% loadedNamespaces()) {
     cli <- asNamespace("cli")
     try(.Call(get("clic_stop_thread", cli)), silent = TRUE)
   }
+  # OpenBLAS's pool, where R's BLAS is OpenBLAS (rzyg.c says why).
+  .Call("rzyg_blas_shutdown", PACKAGE = "rzyg")
   # The thread ends at its next tick: milliseconds here, over a second
   # under an emulated CPU (QEMU's TCG, make vm-test), so the wait is long.
   deadline <- proc.time()[["elapsed"]] + 15

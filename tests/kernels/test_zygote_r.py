@@ -311,6 +311,30 @@ __attribute__((constructor)) static void start(void)
 """
 
 
+def openblas():
+    """A pthread OpenBLAS library: $E2BCI_TEST_OPENBLAS, else Debian's
+    libopenblas0-pthread where installed; None (the test skips) without
+    one. `make vm-test`'s image has it as R's BLAS."""
+    cands = [os.environ.get("E2BCI_TEST_OPENBLAS", ""),
+             "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0"]
+    return next((c for c in cands if c and os.path.exists(c)), None)
+
+
+@pytest.mark.skipif(openblas() is None, reason="no pthread OpenBLAS here")
+def test_openblas_pool_is_ended_before_ready(tmp_path, kernels):
+    # OpenBLAS starts a thread pool when it loads (R's BLAS where it is
+    # installed): the zygote ends it, so it has one thread and forks.
+    env = kernel_env({"LD_PRELOAD": openblas()})
+    z = r_zygote(env=env, cwd=str(tmp_path))
+    try:
+        assert z.ready["threads"] == 1, z.stderr()
+        k = ready(z, kernels, env=env)
+        # The kernel's BLAS works (its own pool starts on first use).
+        assert out(k, "cat(sum(crossprod(matrix(1:4, 2))))") == "52"
+    finally:
+        z.close()
+
+
 def test_thread_in_zygote_refuses_fork(tmp_path, kernels):
     so = tmp_path / "zzthread.so"
     (tmp_path / "zzthread.c").write_text(THREAD_C)

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -524,6 +525,40 @@ SEXP rzyg_threads(void)
 
 	rzyg_thread_names(buf, sizeof(buf));
 	return mkString(buf);
+}
+
+/* OpenBLAS (R's libblas.so.3 where libopenblas0-pthread is installed)
+ * starts a thread pool when R loads it: ended here, as its
+ * pthread_atfork handler would end it in a fork anyway; the first BLAS
+ * call in a kernel starts a new pool. The reference BLAS has no threads
+ * and no such function. TRUE when a pool was ended. */
+SEXP rzyg_blas_shutdown(void);
+SEXP rzyg_blas_shutdown(void)
+{
+	char line[4096];
+	FILE *f = fopen("/proc/self/maps", "re");
+	int done = 0;
+
+	while (f && !done && fgets(line, sizeof(line), f)) {
+		char *path = strchr(line, '/');
+		void *h;
+		void (*fn)(void);
+
+		if (!path || (!strstr(path, "blas") && !strstr(path, "lapack")))
+			continue;
+		path[strcspn(path, "\n")] = '\0';
+		h = dlopen(path, RTLD_NOW | RTLD_NOLOAD);
+		*(void **)(&fn) = h ? dlsym(h, "blas_thread_shutdown_") : NULL;
+		if (fn) {
+			fn();
+			done = 1;
+		}
+		if (h)
+			dlclose(h);
+	}
+	if (f)
+		fclose(f);
+	return ScalarLogical(done);
 }
 
 static int rzyg_send_json(json_t *doc)
@@ -1505,6 +1540,7 @@ static const R_CallMethodDef rzyg_calls[] = {
     {"rzyg_setup", RZYG_FN(rzyg_setup), 1},
     {"rzyg_preload_fds", RZYG_FN(rzyg_preload_fds), 0},
     {"rzyg_threads", RZYG_FN(rzyg_threads), 0},
+    {"rzyg_blas_shutdown", RZYG_FN(rzyg_blas_shutdown), 0},
     {"rzyg_send", RZYG_FN(rzyg_send), 1},
     {"rzyg_failed", RZYG_FN(rzyg_failed), 1},
     {"rzyg_log", RZYG_FN(rzyg_log_r), 2},
