@@ -471,7 +471,6 @@ void kproc_cleanup(struct kproc *p)
 		zyg_cancel(p->id);
 		if (p->kk.cg[0] || p->kk.pcg[0])
 			kres_kill(&p->kk, 0);
-		kres_after_fork(&p->kk);
 		kproc_launch_free(p->launch);
 		p->launch = NULL;
 	}
@@ -533,7 +532,7 @@ static void kproc_write_pid_file(struct kproc *p)
  *     the daemon and oom_score_adj 800;
  *   - has got as far as the exec (or an equivalent point).
  *
- * The Python fork server first (zyg.c, issue 13,
+ * The kernelspec's fork server first (zyg.c: Python's or R's, issue 13,
  * kernels/ZYGOTE-PROTOCOL.md), asynchronously: "spawn" goes to the
  * kernelspec's zygote with the launch's argv, envp, cwd, the write ends
  * and kk's cgroup.procs fd, and kproc_spawn returns at once with the

@@ -374,6 +374,9 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 {
 	json_t *skipped = json_object_get(o, "skipped"), *e;
 	json_int_t threads = json_integer_value(json_object_get(o, "threads"));
+	/* Python counts modules, R packages (namespaces). */
+	const char *unit =
+	    json_object_get(o, "packages") ? "packages" : "modules";
 	size_t i;
 
 	for (i = 0; i < json_array_size(skipped); i++) {
@@ -386,31 +389,23 @@ static void zyg_on_ready(struct zyg *z, const json_t *o)
 	/* A thread the preload started and the zygote could not end in time
 	 * (a busy or emulated CPU) may be gone in the next one: a few tries
 	 * with the back-off, then the daemon gives up on it. */
-	if (threads > 1 && ++z->thread_tries < ZYG_THREAD_TRIES) {
-		log_warnx("%s zygote has %lld threads after its preload: "
-			  "starting another",
-			  z->spec->name, (long long)threads);
-		zyg_kill_now(z, "threads");
-		return;
-	}
 	if (threads > 1) {
-		log_warnx("%s zygote has %lld threads after its preload: it "
-			  "cannot fork; kernels are exec'd",
-			  z->spec->name, (long long)threads);
-		z->state = ZYG_OFF;
+		bool last = ++z->thread_tries >= ZYG_THREAD_TRIES;
+		log_warnx("%s zygote has %lld threads after its preload: %s",
+			  z->spec->name, (long long)threads,
+			  last ? "it cannot fork; kernels are exec'd"
+			       : "starting another");
+		if (last)
+			z->state = ZYG_OFF;
 		zyg_kill_now(z, "threads");
 		return;
 	}
 	z->thread_tries = 0;
 	z->state = ZYG_READY;
-	/* Python counts modules, R packages (namespaces). */
-	log_info(
-	    "%s zygote ready (pid %d, %lld ms, %lld %s)", z->spec->name,
-	    (int)z->pid,
-	    (long long)json_integer_value(json_object_get(o, "ms")),
-	    (long long)json_integer_value(json_object_get(
-		o, json_object_get(o, "packages") ? "packages" : "modules")),
-	    json_object_get(o, "packages") ? "packages" : "modules");
+	log_info("%s zygote ready (pid %d, %lld ms, %lld %s)", z->spec->name,
+		 (int)z->pid,
+		 (long long)json_integer_value(json_object_get(o, "ms")),
+		 (long long)json_integer_value(json_object_get(o, unit)), unit);
 	if (!z->was_ready && zyg_o.on_ready)
 		zyg_o.on_ready(zyg_o.arg, z->spec);
 	z->was_ready = true;
@@ -761,7 +756,8 @@ static void zyg_check_idle(void)
 }
 
 /* The zygote is gone: every queued request is answered -EAGAIN (exec)
- * after what it may have forked for it is killed. The queue is taken
+ * after what it may have forked for it is killed; at shutdown, when
+ * nothing is exec'd any more, none is answered. The queue is taken
  * first: a done may start another kernel, which this zygote declines. */
 static void zyg_fail_waits(struct zyg *z)
 {
@@ -771,7 +767,7 @@ static void zyg_fail_waits(struct zyg *z)
 	for (; w; w = next) {
 		next = w->next;
 		zyg_kill_leftovers(z, w->id);
-		if (w->done)
+		if (w->done && !zyg_stopping)
 			w->done(w->arg, -EAGAIN);
 		free(w);
 	}
@@ -935,13 +931,7 @@ void zyg_shutdown(void)
 		zyg_list = z->next;
 		loop_timer_disarm(zyg_o.loop, &z->restart);
 		zyg_kill_now(z, "shutdown");
-		/* Nothing is exec'd any more; what it forked goes. */
-		while (z->waits) {
-			struct zyg_wait *w = z->waits;
-			z->waits = w->next;
-			zyg_kill_leftovers(z, w->id);
-			free(w);
-		}
+		zyg_fail_waits(z);
 		kspec_strv_free(z->envp);
 		free(z);
 	}
