@@ -285,7 +285,7 @@ class Daemon:
                              f"{deadline_s}s (last: {last})\n{self.log_tail()}")
 
     def wait_zygote_settled(self, deadline_s=120, zygotes=1):
-        """Waits until the Python zygote is ready (unless --zygote off) and
+        """Waits until the zygotes are ready (unless --zygote off) and
         no kernel is starting or stopping, by /metrics. When the zygote
         turns ready the daemon replaces the unused kernels exec'd while it
         loaded (the default Python context's, the spares) and the replaced

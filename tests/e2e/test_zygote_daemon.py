@@ -42,19 +42,6 @@ def metric(d, name):
     return int(m[name])
 
 
-def wait_zygote(d, timeout=120):
-    """Until the zygote is ready and no kernel starts: a kernel the zygote
-    forked shows the zygote's command line until its set-up rewrote it,
-    and the spawns are asynchronous (the default context's unused exec'd
-    kernel gives way to a fork once the zygote is ready)."""
-    def settled():
-        m = parse_metrics(d.client().request("GET", "/metrics").text)
-        return (m.get("e2bci_zygotes_ready") == 1 and
-                m.get('e2bci_kernels{state="starting"}') == 0)
-    wait_until(settled, "the zygote is ready and no kernel starts",
-               timeout=timeout)
-
-
 def children(pid):
     with open(f"/proc/{pid}/task/{pid}/children") as f:
         return [int(p) for p in f.read().split()]
@@ -101,7 +88,7 @@ def started(make_daemon, *args, **kw):
 
 def test_kernels_are_forked_when_on(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     before = metric(d, "e2bci_kernels_forked_total")
     ctx = c.create_context({"language": "python"})
@@ -128,7 +115,7 @@ def test_default_context_gets_a_fork_once_the_zygote_is_ready(make_daemon):
     d = started(make_daemon)
     c = d.client()
     before = sorted(x["id"] for x in c.contexts())
-    wait_zygote(d)
+    d.wait_zygote_settled()
     wait_until(lambda: metric(d, "e2bci_kernels_forked_total") >= 1,
                "the default context's kernel is forked", timeout=120)
     assert forked_in(c, None) == (True, d.proc.pid)
@@ -153,7 +140,7 @@ def test_a_used_kernel_is_never_replaced(make_daemon, tmp_path):
     assert metric(d, "e2bci_zygotes_ready") == 0
     assert stdout(c.execute("x = 41; print('set')", timeout=120)) == "set\n"
     gate.touch()
-    wait_zygote(d)
+    d.wait_zygote_settled()
     assert main_text(c.execute("x + 1")) == "42"
     assert forked_in(c, None) == (False, d.proc.pid)
     # A context made now is a fork.
@@ -175,7 +162,7 @@ def test_zygote_off_execs(make_daemon):
 
 def test_killed_zygote_falls_back_and_comes_back(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     old = the_zygote(d)
     os.kill(old, signal.SIGKILL)
@@ -195,7 +182,7 @@ def test_killed_zygote_falls_back_and_comes_back(make_daemon):
 
 def test_missing_preload_module_warns_and_serves(make_daemon):
     d = started(make_daemon, "--python-preload", "json,no_such_module_e2bci")
-    wait_zygote(d)
+    d.wait_zygote_settled()
     log = d.log_text()
     assert "no_such_module_e2bci" in log and "WARN" in log
     warn = [l for l in log.splitlines()
@@ -212,7 +199,7 @@ def test_missing_preload_module_warns_and_serves(make_daemon):
 
 def test_no_state_leaks_between_forked_contexts(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     a = c.create_context({"language": "python"})
     b = c.create_context({"language": "python"})
@@ -234,7 +221,7 @@ def test_no_state_leaks_between_forked_contexts(make_daemon):
 
 def test_interrupt_of_a_forked_kernel_keeps_state(make_daemon):
     d = started(make_daemon, "--interrupt-timeout-ms", "5000")
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     ctx = c.create_context({"language": "python"})
     assert forked_in(c, ctx["id"])[0]
@@ -254,7 +241,7 @@ def test_memory_hog_in_a_forked_kernel_ends_as_in_an_execd_one(make_daemon,
                                                                zygote):
     d = started(make_daemon, "--zygote", zygote, "--kernel-memory-max", "600M")
     if zygote == "on":
-        wait_zygote(d)
+        d.wait_zygote_settled()
     c = d.client()
     ctx = c.create_context({"language": "python"})
     assert forked_in(c, ctx["id"])[0] == (zygote == "on")
@@ -277,7 +264,7 @@ def test_kernel_user_gets_forked_kernels(make_daemon, open_dir):
     run = open_dir.parent / "run"
     d = started(make_daemon, "--kernel-user", "nobody", "--cwd", str(open_dir),
                 "--runtime-dir", str(run))
-    wait_zygote(d)
+    d.wait_zygote_settled()
     assert os.stat(f"/proc/{the_zygote(d)}").st_uid == nobody.pw_uid
     c = d.client()
     ctx = c.create_context({"language": "python", "cwd": str(open_dir)})
@@ -292,7 +279,7 @@ def test_kernel_user_gets_forked_kernels(make_daemon, open_dir):
 
 def test_orphans_are_reaped(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     ctx = c.create_context({"language": "python"})
     # A grandchild whose parent exits at once comes to the daemon (the
@@ -310,7 +297,7 @@ def test_orphans_are_reaped(make_daemon):
 
 def test_stopped_zygote_times_out_and_is_replaced(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     old = the_zygote(d)
     os.kill(old, signal.SIGSTOP)
@@ -356,7 +343,7 @@ def create_while_stopped(d):
 
 def test_the_daemon_answers_while_a_spawn_waits(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     z, t, out = create_while_stopped(d)
     # The answer is awaited by the loop, not in it: /health is served while
     # the silent zygote still holds the spawn (a synchronous spawn held the
@@ -373,7 +360,7 @@ def test_the_daemon_answers_while_a_spawn_waits(make_daemon):
 
 def test_daemon_stops_cleanly_while_a_spawn_waits(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     _, t, out = create_while_stopped(d)
     # The stop comes before the answer: the kernel never runs (or is
     # stopped as soon as it exists), nothing is left, the exit is clean.
@@ -384,7 +371,7 @@ def test_daemon_stops_cleanly_while_a_spawn_waits(make_daemon):
 
 def test_context_deleted_while_its_spawn_waits(make_daemon):
     d = started(make_daemon)
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     ctx = c.create_context({"language": "python"})["id"]
     z = the_zygote(d)
@@ -427,7 +414,7 @@ def test_stale_zygote_is_restarted(make_daemon, tmp_path):
     lib = preload_dir(tmp_path, "zz_e2bci_stale", "VERSION = 1\n")
     d = started(make_daemon, "--python-preload", "zz_e2bci_stale",
                 env={"PYTHONPATH": str(lib)})
-    wait_zygote(d)
+    d.wait_zygote_settled()
     c = d.client()
     old = the_zygote(d)
     ctx = c.create_context({"language": "python"})

@@ -29,17 +29,6 @@ def metrics(d):
     return parse_metrics(d.client().request("GET", "/metrics").text)
 
 
-def settled(d, zygotes):
-    """Until `zygotes` zygotes are ready and no kernel starts (a fork shows
-    its zygote's command line until its set-up rewrote it)."""
-    def ok():
-        m = metrics(d)
-        return (m.get("e2bci_zygotes_ready") == zygotes and
-                m.get('e2bci_kernels{state="starting"}') == 0)
-    wait_until(ok, f"{zygotes} zygote(s) ready, no kernel starting",
-               timeout=120)
-
-
 def r_zygote(d):
     with open(f"/proc/{d.proc.pid}/task/{d.proc.pid}/children") as f:
         kids = [int(p) for p in f.read().split()]
@@ -78,7 +67,7 @@ def run(d, ctx, code):
 
 def started(make_daemon, *args):
     d = make_daemon(args=["--pool", "python=0", *args]).wait_healthy()
-    settled(d, 1)  # the Python zygote
+    d.wait_zygote_settled(zygotes=1)  # the Python zygote
     return d
 
 
@@ -87,7 +76,7 @@ def test_r_kernels_are_forks_once_the_r_zygote_is_ready(make_daemon):
     first, forked = new_r_context(d)
     assert not forked  # the R zygote started with it
     assert shown(run(d, first, "1+1")) == "[1] 2"
-    settled(d, 2)
+    d.wait_zygote_settled(zygotes=2)
     a, forked_a = new_r_context(d)
     b, forked_b = new_r_context(d)
     assert forked_a and forked_b
@@ -110,7 +99,7 @@ def test_r_kernels_are_forks_once_the_r_zygote_is_ready(make_daemon):
 def test_interrupt_of_a_forked_r_kernel_keeps_state(make_daemon):
     d = started(make_daemon, "--interrupt-timeout-ms", "5000")
     new_r_context(d)
-    settled(d, 2)
+    d.wait_zygote_settled(zygotes=2)
     ctx, forked = new_r_context(d)
     assert forked
     run(d, ctx, "kept <- 'state'")
@@ -128,7 +117,7 @@ def test_interrupt_of_a_forked_r_kernel_keeps_state(make_daemon):
 def test_killed_r_zygote_falls_back_to_exec_and_comes_back(make_daemon):
     d = started(make_daemon)
     new_r_context(d)
-    settled(d, 2)
+    d.wait_zygote_settled(zygotes=2)
     old = r_zygote(d)
     os.kill(old, signal.SIGKILL)
     wait_until(lambda: metrics(d)["e2bci_zygotes_ready"] == 1,
@@ -136,7 +125,7 @@ def test_killed_r_zygote_falls_back_to_exec_and_comes_back(make_daemon):
     ctx, forked = new_r_context(d)
     assert not forked
     assert shown(run(d, ctx, "1+1")) == "[1] 2"
-    settled(d, 2)
+    d.wait_zygote_settled(zygotes=2)
     assert r_zygote(d) != old
     ctx, forked = new_r_context(d)
     assert forked
