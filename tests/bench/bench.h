@@ -164,7 +164,8 @@ void daemon_spawn(struct daemon *d, const char *bin, const char *tag,
 double daemon_wait_healthy(struct daemon *d);
 /* Waits until every kernel the daemon started has answered and none was
  * started for 150 ms (the pool is full again: it starts a taken spare's
- * successor 50 ms late). Returns 0, or -1 after timeout_ms. */
+ * successor on the loop's next turn, after the log showed the others
+ * ready). Returns 0, or -1 after timeout_ms. */
 int daemon_wait_quiet(struct daemon *d, long timeout_ms);
 /* Counts kernel start and ready lines in the daemon's log so far. */
 void daemon_scan_log(struct daemon *d);

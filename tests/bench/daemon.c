@@ -214,7 +214,8 @@ int daemon_wait_quiet(struct daemon *d, long timeout_ms)
 	int seen = -1;
 
 	/* Quiet: every kernel started is ready, and no new one started for
-	 * QUIET_MS (the pool starts a taken spare's successor 50 ms late). */
+	 * QUIET_MS (the pool starts a taken spare's successor on the loop's
+	 * next turn: its start line may come after the others' ready). */
 	while (now_ns() < deadline) {
 		daemon_scan_log(d);
 		if (d->n_starting != seen) {

@@ -292,6 +292,13 @@ def print_others(res):
         print(f"{kind:11s}" + ", ".join(f"{k} {v}" for k, v in m.items()))
 
 
+def save(res, path):
+    """The measurements as JSON into path (--json), if given."""
+    if path:
+        with open(path, "w") as f:
+            json.dump(res, f, indent=1)
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--runs", type=int, default=5)
@@ -307,26 +314,15 @@ def main():
     p.add_argument("--json")
     a = p.parse_args()
     Kernel.reconnect_ivl = a.reconnect_ivl
-    if a.r:
-        res = measure_r(a.runs)
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump(res, f, indent=1)
-        print_r(res)
-        return
-    if a.others:
-        res = measure_others(a.runs)
-        if a.json:
-            with open(a.json, "w") as f:
-                json.dump(res, f, indent=1)
-        print_others(res)
+    if a.r or a.others:
+        res = (measure_r if a.r else measure_others)(a.runs)
+        save(res, a.json)
+        (print_r if a.r else print_others)(res)
         return
     preload = None if a.preload is None else \
         [m for m in a.preload.split(",") if m]
     res = measure(a.runs, preload, a.warm, a.direct)
-    if a.json:
-        with open(a.json, "w") as f:
-            json.dump(res, f, indent=1)
+    save(res, a.json)
     zp = res["zygote_process"]
     print(f"load average before {' '.join(res['load_before'])}, "
           f"after {' '.join(res['load_after'])}; {a.runs} runs")
